@@ -1,0 +1,138 @@
+# tbproxy — build, test, fuzz and bench.
+#
+#   make            build libtb, the tools and the benches (-Wall -Wextra -Werror -O2)
+#   make test       build and run every test (installs missing Debian packages first)
+#   make SAN=1 test the same under ASan+UBSan (separate build directory)
+#   make fuzz       libFuzzer targets (clang) in build/fuzz/
+#   make bench-verify   the Token Binding verify microbenchmark
+#   make deps       install the Debian packages the project needs (idempotent)
+#   make format     clang-format every C file
+
+CC      ?= cc
+SAN     ?= 0
+BUILD   ?= build
+PKGS    := openssl jansson
+DEPS    := gcc make pkg-config libssl-dev libjansson-dev libcriterion-dev clang \
+           libclang-rt-14-dev python3
+
+ifeq ($(SAN),1)
+B       := $(BUILD)/san
+SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+OPT     := -O1 -g
+else
+B       := $(BUILD)/rel
+SANFLAGS :=
+OPT     := -O2 -g
+endif
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lssl -lcrypto -ljansson)
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2
+CFLAGS  ?= $(OPT)
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SANFLAGS) -Iinclude $(PKG_CFLAGS) -MMD -MP
+LDLIBS  := $(PKG_LIBS) -lpthread
+LDFLAGS += $(SANFLAGS)
+
+LIB_SRC   := $(wildcard src/lib/*.c)
+LIB_OBJ   := $(LIB_SRC:src/lib/%.c=$(B)/lib/%.o)
+LIBTB     := $(B)/libtb.a
+TOOLS     := $(B)/bin/tbtoken
+BENCHES   := $(B)/bin/bench-verify
+TEST_SUPPORT_SRC := $(wildcard tests/support/*.c)
+TEST_SUPPORT_OBJ := $(TEST_SUPPORT_SRC:tests/support/%.c=$(B)/tests/support/%.o)
+TEST_SRC  := $(wildcard tests/unit/test_*.c)
+TEST_BIN  := $(TEST_SRC:tests/unit/%.c=$(B)/tests/%)
+FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN  := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+
+.PHONY: all deps check-deps test fuzz fuzz-smoke bench-verify format clean
+all: $(LIBTB) $(TOOLS) $(BENCHES)
+
+# --- dependencies ---------------------------------------------------------------------------
+deps:
+	@missing=""; for p in $(DEPS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+# --- library, tools, benches ----------------------------------------------------------------
+$(B)/lib/%.o: src/lib/%.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -fPIC -c $< -o $@
+
+$(LIBTB): $(LIB_OBJ)
+	@mkdir -p $(@D)
+	$(AR) rcs $@ $^
+
+$(B)/tools/%.o: src/tools/%.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(B)/bin/tbtoken: $(B)/tools/tbtoken.o $(LIBTB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+$(B)/bench/%.o: bench/%.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(B)/bin/bench-verify: $(B)/bench/bench_verify.o $(LIBTB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+bench-verify: $(B)/bin/bench-verify
+	$(B)/bin/bench-verify
+
+# --- tests ----------------------------------------------------------------------------------
+$(B)/tests/support/%.o: tests/support/%.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Itests/support -c $< -o $@
+
+$(B)/tests/%.o: tests/unit/%.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Itests/support -c $< -o $@
+
+$(B)/tests/test_%: $(B)/tests/test_%.o $(TEST_SUPPORT_OBJ) $(LIBTB)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) -lcriterion
+
+check-deps:
+	@ok=1; for p in $(DEPS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || ok=0; \
+	done; [ $$ok = 1 ] || $(MAKE) --no-print-directory deps
+
+test: check-deps
+	@$(MAKE) --no-print-directory all $(TEST_BIN)
+	@TB_BIN=$(CURDIR)/$(B)/bin tests/run-tests $(TEST_BIN)
+
+# --- fuzzing (clang + libFuzzer, always with ASan+UBSan) -------------------------------------
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude $(PKG_CFLAGS) \
+               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC)
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) $^ -o $@ $(LDLIBS)
+
+fuzz: $(FUZZ_BIN)
+
+# 30 s (FUZZ_SECONDS) of each target, starting from its seed corpus
+FUZZ_SECONDS ?= 30
+fuzz-smoke: fuzz
+	@for f in $(FUZZ_BIN); do \
+	  name=$$(basename $$f); work=$(BUILD)/fuzz/corpus-$$name; mkdir -p $$work; \
+	  echo "== $$name ($(FUZZ_SECONDS)s)"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -max_len=12000 -print_final_stats=1 \
+	      $$work tests/fuzz/corpus/$${name#fuzz_} > $$work.log 2>&1; rc=$$?; \
+	  tail -n 12 $$work.log; [ $$rc = 0 ] || exit 1; \
+	done
+
+# --- housekeeping ---------------------------------------------------------------------------
+format:
+	clang-format -i $$(find src include tests bench -name '*.[ch]')
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(LIB_OBJ:.o=.d) $(TEST_SUPPORT_OBJ:.o=.d) $(TEST_BIN:=.d)

@@ -1,0 +1,15 @@
+/* libtb: the Token Binding library. Include this, or the module headers you need. */
+#ifndef TB_TB_H
+#define TB_TB_H
+
+#include "tb/base64url.h"
+#include "tb/channel.h"
+#include "tb/error.h"
+#include "tb/message.h"
+#include "tb/sign.h"
+#include "tb/tbh.h"
+#include "tb/verify.h"
+
+#define TB_VERSION_STRING "0.1.0"
+
+#endif
