@@ -30,8 +30,7 @@ int tb_key_to_pem(EVP_PKEY *key, char *out, size_t cap);
  * byte; rfc: TokenBindingID). Returns its length, TB_EKEYPARAMS if the key does not fit
  * key_params, TB_EINVAL if cap is too small.
  */
-int tb_id_encode(enum tb_version version, int key_params, EVP_PKEY *key, uint8_t *out,
-                 size_t cap);
+int tb_id_encode(enum tb_version version, int key_params, EVP_PKEY *key, uint8_t *out, size_t cap);
 
 /*
  * Signs the bytes a binding of `type` signs over the channel value. Returns the signature length

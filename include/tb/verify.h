@@ -30,7 +30,8 @@ struct tb_verifier_stats {
     size_t entries;     /* keys held now */
 };
 
-/* A verifier with room for `capacity` keys (0: TB_KEY_CACHE_DEFAULT). NULL on allocation failure. */
+/* A verifier with room for `capacity` keys (0: TB_KEY_CACHE_DEFAULT). NULL on allocation failure.
+ */
 struct tb_verifier *tb_verifier_new(size_t capacity);
 /* Frees v and its cached keys. tb_verifier_free(NULL) is a no-op. */
 void tb_verifier_free(struct tb_verifier *v);

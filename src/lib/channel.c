@@ -30,8 +30,8 @@ int tb_channel_ekm(SSL *ssl, uint8_t *out, size_t cap)
         return TB_EINVAL;
     if (!SSL_is_init_finished(ssl))
         return TB_ECHANNEL;
-    if (SSL_export_keying_material(ssl, out, TB_EKM_LEN, TB_EKM_LABEL,
-                                   sizeof(TB_EKM_LABEL) - 1, NULL, 0, 0) != 1)
+    if (SSL_export_keying_material(ssl, out, TB_EKM_LEN, TB_EKM_LABEL, sizeof(TB_EKM_LABEL) - 1,
+                                   NULL, 0, 0) != 1)
         return TB_ECHANNEL;
     return TB_EKM_LEN;
 }

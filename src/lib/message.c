@@ -130,8 +130,8 @@ static int parse_id_draft(struct cursor *c, struct tb_binding *b)
     if (sigalg == DRAFT_SIG_RSA) {
         if ((ret = parse_rsa_key(c, b)) != 0)
             return ret;
-        b->key_params = b->modulus.len == RSA2048_MODULUS_LEN ? TB_KP_RSA2048_PKCS1
-                                                              : TB_KP_UNSUPPORTED;
+        b->key_params =
+            b->modulus.len == RSA2048_MODULUS_LEN ? TB_KP_RSA2048_PKCS1 : TB_KP_UNSUPPORTED;
     } else if (sigalg == DRAFT_SIG_ECDSA) {
         if ((ret = get_u16(c, &curve)) != 0 || (ret = get_block(c, 1, &point)) != 0)
             return ret;
@@ -288,8 +288,6 @@ int tb_message_serialize(const struct tb_message *m, uint8_t *out, size_t cap)
     return (int)w.len;
 }
 
-
-
 /* Internal to libtb (see sign.c): appends one binding to a message body under construction. */
 int tb_binding_append(uint8_t *buf, size_t *len, size_t cap, const struct tb_binding *b)
 {
@@ -333,8 +331,8 @@ int tb_message_validate(const struct tb_message *m, int negotiated, struct tb_ro
 
 /* --- names ------------------------------------------------------------------------------- */
 
-static const char *const draft_names[] = {[TB_KP_RSA2048_PKCS1] = "rsa2048",
-                                          [TB_KP_ECDSAP256] = "p256"};
+static const char *const draft_names[] = {
+    [TB_KP_RSA2048_PKCS1] = "rsa2048", [TB_KP_ECDSAP256] = "p256"};
 static const char *const rfc_names[] = {[TB_KP_RSA2048_PKCS1] = "rsa2048_pkcs1.5",
                                         [TB_KP_RSA2048_PSS] = "rsa2048_pss",
                                         [TB_KP_ECDSAP256] = "ecdsap256"};

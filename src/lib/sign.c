@@ -110,8 +110,7 @@ Exit:
     return ret;
 }
 
-int tb_id_encode(enum tb_version version, int key_params, EVP_PKEY *key, uint8_t *out,
-                 size_t cap)
+int tb_id_encode(enum tb_version version, int key_params, EVP_PKEY *key, uint8_t *out, size_t cap)
 {
     uint8_t point[65], mod[RSA_BYTES], exp[8], id[MAX_ID];
     size_t exp_len = 0, n = 0, key_len;

@@ -30,7 +30,7 @@
 #define SHA256_LEN 32
 
 struct entry {
-    struct entry *chain;      /* next in the same bucket */
+    struct entry *chain;       /* next in the same bucket */
     struct entry *prev, *next; /* LRU list, most recent at head */
     uint64_t hash;
     uint8_t version;
@@ -43,7 +43,7 @@ struct entry {
 struct tb_verifier {
     EVP_MD *sha256;
     EVP_MD_CTX *mdctx;
-    EVP_PKEY_CTX *ec_from;  /* EVP_PKEY_fromdata contexts, one per key type */
+    EVP_PKEY_CTX *ec_from; /* EVP_PKEY_fromdata contexts, one per key type */
     EVP_PKEY_CTX *rsa_from;
     uint64_t seed;
     size_t capacity, count, mask;
@@ -310,8 +310,8 @@ Exit:
 
 /* --- verifying ---------------------------------------------------------------------------- */
 
-int tb_signed_bytes(enum tb_version version, uint8_t type, int key_params,
-                    const uint8_t *channel, size_t channel_len, uint8_t *out)
+int tb_signed_bytes(enum tb_version version, uint8_t type, int key_params, const uint8_t *channel,
+                    size_t channel_len, uint8_t *out)
 {
     static const char label[] = "token binding"; /* 13 characters and its NUL: 14 bytes */
 
