@@ -37,7 +37,7 @@ LIB_SRC   := $(wildcard src/lib/*.c)
 LIB_OBJ   := $(LIB_SRC:src/lib/%.c=$(B)/lib/%.o)
 LIBTB     := $(B)/libtb.a
 TOOLS     := $(B)/bin/tbtoken
-BENCHES   := $(patsubst bench/bench_%.c,$(B)/bin/bench-%,$(subst _,_,$(wildcard bench/bench_verify.c)))
+BENCHES   := $(patsubst bench/bench_%.c,$(B)/bin/bench-%,$(wildcard bench/bench_verify.c))
 TEST_SUPPORT_SRC := $(wildcard tests/support/*.c)
 TEST_SUPPORT_OBJ := $(TEST_SUPPORT_SRC:tests/support/%.c=$(B)/tests/support/%.o)
 TEST_SRC  := $(wildcard tests/unit/test_*.c)
