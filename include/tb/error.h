@@ -25,7 +25,7 @@ enum tb_err {
     TB_ENOMEM = -9,       /* allocation failed */
     TB_EINVAL = -10,      /* bad argument from the caller (buffer too small, unknown enum) */
     TB_ECRYPTO = -11,     /* an OpenSSL call failed for a reason other than bad input */
-    TB_ECHANNEL = -12,    /* no channel value: TLS 1.3, no handshake yet, no EMS */
+    TB_ECHANNEL = -12,    /* no channel value: TLS 1.3, or the handshake has not finished */
 };
 
 /* Stable lower-case name of an error code ("base64", "parse", ...); "unknown" for others. */

@@ -241,6 +241,8 @@ static void put(struct writer *w, const void *src, size_t n)
         w->err = TB_EINVAL;
         return;
     }
+    if (n == 0)
+        return; /* an empty slice may have p == NULL, and memcpy(dst, NULL, 0) is undefined */
     memcpy(w->p + w->len, src, n);
     w->len += n;
 }
