@@ -106,7 +106,7 @@ check-deps:
 
 test: check-deps
 	@$(MAKE) --no-print-directory all $(TEST_BIN)
-	@TB_BIN=$(CURDIR)/$(B)/bin tests/run-tests $(TEST_BIN)
+	@TB_BIN=$(abspath $(B)/bin) tests/run-tests $(TEST_BIN)
 
 # --- fuzzing (clang + libFuzzer, always with ASan+UBSan) -------------------------------------
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude $(PKG_CFLAGS) \

@@ -135,11 +135,15 @@ static int parse_id_draft(struct cursor *c, struct tb_binding *b)
     } else if (sigalg == DRAFT_SIG_ECDSA) {
         if ((ret = get_u16(c, &curve)) != 0 || (ret = get_block(c, 1, &point)) != 0)
             return ret;
-        /* uncompressed point only: 0x04 || X || Y */
-        if (left(&point) != P256_POINT_LEN + 1 || point.p[0] != 0x04)
-            return TB_EPARSE;
-        b->point = (struct tb_slice){point.p + 1, P256_POINT_LEN};
-        b->key_params = curve == DRAFT_CURVE_P256 ? TB_KP_ECDSAP256 : TB_KP_UNSUPPORTED;
+        if (curve == DRAFT_CURVE_P256) {
+            /* uncompressed point only: 0x04 || X || Y */
+            if (left(&point) != P256_POINT_LEN + 1 || point.p[0] != 0x04)
+                return TB_EPARSE;
+            b->point = (struct tb_slice){point.p + 1, P256_POINT_LEN};
+            b->key_params = TB_KP_ECDSAP256;
+        } else {
+            b->key_params = TB_KP_UNSUPPORTED; /* other curve: skipped by its length */
+        }
     } else {
         return TB_EUNSUPPORTED; /* unknown key layout: the message cannot be walked */
     }
@@ -341,7 +345,8 @@ static const char *const rfc_names[] = {[TB_KP_RSA2048_PKCS1] = "rsa2048_pkcs1.5
 
 const char *tb_key_params_name(enum tb_version version, int key_params)
 {
-    if (key_params < 0 || key_params > TB_KP_ECDSAP256)
+    if (key_params < 0 || key_params > TB_KP_ECDSAP256 ||
+        (version != TB_VERSION_DRAFT && version != TB_VERSION_RFC))
         return NULL;
     return version == TB_VERSION_DRAFT ? draft_names[key_params] : rfc_names[key_params];
 }

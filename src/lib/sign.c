@@ -194,6 +194,10 @@ int tb_sign(enum tb_version version, uint8_t type, int key_params, EVP_PKEY *key
 
     if (md == NULL)
         return TB_ENOMEM;
+    if (key_params == TB_KP_RSA2048_PSS && version != TB_VERSION_RFC) {
+        ret = TB_EINVAL; /* the draft has no PSS */
+        goto Exit;
+    }
     if ((n = tb_signed_bytes(version, type, key_params, channel, channel_len, tbs)) < 0) {
         ret = n;
         goto Exit;

@@ -194,6 +194,7 @@ static __thread struct tb_verifier *thread_verifier;
 
 static void thread_destroy(void *p)
 {
+    thread_verifier = NULL; /* a later destructor calling tb_verifier_thread() gets a new one */
     tb_verifier_free(p);
 }
 
@@ -251,8 +252,8 @@ static EVP_PKEY *build_rsa_key(struct tb_verifier *v, const struct tb_binding *b
     OSSL_PARAM *params = NULL;
     EVP_PKEY *pkey = NULL;
 
-    if (bld == NULL || n == NULL || e == NULL || BN_num_bits(n) != 2048 || BN_is_zero(e) ||
-        !BN_is_odd(e))
+    if (bld == NULL || n == NULL || e == NULL || BN_num_bits(n) != 2048 ||
+        BN_get_word(e) < 3 || !BN_is_odd(e)) /* e = 1 would let anyone "sign" */
         goto Exit;
     if (OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) != 1 ||
         OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e) != 1 ||
