@@ -11,9 +11,9 @@
 CC      ?= cc
 SAN     ?= 0
 BUILD   ?= build
-PKGS    := openssl jansson
-DEPS    := gcc make pkg-config libssl-dev libjansson-dev libcriterion-dev clang \
-           libclang-rt-14-dev python3
+PKGS    := openssl jansson libconfig libmicrohttpd
+DEPS    := gcc make pkg-config openssl libssl-dev libjansson-dev libcriterion-dev clang \
+           libclang-rt-14-dev python3 libconfig-dev libmicrohttpd-dev node-llhttp curl
 
 ifeq ($(SAN),1)
 B       := $(BUILD)/san
@@ -26,17 +26,28 @@ OPT     := -O2 -g
 endif
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lssl -lcrypto -ljansson)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || \
+                echo -lssl -lcrypto -ljansson -lconfig -lmicrohttpd)
+# llhttp 8.1 C sources as Debian ships them (node-llhttp), strict mode, no lenient flags
+LLHTTP_DIR := /usr/share/llhttp
+LLHTTP_INC := /usr/share/include/llhttp
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2
 CFLAGS  ?= $(OPT)
-ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SANFLAGS) -Iinclude $(PKG_CFLAGS) -MMD -MP
-LDLIBS  := $(PKG_LIBS) -lpthread
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SANFLAGS) -Iinclude -I$(LLHTTP_INC) \
+              $(PKG_CFLAGS) -DLLHTTP_STRICT_MODE=1 -MMD -MP
+LDLIBS  := -Wl,--as-needed $(PKG_LIBS) -lpthread
 LDFLAGS += $(SANFLAGS)
 
 LIB_SRC   := $(wildcard src/lib/*.c)
 LIB_OBJ   := $(LIB_SRC:src/lib/%.c=$(B)/lib/%.o)
 LIBTB     := $(B)/libtb.a
-TOOLS     := $(B)/bin/tbtoken
+PROXY_SRC := $(filter-out src/proxy/main.c,$(wildcard src/proxy/*.c))
+PROXY_OBJ := $(PROXY_SRC:src/proxy/%.c=$(B)/proxy/%.o)
+LLHTTP_SRC := $(wildcard $(LLHTTP_DIR)/*.c)
+LLHTTP_OBJ := $(LLHTTP_SRC:$(LLHTTP_DIR)/%.c=$(B)/llhttp/%.o)
+LIBTBP    := $(B)/libtbp.a
+DAEMON    := $(if $(wildcard src/proxy/main.c),$(B)/bin/tbproxy)
+TOOLS     := $(patsubst src/tools/%.c,$(B)/bin/%,$(wildcard src/tools/*.c))
 BENCHES   := $(patsubst bench/bench_%.c,$(B)/bin/bench-%,$(wildcard bench/bench_verify.c))
 TEST_SUPPORT_SRC := $(wildcard tests/support/*.c)
 TEST_SUPPORT_OBJ := $(TEST_SUPPORT_SRC:tests/support/%.c=$(B)/tests/support/%.o)
@@ -45,8 +56,8 @@ TEST_BIN  := $(TEST_SRC:tests/unit/%.c=$(B)/tests/%)
 FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN  := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 
-.PHONY: all deps check-deps test fuzz fuzz-smoke bench-verify format clean
-all: $(LIBTB) $(TOOLS) $(BENCHES)
+.PHONY: all deps check-deps test fuzz fuzz-smoke bench-verify format clean certs run
+all: $(LIBTB) $(LIBTBP) $(DAEMON) $(TOOLS) $(BENCHES)
 
 # --- dependencies ---------------------------------------------------------------------------
 deps:
@@ -72,7 +83,24 @@ $(B)/tools/%.o: src/tools/%.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-$(B)/bin/tbtoken: $(B)/tools/tbtoken.o $(LIBTB)
+# every tool links libtbp and libtb; --as-needed drops the libraries a tool does not use
+$(B)/bin/%: $(B)/tools/%.o $(LIBTBP) $(LIBTB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+$(B)/llhttp/%.o: $(LLHTTP_DIR)/%.c
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -O2 -g $(SANFLAGS) -fPIC -I$(LLHTTP_INC) -DLLHTTP_STRICT_MODE=1 -c $< -o $@
+
+$(B)/proxy/%.o: src/proxy/%.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(LIBTBP): $(PROXY_OBJ) $(LLHTTP_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@ && $(AR) rcs $@ $^
+
+$(B)/bin/tbproxy: $(B)/proxy/main.o $(LIBTBP) $(LIBTB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
@@ -94,9 +122,9 @@ $(B)/tests/support/%.o: tests/support/%.c
 
 $(B)/tests/%.o: tests/unit/%.c
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -Itests/support -c $< -o $@
+	$(CC) $(ALL_CFLAGS) -Itests/support -Isrc/proxy -c $< -o $@
 
-$(B)/tests/test_%: $(B)/tests/test_%.o $(TEST_SUPPORT_OBJ) $(LIBTB)
+$(B)/tests/test_%: $(B)/tests/test_%.o $(TEST_SUPPORT_OBJ) $(LIBTBP) $(LIBTB)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) -lcriterion
 
 check-deps:
@@ -109,9 +137,10 @@ test: check-deps
 	@TB_BIN=$(abspath $(B)/bin) tests/run-tests $(TEST_BIN)
 
 # --- fuzzing (clang + libFuzzer, always with ASan+UBSan) -------------------------------------
-FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude $(PKG_CFLAGS) \
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude -Isrc/proxy -I$(LLHTTP_INC) $(PKG_CFLAGS) \
+               -DLLHTTP_STRICT_MODE=1 \
                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(PROXY_SRC) $(LLHTTP_SRC)
 	@mkdir -p $(@D)
 	clang $(FUZZ_CFLAGS) $^ -o $@ $(LDLIBS)
 
@@ -128,6 +157,17 @@ fuzz-smoke: fuzz
 	  tail -n 12 $$work.log; [ $$rc = 0 ] || exit 1; \
 	done
 
+# --- running it -----------------------------------------------------------------------------
+# dev CA + localhost server certificate (P-256) in certs/, made once with the openssl CLI
+certs: certs/server.pem
+certs/server.pem: certs/make-dev-certs
+	certs/make-dev-certs certs
+
+# the demo origin on 127.0.0.1:8080 and the proxy on 127.0.0.1:8443, in the foreground
+run: check-deps
+	@$(MAKE) --no-print-directory all certs
+	@scripts/run-dev $(abspath $(B)/bin)
+
 # --- housekeeping ---------------------------------------------------------------------------
 format:
 	clang-format -i $$(find src include tests bench -name '*.[ch]')
@@ -135,4 +175,4 @@ format:
 clean:
 	rm -rf $(BUILD)
 
--include $(LIB_OBJ:.o=.d) $(TEST_SUPPORT_OBJ:.o=.d) $(TEST_BIN:=.d)
+-include $(LIB_OBJ:.o=.d) $(PROXY_OBJ:.o=.d) $(TEST_SUPPORT_OBJ:.o=.d) $(TEST_BIN:=.d)
