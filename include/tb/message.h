@@ -37,7 +37,8 @@ enum tb_type {
 /*
  * Key parameters, one enum for both versions (values are RFC 8471's). In the draft, "p256" is
  * TB_KP_ECDSAP256 and "rsa2048" is TB_KP_RSA2048_PKCS1. A parsed key we cannot verify (other
- * hash, curve, algorithm, or an RSA modulus that is not 2048 bits) is TB_KP_UNSUPPORTED.
+ * hash, curve, algorithm, an RSA modulus that is not 2048 bits or an RSA exponent over 32
+ * bits) is TB_KP_UNSUPPORTED.
  */
 enum tb_key_params {
     TB_KP_UNSUPPORTED = -1,

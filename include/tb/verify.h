@@ -20,6 +20,7 @@ extern "C" {
 #endif
 
 #define TB_KEY_CACHE_DEFAULT 1024
+#define TB_KEY_CACHE_MAX (1u << 24) /* larger capacities are clamped to this */
 
 struct tb_verifier;
 
@@ -45,6 +46,8 @@ void tb_verifier_get_stats(const struct tb_verifier *v, struct tb_verifier_stats
 
 /*
  * Verifies one binding's signature over the channel value (draft: tls_unique, rfc: EKM).
+ * b must come from tb_message_parse (the cache is keyed by b->id and trusts that the key
+ * fields were parsed from it).
  * Returns 0 if it verifies, TB_ESIGNATURE if it does not (or the key is invalid, e.g. a point
  * off the curve), TB_EUNSUPPORTED for an unsupported key, TB_ENOMEM / TB_ECRYPTO on failure.
  */

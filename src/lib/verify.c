@@ -146,6 +146,8 @@ struct tb_verifier *tb_verifier_new(size_t capacity)
     if (v == NULL)
         return NULL;
     v->capacity = capacity ? capacity : TB_KEY_CACHE_DEFAULT;
+    if (v->capacity > TB_KEY_CACHE_MAX)
+        v->capacity = TB_KEY_CACHE_MAX;
     while (nb < 2 * v->capacity)
         nb <<= 1;
     v->mask = nb - 1;
@@ -252,7 +254,7 @@ static EVP_PKEY *build_rsa_key(struct tb_verifier *v, const struct tb_binding *b
     OSSL_PARAM *params = NULL;
     EVP_PKEY *pkey = NULL;
 
-    if (bld == NULL || n == NULL || e == NULL || BN_num_bits(n) != 2048 ||
+    if (bld == NULL || n == NULL || e == NULL || BN_num_bits(n) != 2048 || BN_num_bits(e) > 32 ||
         BN_get_word(e) < 3 || !BN_is_odd(e)) /* e = 1 would let anyone "sign" */
         goto Exit;
     if (OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) != 1 ||

@@ -672,6 +672,23 @@ Test(message, draft_key_layouts)
     cr_expect_eq(m.b[0].key_params, TB_KP_UNSUPPORTED);
     cr_expect_eq(m.b[0].modulus.len, 128u);
 
+    /* a 2048-bit modulus with an exponent over 32 bits: too costly to verify, unsupported */
+    n = 0;
+    id[n++] = 4;
+    id[n++] = 1;
+    id[n++] = 0x01;
+    id[n++] = 0x00;
+    memset(id + n, 0xc5, 256);
+    n += 256;
+    id[n++] = 5;
+    memset(id + n, 0x01, 5);
+    n += 5;
+    cr_expect_eq(parse_one(TB_VERSION_DRAFT, id, n, &m), 0);
+    cr_expect_eq(m.b[0].key_params, TB_KP_UNSUPPORTED);
+    id[n - 6] = 4; /* the same with a 4-byte exponent: supported */
+    cr_expect_eq(parse_one(TB_VERSION_DRAFT, id, n - 1, &m), 0);
+    cr_expect_eq(m.b[0].key_params, TB_KP_RSA2048_PKCS1);
+
     static const uint8_t empty_mod[] = {4, 1, 0, 0, 1, 3};
     static const uint8_t empty_exp[] = {4, 1, 0, 1, 0xab, 0};
     cr_expect_eq(parse_one(TB_VERSION_DRAFT, empty_mod, sizeof(empty_mod), &m), TB_EPARSE);
