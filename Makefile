@@ -159,9 +159,8 @@ fuzz-smoke: fuzz
 
 # --- running it -----------------------------------------------------------------------------
 # dev CA + localhost server certificate (P-256) in certs/, made once with the openssl CLI
-certs: certs/server.pem
-certs/server.pem: certs/make-dev-certs
-	certs/make-dev-certs certs
+certs:
+	@certs/make-dev-certs certs
 
 # the demo origin on 127.0.0.1:8080 and the proxy on 127.0.0.1:8443, in the foreground
 run: check-deps

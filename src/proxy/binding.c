@@ -1,0 +1,148 @@
+/*
+ * Per-connection Token Binding checks (see binding.h).
+ *
+ * The expensive part (decode, parse, verify) goes through libtb with this thread's verifier and
+ * its key cache; the decoded message lands in a per-thread scratch area, so nothing is allocated
+ * on that path except the copies of the IDs kept for the repeat case.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "binding.h"
+#include "tb/tb.h"
+
+static __thread struct tb_verified scratch;
+
+int tbp_binding_init(struct tbp_binding *b, SSL *ssl, int key_params)
+{
+    int n;
+
+    memset(b, 0, sizeof(*b));
+    b->key_params = key_params;
+    if (key_params < 0)
+        return 0;
+    n = tb_channel_tls_unique(ssl, b->channel, sizeof(b->channel));
+    if (n < 0)
+        return -1;
+    b->channel_len = (size_t)n;
+    return 0;
+}
+
+static void forget(struct tbp_binding *b)
+{
+    if (b->value != NULL)
+        OPENSSL_cleanse(b->value, b->value_len);
+    free(b->value);
+    free(b->provided);
+    free(b->referred);
+    free(b->other);
+    b->value = b->provided = b->referred = b->other = NULL;
+    b->value_len = 0;
+}
+
+void tbp_binding_dispose(struct tbp_binding *b)
+{
+    forget(b);
+    OPENSSL_cleanse(b->channel, sizeof(b->channel));
+}
+
+static char *b64_dup(const struct tb_slice *s)
+{
+    size_t cap = tb_base64url_encoded_len(s->len) + 1;
+    char *p = malloc(cap);
+
+    if (p != NULL && tb_base64url_encode(s->p, s->len, p, cap) < 0) {
+        free(p);
+        p = NULL;
+    }
+    return p;
+}
+
+/* "09.<id>, 0a.<id>" for the other bindings, or NULL when there are none. */
+static char *others_dup(const struct tb_roles *r)
+{
+    size_t i, cap = 1, len = 0;
+    char *p;
+    int n;
+
+    if (r->n_other == 0)
+        return NULL;
+    for (i = 0; i < r->n_other; i++)
+        cap += 5 + tb_base64url_encoded_len(r->other[i]->id.len);
+    if ((p = malloc(cap)) == NULL)
+        return NULL;
+    for (i = 0; i < r->n_other; i++) {
+        if (i > 0) {
+            memcpy(p + len, ", ", 2);
+            len += 2;
+        }
+        n = tb_other_id_item(r->other[i]->type, r->other[i]->id.p, r->other[i]->id.len, p + len,
+                             cap - len);
+        if (n < 0) {
+            free(p);
+            return NULL;
+        }
+        len += (size_t)n;
+    }
+    return p;
+}
+
+/* Keeps the verified value and its IDs for the next request. -1 on allocation failure. */
+static int remember(struct tbp_binding *b, const struct tbp_str *v, const struct tb_roles *r)
+{
+    forget(b);
+    b->value = malloc(v->len + 1);
+    b->provided = b64_dup(&r->provided->id);
+    b->referred = r->referred ? b64_dup(&r->referred->id) : NULL;
+    b->other = others_dup(r);
+    if (b->value == NULL || b->provided == NULL || (r->referred && b->referred == NULL) ||
+        (r->n_other && b->other == NULL)) {
+        forget(b);
+        return -1;
+    }
+    memcpy(b->value, v->p, v->len);
+    b->value[v->len] = '\0';
+    b->value_len = v->len;
+    return 0;
+}
+
+int tbp_binding_check(struct tbp_binding *b, const struct tbp_http_head *h, const char **reason)
+{
+    const struct tbp_header *hdr = tbp_http_find(h, "token-binding");
+    size_t count = hdr ? tbp_http_count(h, "token-binding") : 0;
+    struct tb_verifier *v;
+    int ret;
+
+    if (b->key_params < 0) {
+        if (count == 0)
+            return 0;
+        *reason = "unexpected";
+        return -1;
+    }
+    if (count != 1) {
+        *reason = count == 0 ? "missing" : "multiple";
+        return -1;
+    }
+    if (b->value != NULL && b->value_len == hdr->value.len &&
+        CRYPTO_memcmp(b->value, hdr->value.p, b->value_len) == 0) {
+        b->cache_hits++;
+        return 0;
+    }
+    if ((v = tb_verifier_thread()) == NULL) {
+        *reason = tb_strerror(TB_ENOMEM);
+        return -1;
+    }
+    b->verifies++;
+    ret = tb_verify_header(v, TB_VERSION_DRAFT, b->key_params, hdr->value.p, hdr->value.len,
+                           b->channel, b->channel_len, &scratch);
+    if (ret == 0 && remember(b, &hdr->value, &scratch.roles) != 0)
+        ret = TB_ENOMEM;
+    if (ret != 0) {
+        forget(b);
+        *reason = tb_strerror(ret);
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,260 @@
+/*
+ * The daemon's configuration: a libconfig file (or the command-line quick mode) turned into one
+ * immutable `struct tbp_config` on the heap, plus the command-line parser.
+ *
+ * A loaded config is read-only and shared by every worker thread; nothing in it changes after
+ * tbp_config_load / tbp_config_quick return, and every pointer inside it stays valid until
+ * tbp_config_free. A reload builds a new one and swaps the pointer. Every option has a default
+ * (the TBP_DEF_* values below, documented option by option in conf/README.md); only listeners
+ * (address, certificate, key), upstreams and routes must be written.
+ *
+ * File format rules (conf/README.md has the full reference):
+ * - Unknown settings are errors, as are wrong types, out-of-range values, routes naming unknown
+ *   upstreams, unreachable routes, duplicate or overlapping listeners, unreadable cert/key files,
+ *   no listeners and no routes. Every message names the file, the line and the setting path:
+ *   "conf/tbproxy.conf:12: upstreams.app.servers[1]: bad address \"foo\" (...)". A required
+ *   setting missing at the top level has no line to point to: "FILE: listen: missing ...".
+ * - Durations: an integer is seconds; a string is a non-negative integer followed by a unit,
+ *   "ms", "s", "m" or "h" ("500ms", "30s", "2m", "1h"). Stored in milliseconds.
+ * - Relative file paths (certificates, keys, log files) are resolved against the directory of the
+ *   config file, so `tbproxy -c /etc/tbproxy/tbproxy.conf` works from any directory; `@include`
+ *   is resolved against it too. In quick mode they are resolved against the current directory.
+ *   Stored paths are absolute.
+ * - Addresses are numeric: "127.0.0.1:8443" or "[::1]:8443" (no host names, no port 0).
+ */
+#ifndef TBP_CONFIG_H
+#define TBP_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#include "tb/message.h"
+
+#define TBP_VERSION "0.1.0"
+
+/* An err buffer of this size holds any message these functions write. */
+#define TBP_CONFIG_ERRLEN 1024
+
+/* Defaults (also in conf/README.md and conf/tbproxy.conf). Durations in milliseconds. */
+#define TBP_DEF_WORKERS 0 /* 0 = one per online core */
+#define TBP_DEF_CIPHERS                                                                            \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                                   \
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                                   \
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+#define TBP_DEF_TICKETS 1
+#define TBP_DEF_TICKET_KEY_ROTATION_MS (3600u * 1000)
+#define TBP_DEF_TB_ENABLED 1
+#define TBP_DEF_TB_REQUIRE 0
+#define TBP_DEF_MAX_IDLE 64
+#define TBP_DEF_FAIL_TIMEOUT_MS (10u * 1000)
+#define TBP_DEF_HANDSHAKE_MS (10u * 1000)
+#define TBP_DEF_HEADER_READ_MS (30u * 1000)
+#define TBP_DEF_IDLE_KEEPALIVE_MS (60u * 1000)
+#define TBP_DEF_BODY_READ_MS (60u * 1000)
+#define TBP_DEF_UPSTREAM_CONNECT_MS (5u * 1000)
+#define TBP_DEF_UPSTREAM_READ_MS (60u * 1000)
+#define TBP_DEF_MAX_HEADER_BYTES 65536
+#define TBP_DEF_MAX_HEADERS 100
+#define TBP_DEF_MAX_CONNECTIONS_PER_WORKER 10000
+
+/* Hard caps on list lengths. */
+#define TBP_MAX_LISTENERS 64
+#define TBP_MAX_UPSTREAMS 1024
+#define TBP_MAX_SERVERS 256 /* per upstream */
+#define TBP_MAX_ROUTES 4096
+#define TBP_MAX_TRUSTED 1024
+#define TBP_TB_MAX_KEY_TYPES 2
+#define TBP_TB_MAX_PROTOCOLS 2
+
+/* A numeric socket address with its canonical text ("127.0.0.1:8443", "[::1]:8443"). */
+struct tbp_addr {
+    struct sockaddr_storage ss;
+    socklen_t len; /* sizeof(struct sockaddr_in) or sizeof(struct sockaddr_in6) */
+    char text[56]; /* canonical form, for logs */
+};
+
+/* Protocols Token Binding can be negotiated for (draft ALPN ids "<proto>_tb_<key>"). */
+enum tbp_proto {
+    TBP_PROTO_HTTP11 = 0, /* "http/1.1" */
+    TBP_PROTO_H2 = 1,     /* "h2": not accepted by the loader until the HTTP/2 front end exists */
+};
+
+enum tbp_log_level {
+    TBP_LOG_DEBUG = 0, /* "debug" */
+    TBP_LOG_INFO = 1,  /* "info" (default) */
+    TBP_LOG_WARN = 2,  /* "warn" */
+    TBP_LOG_ERROR = 3, /* "error" */
+};
+
+enum tbp_log_format {
+    TBP_LOG_COMBINED = 0, /* "combined": Apache combined + TB outcome + upstream time (default) */
+};
+
+struct tbp_tls_config {
+    const char *cert;                /* required: PEM chain (leaf first), absolute path */
+    const char *key;                 /* required: PEM private key, absolute path */
+    const char *ciphers;             /* TLS 1.2 list, OpenSSL syntax, AEAD only: TBP_DEF_CIPHERS */
+    int tickets;                     /* session tickets for resumption: 1 */
+    uint32_t ticket_key_rotation_ms; /* ticket key lifetime, >= 1 s: 3600 s */
+};
+
+struct tbp_listener {
+    struct tbp_addr addr; /* required */
+    struct tbp_tls_config tls;
+};
+
+struct tbp_tb_config {
+    int enabled;                                    /* offer Token Binding at all: 1 */
+    enum tb_version version;                        /* TB_VERSION_DRAFT (the only one accepted) */
+    size_t n_key_types;                             /* >= 1 */
+    int key_types[TBP_TB_MAX_KEY_TYPES];            /* enum tb_key_params, preferred first:
+                                                       TB_KP_ECDSAP256, TB_KP_RSA2048_PKCS1 */
+    size_t n_protocols;                             /* >= 1 */
+    enum tbp_proto protocols[TBP_TB_MAX_PROTOCOLS]; /* preferred first: TBP_PROTO_HTTP11 */
+    int require; /* 1: requests on connections without TB get 403: 0 (needs enabled) */
+};
+
+struct tbp_upstream {
+    const char *name;            /* the setting name under `upstreams`, [A-Za-z0-9_-] */
+    size_t n_servers;            /* 1..TBP_MAX_SERVERS, round-robin */
+    struct tbp_addr *servers;    /* no duplicates */
+    uint32_t connect_timeout_ms; /* default: timeouts.upstream_connect */
+    uint32_t read_timeout_ms;    /* default: timeouts.upstream_read */
+    unsigned max_idle;           /* idle keep-alive connections kept per worker (0 = none): 64 */
+    uint32_t fail_timeout_ms;    /* a failed server is skipped this long (0 = never): 10 s */
+};
+
+struct tbp_route {
+    const char *host;   /* lower case: "*" (any), "*.example.com" (subdomains), "example.com" */
+    const char *prefix; /* path prefix, starts with '/', plain byte comparison: "/" */
+    size_t prefix_len;
+    const struct tbp_upstream *upstream; /* required; points into tbp_config.upstreams */
+};
+
+struct tbp_timeouts {             /* all > 0 */
+    uint32_t handshake_ms;        /* TLS handshake: 10 s */
+    uint32_t header_read_ms;      /* a request's header section, the first one included: 30 s */
+    uint32_t idle_keepalive_ms;   /* between requests on a kept-alive connection: 60 s */
+    uint32_t body_read_ms;        /* between two reads of a request body: 60 s */
+    uint32_t upstream_connect_ms; /* default for upstreams.*.connect_timeout: 5 s */
+    uint32_t upstream_read_ms;    /* default for upstreams.*.read_timeout: 60 s */
+};
+
+struct tbp_limits {
+    unsigned max_header_bytes;           /* request header section, 1 KiB..1 MiB: 65536 */
+    unsigned max_headers;                /* header fields per request, 1..10000: 100 */
+    unsigned max_connections_per_worker; /* 1..1000000: 10000 */
+};
+
+/* A trusted-proxy prefix: address bits beyond prefix_len are zero. */
+struct tbp_cidr {
+    int family;          /* AF_INET or AF_INET6 */
+    unsigned prefix_len; /* 0..32 or 0..128 */
+    uint8_t addr[16];    /* network byte order; 4 bytes used for AF_INET */
+};
+
+struct tbp_log_config {
+    const char *access;         /* absolute path, "-" (stdout) or "" (off): "" */
+    const char *error;          /* absolute path or "-" (stderr): "-" */
+    enum tbp_log_level level;   /* TBP_LOG_INFO */
+    enum tbp_log_format format; /* TBP_LOG_COMBINED */
+};
+
+struct tbp_config_mem; /* private: every allocation the config owns */
+
+struct tbp_config {
+    const char *path;   /* absolute path of the file loaded; NULL in quick mode */
+    unsigned workers;   /* >= 1: `workers = 0` (default) resolved to the online cores at load */
+    size_t n_listeners; /* >= 1 */
+    struct tbp_listener *listeners;
+    struct tbp_tb_config tb;
+    size_t n_upstreams;             /* >= 1 */
+    struct tbp_upstream *upstreams; /* file order */
+    size_t n_routes;                /* >= 1; first match wins */
+    struct tbp_route *routes;
+    struct tbp_timeouts timeouts;
+    struct tbp_limits limits;
+    size_t n_trusted; /* trusted_proxies: [] (trust no one) */
+    struct tbp_cidr *trusted;
+    struct tbp_log_config log;
+    struct tbp_config_mem *mem;
+};
+
+/*
+ * Loads and validates the libconfig file at `path`. On success returns 0 and stores a new config
+ * in *out (free with tbp_config_free). On failure returns a negative TB_E* code (TB_EINVAL for
+ * anything wrong with the file, TB_ENOMEM), leaves *out NULL and writes one line without a
+ * trailing newline into err (truncated to errlen; TBP_CONFIG_ERRLEN is always enough).
+ */
+int tbp_config_load(const char *path, struct tbp_config **out, char *err, size_t errlen);
+
+/*
+ * Quick mode (`--listen A --upstream A --cert F --key F`): one listener, one upstream pool
+ * "default" with that one server, one route "*" "/" to it, Token Binding on (draft, p256 then
+ * rsa2048, http/1.1), tickets on, every other option at its default. Same contract as
+ * tbp_config_load; messages name the option ("--listen: bad address \"x\" ...").
+ */
+int tbp_config_quick(const char *listen, const char *upstream, const char *cert, const char *key,
+                     struct tbp_config **out, char *err, size_t errlen);
+
+/* Frees a config and everything it points to; NULL is a no-op. */
+void tbp_config_free(struct tbp_config *cfg);
+
+/*
+ * 1 if `sa` (AF_INET or AF_INET6; an IPv4-mapped IPv6 address is matched as IPv4) is inside one
+ * of the trusted_proxies prefixes, else 0 (also for NULL or other families).
+ */
+int tbp_config_trusted(const struct tbp_config *cfg, const struct sockaddr *sa);
+
+/*
+ * The first route matching a request, or NULL. `host` is the Host value as received (a port,
+ * "[v6]" brackets and one trailing dot are ignored, case-insensitive; NULL or empty matches only
+ * "*" routes); `path` is the request-target's path (plain prefix comparison, no normalisation:
+ * normalise before calling if routes must not be bypassed with "//" or "..").
+ */
+const struct tbp_route *tbp_config_route(const struct tbp_config *cfg, const char *host,
+                                         size_t host_len, const char *path, size_t path_len);
+
+/* "debug", "info", "warn", "error". */
+const char *tbp_log_level_name(enum tbp_log_level level);
+/* "http/1.1", "h2". */
+const char *tbp_proto_name(enum tbp_proto proto);
+
+/* --- command line ----------------------------------------------------------------------- */
+
+enum tbp_cli_action {
+    TBP_CLI_RUN = 0,     /* start the proxy */
+    TBP_CLI_CHECK = 1,   /* -t: load the configuration, report, exit 0 or 1 */
+    TBP_CLI_HELP = 2,    /* -h / --help: print tbp_cli_usage to stdout, exit 0 */
+    TBP_CLI_VERSION = 3, /* -v / --version: print "tbproxy TBP_VERSION", exit 0 */
+};
+
+/* What the command line asked for. Strings point into argv. */
+struct tbp_cli {
+    enum tbp_cli_action action;
+    const char *config; /* -c FILE / --config FILE; NULL in quick mode */
+    const char *listen; /* quick mode: listen, upstream, cert and key all set, or all NULL */
+    const char *upstream;
+    const char *cert;
+    const char *key;
+};
+
+/*
+ * Parses argv[1..argc-1]: -c/--config FILE, -t/--test, --listen A, --upstream A, --cert FILE,
+ * --key FILE (quick mode: all four, exclusive with -c), -h/--help, -v/--version. Short options
+ * may be clustered ("-tc FILE") and take their value attached or next ("-cFILE", "-c FILE");
+ * long ones "--opt VALUE" or "--opt=VALUE"; "--" ends options. -h and -v win over everything
+ * else that parses. Returns 0 and fills *out, or TB_EINVAL with a one-line message in err
+ * (the daemon prints it with the usage hint and exits 2). Reentrant: no getopt state.
+ */
+int tbp_cli_parse(int argc, char **argv, struct tbp_cli *out, char *err, size_t errlen);
+
+/* Loads the configuration the command line names: tbp_config_load or tbp_config_quick. */
+int tbp_cli_config(const struct tbp_cli *cli, struct tbp_config **out, char *err, size_t errlen);
+
+/* Writes the usage text to `f`; `prog` is argv[0] (NULL: "tbproxy"). */
+void tbp_cli_usage(FILE *f, const char *prog);
+
+#endif

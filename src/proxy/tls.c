@@ -1,0 +1,341 @@
+/*
+ * Listener TLS: context, Token Binding negotiation (draft ALPN ids), ticket key rotation.
+ *
+ * Ticket keys: two slots, current and previous, each with a 16-byte name, an AES-256 key and an
+ * HMAC-SHA256 key, all random. The current key encrypts new tickets for `ticket_rotation`
+ * seconds; then it becomes the previous one (still accepted, and tickets under it are renewed)
+ * and a fresh key takes over. The callback runs on every worker thread, hence the mutex.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "tb/message.h"
+#include "tls.h"
+
+#define TLSEXT_TYPE_EMS 23
+
+struct ticket_key {
+    unsigned char name[16];
+    unsigned char aes[32];
+    unsigned char hmac[32];
+    time_t created;
+    int valid;
+};
+
+struct tbp_tls {
+    SSL_CTX *ctx;
+    struct tbp_tls_settings s;
+    pthread_mutex_t lock;
+    struct ticket_key keys[2];    /* [0] current, [1] previous */
+    unsigned char alpn_pref[128]; /* server preference, wire format */
+    size_t alpn_pref_len;
+};
+
+static int ctx_index = -1;
+static pthread_once_t ctx_index_once = PTHREAD_ONCE_INIT;
+
+static void ctx_index_init(void)
+{
+    ctx_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+}
+
+/* --- ALPN ----------------------------------------------------------------------------------- */
+
+static const char *tb_alpn_id(int key_params)
+{
+    return key_params == TB_KP_ECDSAP256 ? "http/1.1_tb_p256" : "http/1.1_tb_rsa2048";
+}
+
+static int is_tb_id(const unsigned char *p, size_t n)
+{
+    return n > 4 && memmem(p, n, "_tb_", 4) != NULL;
+}
+
+/* Appends one length-prefixed protocol id to the preference list. */
+static void pref_add(struct tbp_tls *t, const char *id)
+{
+    size_t n = strlen(id);
+
+    if (t->alpn_pref_len + 1 + n > sizeof(t->alpn_pref))
+        return;
+    t->alpn_pref[t->alpn_pref_len++] = (unsigned char)n;
+    memcpy(t->alpn_pref + t->alpn_pref_len, id, n);
+    t->alpn_pref_len += n;
+}
+
+/* Does the client's ALPN list (wire format) contain the id at pref[0..n)? */
+static int offered(const unsigned char *in, unsigned inlen, const unsigned char *id, size_t n)
+{
+    unsigned i = 0;
+
+    while (i < inlen) {
+        unsigned len = in[i];
+        if (i + 1 + len > inlen)
+            return 0;
+        if (len == n && memcmp(in + i + 1, id, n) == 0)
+            return 1;
+        i += 1 + len;
+    }
+    return 0;
+}
+
+static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                       const unsigned char *in, unsigned inlen, void *arg)
+{
+    struct tbp_tls *t = arg;
+    struct tbp_tls_info *info = SSL_get_app_data(ssl);
+    int tb_ok = info != NULL && info->tb_offered && SSL_version(ssl) == TLS1_2_VERSION;
+    size_t i = 0;
+
+    while (i < t->alpn_pref_len) {
+        size_t n = t->alpn_pref[i];
+        const unsigned char *id = t->alpn_pref + i + 1;
+        if ((tb_ok || !is_tb_id(id, n)) && offered(in, inlen, id, n)) {
+            *out = id;
+            *outlen = (unsigned char)n;
+            return SSL_TLSEXT_ERR_OK;
+        }
+        i += 1 + n;
+    }
+    return SSL_TLSEXT_ERR_NOACK; /* no common protocol: carry on without ALPN (HTTP/1.1) */
+}
+
+/* Does the ClientHello's ALPN extension list a Token Binding id? */
+static int hello_offers_tb(SSL *ssl)
+{
+    const unsigned char *ext;
+    size_t len, i;
+
+    if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_application_layer_protocol_negotiation, &ext,
+                                  &len) != 1 ||
+        len < 2)
+        return 0;
+    for (i = 2; i < len;) {
+        size_t n = ext[i];
+        if (i + 1 + n > len)
+            return 0;
+        if (is_tb_id(ext + i + 1, n))
+            return 1;
+        i += 1 + n;
+    }
+    return 0;
+}
+
+static int client_hello(SSL *ssl, int *alert, void *arg)
+{
+    struct tbp_tls *t = arg;
+    struct tbp_tls_info *info = SSL_get_app_data(ssl);
+    const unsigned char *ems;
+    size_t ems_len;
+
+    (void)alert;
+    if (info == NULL || !t->s.tb_enabled)
+        return SSL_CLIENT_HELLO_SUCCESS;
+    info->tb_offered = hello_offers_tb(ssl) &&
+                       SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_EMS, &ems, &ems_len) == 1;
+    if (info->tb_offered)
+        SSL_set_max_proto_version(ssl, TLS1_2_VERSION);
+    return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+int tbp_tls_established(SSL *ssl, struct tbp_tls_info *info)
+{
+    const unsigned char *p = NULL;
+    unsigned n = 0;
+
+    info->tb_key_params = -1;
+    SSL_get0_alpn_selected(ssl, &p, &n);
+    if (p == NULL || !is_tb_id(p, n))
+        return 0;
+    if (SSL_version(ssl) != TLS1_2_VERSION || SSL_get_extms_support(ssl) != 1)
+        return -1;
+    info->tb_key_params = memmem(p, n, "p256", 4) != NULL ? TB_KP_ECDSAP256 : TB_KP_RSA2048_PKCS1;
+    return 0;
+}
+
+const char *tbp_tls_alpn(SSL *ssl, char *buf, size_t cap)
+{
+    const unsigned char *p = NULL;
+    unsigned n = 0;
+
+    SSL_get0_alpn_selected(ssl, &p, &n);
+    if (p == NULL || n + 1 > cap)
+        n = 0;
+    if (n > 0)
+        memcpy(buf, p, n);
+    buf[n] = '\0';
+    return buf;
+}
+
+/* --- ticket keys ---------------------------------------------------------------------------- */
+
+static int new_ticket_key(struct ticket_key *k)
+{
+    if (RAND_bytes(k->name, sizeof(k->name)) != 1 || RAND_bytes(k->aes, sizeof(k->aes)) != 1 ||
+        RAND_bytes(k->hmac, sizeof(k->hmac)) != 1)
+        return -1;
+    k->created = time(NULL);
+    k->valid = 1;
+    return 0;
+}
+
+/* Rotates if the current key is due. Called with t->lock held. */
+static void rotate_keys(struct tbp_tls *t)
+{
+    struct ticket_key fresh;
+
+    if (time(NULL) - t->keys[0].created < (time_t)t->s.ticket_rotation)
+        return;
+    if (new_ticket_key(&fresh) != 0)
+        return; /* keep the old key rather than fail handshakes */
+    OPENSSL_cleanse(&t->keys[1], sizeof(t->keys[1]));
+    t->keys[1] = t->keys[0];
+    t->keys[0] = fresh;
+    OPENSSL_cleanse(&fresh, sizeof(fresh));
+}
+
+static int set_keys(const struct ticket_key *k, unsigned char *iv, EVP_CIPHER_CTX *cctx,
+                    EVP_MAC_CTX *hctx, int enc)
+{
+    OSSL_PARAM params[2];
+    char digest[] = "SHA256";
+
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0);
+    params[1] = OSSL_PARAM_construct_end();
+    if (EVP_CipherInit_ex(cctx, EVP_aes_256_cbc(), NULL, k->aes, iv, enc) != 1 ||
+        EVP_MAC_init(hctx, k->hmac, sizeof(k->hmac), params) != 1)
+        return -1;
+    return 0;
+}
+
+static int ticket_cb(SSL *ssl, unsigned char *name, unsigned char *iv, EVP_CIPHER_CTX *cctx,
+                     EVP_MAC_CTX *hctx, int enc)
+{
+    struct tbp_tls *t = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ctx_index);
+    struct ticket_key k;
+    int ret = -1, i;
+
+    pthread_mutex_lock(&t->lock);
+    if (enc) {
+        rotate_keys(t);
+        k = t->keys[0];
+        pthread_mutex_unlock(&t->lock);
+        if (RAND_bytes(iv, EVP_MAX_IV_LENGTH) != 1)
+            goto Exit;
+        memcpy(name, k.name, sizeof(k.name));
+        ret = set_keys(&k, iv, cctx, hctx, 1) == 0 ? 1 : -1;
+        goto Exit;
+    }
+    for (i = 0; i < 2; i++) {
+        if (t->keys[i].valid && memcmp(name, t->keys[i].name, sizeof(k.name)) == 0)
+            break;
+    }
+    if (i == 2) {
+        pthread_mutex_unlock(&t->lock);
+        ret = 0; /* unknown key: full handshake */
+        goto Exit;
+    }
+    k = t->keys[i];
+    pthread_mutex_unlock(&t->lock);
+    /* 2: valid, but issue a new ticket under the current key */
+    ret = set_keys(&k, iv, cctx, hctx, 0) == 0 ? (i == 0 ? 1 : 2) : -1;
+Exit:
+    OPENSSL_cleanse(&k, sizeof(k));
+    return ret;
+}
+
+/* --- context -------------------------------------------------------------------------------- */
+
+static void tls_error(char *err, size_t errlen, const char *what, const char *file)
+{
+    unsigned long e = ERR_peek_last_error();
+    char buf[256] = "";
+
+    if (e != 0)
+        ERR_error_string_n(e, buf, sizeof(buf));
+    snprintf(err, errlen, "%s%s%s: %s", what, file ? " " : "", file ? file : "",
+             buf[0] ? buf : "failed");
+    ERR_clear_error();
+}
+
+struct tbp_tls *tbp_tls_new(const struct tbp_tls_settings *s, char *err, size_t errlen)
+{
+    struct tbp_tls *t = calloc(1, sizeof(*t));
+    SSL_CTX *ctx = NULL;
+    size_t i;
+
+    if (t == NULL || pthread_once(&ctx_index_once, ctx_index_init) != 0 || ctx_index < 0) {
+        snprintf(err, errlen, "out of memory");
+        free(t);
+        return NULL;
+    }
+    t->s = *s;
+    if (t->s.ticket_rotation == 0)
+        t->s.ticket_rotation = 3600;
+    pthread_mutex_init(&t->lock, NULL);
+    ctx = t->ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL) {
+        tls_error(err, errlen, "SSL_CTX_new", NULL);
+        goto Fail;
+    }
+    SSL_CTX_set_ex_data(ctx, ctx_index, t);
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
+                                 SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_TICKET * !s->tickets);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    if (SSL_CTX_set_cipher_list(ctx, s->ciphers ? s->ciphers : TBP_TLS12_CIPHERS) != 1) {
+        tls_error(err, errlen, "cipher list", NULL);
+        goto Fail;
+    }
+    if (SSL_CTX_use_certificate_chain_file(ctx, s->cert) != 1) {
+        tls_error(err, errlen, "certificate", s->cert);
+        goto Fail;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, s->key, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1) {
+        tls_error(err, errlen, "private key", s->key);
+        goto Fail;
+    }
+    SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"tbproxy", 7);
+    SSL_CTX_sess_set_cache_size(ctx, 20000);
+    if (s->tickets) {
+        if (new_ticket_key(&t->keys[0]) != 0 ||
+            SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb) != 1) {
+            tls_error(err, errlen, "session tickets", NULL);
+            goto Fail;
+        }
+    }
+    if (s->tb_enabled)
+        for (i = 0; i < s->n_tb_key_types && i < 2; i++)
+            pref_add(t, tb_alpn_id(s->tb_key_types[i]));
+    pref_add(t, "http/1.1");
+    SSL_CTX_set_alpn_select_cb(ctx, alpn_select, t);
+    SSL_CTX_set_client_hello_cb(ctx, client_hello, t);
+    return t;
+Fail:
+    tbp_tls_free(t);
+    return NULL;
+}
+
+void tbp_tls_free(struct tbp_tls *t)
+{
+    if (t == NULL)
+        return;
+    SSL_CTX_free(t->ctx);
+    pthread_mutex_destroy(&t->lock);
+    OPENSSL_cleanse(t->keys, sizeof(t->keys));
+    free(t);
+}
+
+SSL_CTX *tbp_tls_ctx(struct tbp_tls *t)
+{
+    return t->ctx;
+}

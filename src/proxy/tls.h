@@ -1,0 +1,57 @@
+/*
+ * TLS for the proxy's listeners: one SSL_CTX shared by every worker (SSL_CTX is thread-safe
+ * for SSL_new and its session cache is locked), Token Binding negotiation (draft: ALPN), session
+ * tickets with rotating keys, renegotiation refused.
+ *
+ * Negotiation (spec "Negotiation (draft)"): a ClientHello callback looks for Token Binding ALPN
+ * ids and the Extended Master Secret extension. Only when both are offered does it cap the
+ * connection at TLS 1.2 (tls_unique does not exist in 1.3) and allow the ALPN callback to pick a
+ * Token Binding id, in the server's preference order. Everyone else negotiates as a plain HTTPS
+ * server (TLS 1.3 included). After the handshake tbp_tls_established() re-checks EMS.
+ */
+#ifndef TBP_TLS_H
+#define TBP_TLS_H
+
+#include <stddef.h>
+
+#include <openssl/ssl.h>
+
+#define TBP_TLS12_CIPHERS                                                                          \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"     \
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+
+struct tbp_tls_settings {
+    const char *cert;         /* PEM, leaf first then chain */
+    const char *key;          /* PEM private key */
+    const char *ciphers;      /* TLS 1.2 cipher list; NULL: TBP_TLS12_CIPHERS */
+    int tickets;              /* session tickets on */
+    unsigned ticket_rotation; /* seconds a ticket key encrypts before the next one takes over */
+    int tb_enabled;
+    size_t n_tb_key_types;
+    int tb_key_types[2]; /* enum tb_key_params, in preference order */
+};
+
+/* Per-connection TLS facts, embedded in the connection; SSL_set_app_data(ssl, info). */
+struct tbp_tls_info {
+    int tb_offered;    /* the ClientHello offered a Token Binding id and EMS: pinned to TLS 1.2 */
+    int tb_key_params; /* negotiated key parameters (enum tb_key_params), -1 if no TB */
+};
+
+struct tbp_tls;
+
+/* Builds the listener TLS context. NULL with a message in err on failure. */
+struct tbp_tls *tbp_tls_new(const struct tbp_tls_settings *s, char *err, size_t errlen);
+void tbp_tls_free(struct tbp_tls *t);
+SSL_CTX *tbp_tls_ctx(struct tbp_tls *t);
+
+/*
+ * After the handshake: fills info->tb_key_params from the selected ALPN id and checks the
+ * Token Binding preconditions again (TLS 1.2, EMS negotiated). Returns 0, or -1 when the
+ * connection negotiated Token Binding without them and must be closed.
+ */
+int tbp_tls_established(SSL *ssl, struct tbp_tls_info *info);
+
+/* "http/1.1", "http/1.1_tb_p256", ... the selected ALPN id or "" (none). Borrowed from ssl. */
+const char *tbp_tls_alpn(SSL *ssl, char *buf, size_t cap);
+
+#endif

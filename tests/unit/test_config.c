@@ -1,0 +1,1080 @@
+/*
+ * config: the shipped conf/tbproxy.conf loads and holds the defaults it claims; a minimal file
+ * gets every default; every validation error names the file, the line and the setting path;
+ * durations in both forms; trusted-proxy CIDR matching (v4, v6, v4-mapped); route matching;
+ * quick mode; the command line, conflicts included.
+ *
+ * Each test runs in a fresh temporary directory (mkdtemp) holding cert.pem and key.pem, so the
+ * configs below can name them relatively (paths resolve against the config file's directory);
+ * config files are made there with mkstemp and everything is removed by the fixture.
+ */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "config.h"
+#include "tb/error.h"
+
+static char dir[PATH_MAX];
+static char conf_path[PATH_MAX + 32];
+static char err[TBP_CONFIG_ERRLEN];
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+
+    cr_assert_not_null(f, "fopen %s", path);
+    cr_assert_eq(fputs(text, f) >= 0, 1);
+    cr_assert_eq(fclose(f), 0);
+}
+
+static void setup(void)
+{
+    char p[PATH_MAX + 32];
+
+    snprintf(dir, sizeof(dir), "/tmp/tbp-test-config-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(p, sizeof(p), "%s/cert.pem", dir);
+    write_file(p, "-----BEGIN CERTIFICATE-----\n(not checked here)\n");
+    snprintf(p, sizeof(p), "%s/key.pem", dir);
+    write_file(p, "-----BEGIN PRIVATE KEY-----\n(not checked here)\n");
+}
+
+/* Removes dir and everything below it (two levels are enough here). */
+static void rm_tree(const char *path)
+{
+    DIR *d = opendir(path);
+    struct dirent *e;
+    char p[PATH_MAX + 300];
+
+    if (d == NULL) {
+        unlink(path);
+        return;
+    }
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        snprintf(p, sizeof(p), "%s/%s", path, e->d_name);
+        rm_tree(p);
+    }
+    closedir(d);
+    rmdir(path);
+}
+
+static void teardown(void)
+{
+    rm_tree(dir);
+}
+
+TestSuite(config, .init = setup, .fini = teardown);
+TestSuite(cli);
+
+/* Writes `text` to a new mkstemp file in dir (its path in conf_path) and loads it. */
+static int load(const char *text, struct tbp_config **cfg)
+{
+    int fd, ret;
+
+    snprintf(conf_path, sizeof(conf_path), "%s/tbproxy-XXXXXX", dir);
+    fd = mkstemp(conf_path);
+    cr_assert_neq(fd, -1);
+    cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    err[0] = '\0';
+    ret = tbp_config_load(conf_path, cfg, err, sizeof(err));
+    if (ret == 0)
+        cr_assert_not_null(*cfg);
+    else
+        cr_assert_null(*cfg);
+    return ret;
+}
+
+static struct tbp_config *load_ok(const char *text)
+{
+    struct tbp_config *cfg = NULL;
+    int ret = load(text, &cfg);
+
+    cr_assert_eq(ret, 0, "load failed (%d): %s", ret, err);
+    return cfg;
+}
+
+/*
+ * The load fails with "<file>:<line>: <want>..." (line 0: "<file>: <want>..."); `want` is a
+ * prefix of the rest, so hints after it are not pinned down.
+ */
+static void expect_error(const char *text, unsigned line, const char *want)
+{
+    struct tbp_config *cfg = NULL;
+    char prefix[PATH_MAX + 64];
+    size_t pl;
+    int ret = load(text, &cfg);
+
+    cr_assert_eq(ret, TB_EINVAL, "load returned %d, err \"%s\"", ret, err);
+    if (line > 0)
+        snprintf(prefix, sizeof(prefix), "%s:%u: ", conf_path, line);
+    else
+        snprintf(prefix, sizeof(prefix), "%s: ", conf_path);
+    pl = strlen(prefix);
+    cr_assert(strncmp(err, prefix, pl) == 0, "error \"%s\"\n  does not start with \"%s\"", err,
+              prefix);
+    cr_assert(strncmp(err + pl, want, strlen(want)) == 0, "error \"%s\"\n  want \"%s%s...\"", err,
+              prefix, want);
+}
+
+/* Three lines: a listener, an upstream "app", a route; errors below start at line 4. */
+#define LISTEN                                                                                     \
+    "listen = ( { address = \"127.0.0.1:8443\"; tls = { cert = \"cert.pem\"; key = "               \
+    "\"key.pem\"; }; } );\n"
+#define UPS "upstreams = { app = { servers = [ \"127.0.0.1:8080\" ]; }; };\n"
+#define ROUTES "routes = ( { upstream = \"app\"; } );\n"
+#define MIN LISTEN UPS ROUTES
+
+/* --- loading good files ------------------------------------------------------------------- */
+
+static void copy_file(const char *from, const char *to)
+{
+    FILE *in = fopen(from, "r"), *out;
+    char buf[4096];
+    size_t n;
+
+    cr_assert_not_null(in, "cannot open %s (tests run from the repository root)", from);
+    out = fopen(to, "w");
+    cr_assert_not_null(out);
+    while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+        cr_assert_eq(fwrite(buf, 1, n, out), n);
+    fclose(in);
+    cr_assert_eq(fclose(out), 0);
+}
+
+/* conf/tbproxy.conf copied to DIR/conf/, with DIR/certs/server.{pem,key}: what `make run` has. */
+static struct tbp_config *load_shipped(void)
+{
+    char p[PATH_MAX + 64];
+    struct tbp_config *cfg = NULL;
+    int ret;
+
+    snprintf(p, sizeof(p), "%s/conf", dir);
+    cr_assert_eq(mkdir(p, 0700), 0);
+    snprintf(p, sizeof(p), "%s/certs", dir);
+    cr_assert_eq(mkdir(p, 0700), 0);
+    snprintf(p, sizeof(p), "%s/certs/server.pem", dir);
+    write_file(p, "cert\n");
+    snprintf(p, sizeof(p), "%s/certs/server.key", dir);
+    write_file(p, "key\n");
+    snprintf(p, sizeof(p), "%s/conf/tbproxy.conf", dir);
+    copy_file("conf/tbproxy.conf", p);
+    ret = tbp_config_load(p, &cfg, err, sizeof(err));
+    cr_assert_eq(ret, 0, "conf/tbproxy.conf: %s", err);
+    return cfg;
+}
+
+Test(config, shipped_conf_loads)
+{
+    struct tbp_config *cfg = load_shipped();
+    char want[PATH_MAX + 64];
+
+    cr_assert_eq(cfg->n_listeners, 1);
+    cr_expect_str_eq(cfg->listeners[0].addr.text, "127.0.0.1:8443");
+    cr_expect_eq(cfg->listeners[0].addr.ss.ss_family, AF_INET);
+    snprintf(want, sizeof(want), "%s/conf/../certs/server.pem", dir);
+    cr_expect_str_eq(cfg->listeners[0].tls.cert, want);
+    snprintf(want, sizeof(want), "%s/conf/../certs/server.key", dir);
+    cr_expect_str_eq(cfg->listeners[0].tls.key, want);
+    cr_assert_eq(cfg->n_upstreams, 1);
+    cr_expect_str_eq(cfg->upstreams[0].name, "app");
+    cr_assert_eq(cfg->upstreams[0].n_servers, 1);
+    cr_expect_str_eq(cfg->upstreams[0].servers[0].text, "127.0.0.1:8080");
+    cr_assert_eq(cfg->n_routes, 1);
+    cr_expect_eq(cfg->routes[0].upstream, &cfg->upstreams[0]);
+    cr_expect_str_eq(cfg->routes[0].host, "*");
+    cr_expect_str_eq(cfg->routes[0].prefix, "/");
+    cr_expect_str_eq(cfg->log.access, "-");
+    cr_expect_str_eq(cfg->log.error, "-");
+    cr_expect_geq(cfg->workers, 1);
+    cr_expect_not_null(cfg->path);
+    cr_expect_eq(cfg->path[0], '/');
+    tbp_config_free(cfg);
+}
+
+/* What the shipped file writes out "with its default value" equals the built-in defaults. */
+Test(config, shipped_conf_values_are_the_defaults)
+{
+    struct tbp_config *s = load_shipped(), *m = load_ok(MIN);
+
+    cr_expect_eq(memcmp(&s->timeouts, &m->timeouts, sizeof(s->timeouts)), 0);
+    cr_expect_eq(memcmp(&s->limits, &m->limits, sizeof(s->limits)), 0);
+    cr_expect_eq(memcmp(&s->tb, &m->tb, sizeof(s->tb)), 0);
+    cr_expect_eq(s->workers, m->workers);
+    cr_expect_eq(s->n_trusted, m->n_trusted);
+    cr_expect_str_eq(s->listeners[0].tls.ciphers, m->listeners[0].tls.ciphers);
+    cr_expect_eq(s->listeners[0].tls.tickets, m->listeners[0].tls.tickets);
+    cr_expect_eq(s->listeners[0].tls.ticket_key_rotation_ms,
+                 m->listeners[0].tls.ticket_key_rotation_ms);
+    cr_expect_eq(s->upstreams[0].connect_timeout_ms, m->upstreams[0].connect_timeout_ms);
+    cr_expect_eq(s->upstreams[0].read_timeout_ms, m->upstreams[0].read_timeout_ms);
+    cr_expect_eq(s->upstreams[0].max_idle, m->upstreams[0].max_idle);
+    cr_expect_eq(s->upstreams[0].fail_timeout_ms, m->upstreams[0].fail_timeout_ms);
+    cr_expect_str_eq(s->log.error, m->log.error);
+    cr_expect_eq(s->log.level, m->log.level);
+    cr_expect_eq(s->log.format, m->log.format);
+    tbp_config_free(s);
+    tbp_config_free(m);
+}
+
+Test(config, minimal_file_gets_every_default)
+{
+    struct tbp_config *c = load_ok(MIN);
+    const struct tbp_tls_config *t = &c->listeners[0].tls;
+    const struct tbp_upstream *u = &c->upstreams[0];
+    char want[PATH_MAX + 32];
+
+    cr_expect_eq(c->workers, (unsigned)sysconf(_SC_NPROCESSORS_ONLN));
+    snprintf(want, sizeof(want), "%s/cert.pem", dir);
+    cr_expect_str_eq(t->cert, want);
+    cr_expect_str_eq(t->ciphers, TBP_DEF_CIPHERS);
+    cr_expect_eq(t->tickets, 1);
+    cr_expect_eq(t->ticket_key_rotation_ms, 3600000);
+    cr_expect_eq(c->tb.enabled, 1);
+    cr_expect_eq(c->tb.version, TB_VERSION_DRAFT);
+    cr_assert_eq(c->tb.n_key_types, 2);
+    cr_expect_eq(c->tb.key_types[0], TB_KP_ECDSAP256);
+    cr_expect_eq(c->tb.key_types[1], TB_KP_RSA2048_PKCS1);
+    cr_assert_eq(c->tb.n_protocols, 1);
+    cr_expect_eq(c->tb.protocols[0], TBP_PROTO_HTTP11);
+    cr_expect_eq(c->tb.require, 0);
+    cr_expect_eq(u->connect_timeout_ms, 5000);
+    cr_expect_eq(u->read_timeout_ms, 60000);
+    cr_expect_eq(u->max_idle, 64);
+    cr_expect_eq(u->fail_timeout_ms, 10000);
+    cr_expect_eq(c->timeouts.handshake_ms, 10000);
+    cr_expect_eq(c->timeouts.header_read_ms, 30000);
+    cr_expect_eq(c->timeouts.idle_keepalive_ms, 60000);
+    cr_expect_eq(c->timeouts.body_read_ms, 60000);
+    cr_expect_eq(c->timeouts.upstream_connect_ms, 5000);
+    cr_expect_eq(c->timeouts.upstream_read_ms, 60000);
+    cr_expect_eq(c->limits.max_header_bytes, 65536);
+    cr_expect_eq(c->limits.max_headers, 100);
+    cr_expect_eq(c->limits.max_connections_per_worker, 10000);
+    cr_expect_eq(c->n_trusted, 0);
+    cr_expect_str_eq(c->log.access, "");
+    cr_expect_str_eq(c->log.error, "-");
+    cr_expect_eq(c->log.level, TBP_LOG_INFO);
+    cr_expect_eq(c->log.format, TBP_LOG_COMBINED);
+    tbp_config_free(c);
+}
+
+Test(config, every_option_set)
+{
+    struct tbp_config *c = load_ok(
+        "workers = 3;\n"
+        "listen = ( { address = \"[::1]:9443\"; tls = { cert = \"cert.pem\"; key = \"key.pem\";\n"
+        "  ciphers = \"ECDHE-ECDSA-AES128-GCM-SHA256\"; tickets = false;\n"
+        "  ticket_key_rotation = \"2h\"; }; },\n"
+        "  { address = \"0.0.0.0:9444\"; tls = { cert = \"cert.pem\"; key = \"key.pem\"; }; } );\n"
+        "token_binding = { enabled = true; version = \"draft\"; key_types = [ \"rsa2048\" ];\n"
+        "  protocols = [ \"http/1.1\" ]; require = true; };\n"
+        "upstreams = { app = { servers = [ \"127.0.0.1:8080\", \"[::1]:8081\" ];\n"
+        "  connect_timeout = \"250ms\"; read_timeout = 7; max_idle = 0; fail_timeout = 0; };\n"
+        "  api_2 = { servers = [ \"10.1.2.3:80\" ]; }; };\n"
+        "routes = ( { host = \"API.Example.com.\"; prefix = \"/v2/\"; upstream = \"api_2\"; },\n"
+        "  { host = \"*.example.com\"; upstream = \"api_2\"; }, { upstream = \"app\"; } );\n"
+        "timeouts = { handshake = 1; header_read = \"2s\"; idle_keepalive = \"3m\";\n"
+        "  body_read = \"4000ms\"; upstream_connect = \"1s\"; upstream_read = \"1h\"; };\n"
+        "limits = { max_header_bytes = 1024; max_headers = 10;\n"
+        "  max_connections_per_worker = 5; };\n"
+        "trusted_proxies = [ \"127.0.0.1\", \"10.0.0.0/8\", \"fd00::/8\" ];\n"
+        "log = { access = \"access.log\"; error = \"/var/log/e.log\"; level = \"debug\";\n"
+        "  format = \"combined\"; };\n");
+    char want[PATH_MAX + 32];
+
+    cr_expect_eq(c->workers, 3);
+    cr_assert_eq(c->n_listeners, 2);
+    cr_expect_str_eq(c->listeners[0].addr.text, "[::1]:9443");
+    cr_expect_eq(c->listeners[0].addr.ss.ss_family, AF_INET6);
+    cr_expect_eq(c->listeners[0].addr.len, sizeof(struct sockaddr_in6));
+    cr_expect_str_eq(c->listeners[0].tls.ciphers, "ECDHE-ECDSA-AES128-GCM-SHA256");
+    cr_expect_eq(c->listeners[0].tls.tickets, 0);
+    cr_expect_eq(c->listeners[0].tls.ticket_key_rotation_ms, 7200000);
+    cr_expect_str_eq(c->listeners[1].addr.text, "0.0.0.0:9444");
+    cr_expect_eq(c->tb.n_key_types, 1);
+    cr_expect_eq(c->tb.key_types[0], TB_KP_RSA2048_PKCS1);
+    cr_expect_eq(c->tb.require, 1);
+    cr_assert_eq(c->n_upstreams, 2);
+    cr_expect_str_eq(c->upstreams[0].servers[1].text, "[::1]:8081");
+    cr_expect_eq(c->upstreams[0].connect_timeout_ms, 250);
+    cr_expect_eq(c->upstreams[0].read_timeout_ms, 7000);
+    cr_expect_eq(c->upstreams[0].max_idle, 0);
+    cr_expect_eq(c->upstreams[0].fail_timeout_ms, 0);
+    cr_expect_str_eq(c->upstreams[1].name, "api_2");
+    cr_expect_eq(c->upstreams[1].connect_timeout_ms, 1000, "follows timeouts.upstream_connect");
+    cr_expect_eq(c->upstreams[1].read_timeout_ms, 3600000, "follows timeouts.upstream_read");
+    cr_assert_eq(c->n_routes, 3);
+    cr_expect_str_eq(c->routes[0].host, "api.example.com");
+    cr_expect_str_eq(c->routes[0].prefix, "/v2/");
+    cr_expect_eq(c->routes[0].prefix_len, 4);
+    cr_expect_eq(c->routes[0].upstream, &c->upstreams[1]);
+    cr_expect_eq(c->routes[2].upstream, &c->upstreams[0]);
+    cr_expect_eq(c->timeouts.handshake_ms, 1000);
+    cr_expect_eq(c->timeouts.header_read_ms, 2000);
+    cr_expect_eq(c->timeouts.idle_keepalive_ms, 180000);
+    cr_expect_eq(c->timeouts.body_read_ms, 4000);
+    cr_expect_eq(c->limits.max_header_bytes, 1024);
+    cr_expect_eq(c->limits.max_headers, 10);
+    cr_expect_eq(c->limits.max_connections_per_worker, 5);
+    cr_expect_eq(c->n_trusted, 3);
+    snprintf(want, sizeof(want), "%s/access.log", dir);
+    cr_expect_str_eq(c->log.access, want);
+    cr_expect_str_eq(c->log.error, "/var/log/e.log");
+    cr_expect_eq(c->log.level, TBP_LOG_DEBUG);
+    tbp_config_free(c);
+}
+
+Test(config, include_is_relative_to_the_config_dir_and_errors_name_the_included_file)
+{
+    char p[PATH_MAX + 128];
+    struct tbp_config *c;
+
+    snprintf(p, sizeof(p), "%s/ups.conf", dir);
+    write_file(p, "app = { servers = [ \"127.0.0.1:8080\" ]; };\n");
+    c = load_ok(LISTEN "upstreams = {\n@include \"ups.conf\"\n};\n" ROUTES);
+    cr_expect_str_eq(c->upstreams[0].name, "app");
+    tbp_config_free(c);
+
+    write_file(p, "app = {\n servers = [ \"nowhere\" ]; };\n");
+    cr_assert_neq(load(LISTEN "upstreams = {\n@include \"ups.conf\"\n};\n" ROUTES, &c), 0);
+    snprintf(p, sizeof(p), "%s/ups.conf:2: upstreams.app.servers[0]: bad address \"nowhere\"", dir);
+    cr_expect(strncmp(err, p, strlen(p)) == 0, "got \"%s\"", err);
+}
+
+/* --- durations ---------------------------------------------------------------------------- */
+
+static uint32_t handshake_ms(const char *value)
+{
+    char text[512];
+    struct tbp_config *c;
+    uint32_t ms;
+
+    snprintf(text, sizeof(text), MIN "timeouts = { handshake = %s; };\n", value);
+    c = load_ok(text);
+    ms = c->timeouts.handshake_ms;
+    tbp_config_free(c);
+    return ms;
+}
+
+Test(config, durations)
+{
+    cr_expect_eq(handshake_ms("7"), 7000);
+    cr_expect_eq(handshake_ms("\"500ms\""), 500);
+    cr_expect_eq(handshake_ms("\"30s\""), 30000);
+    cr_expect_eq(handshake_ms("\"2m\""), 120000);
+    cr_expect_eq(handshake_ms("\"1h\""), 3600000);
+    cr_expect_eq(handshake_ms("\"24h\""), 86400000);
+    cr_expect_eq(handshake_ms("\"1ms\""), 1);
+    cr_expect_eq(handshake_ms("5L"), 5000);
+}
+
+Test(config, bad_durations)
+{
+    expect_error(MIN "timeouts = { handshake = \"5x\"; };\n", 4,
+                 "timeouts.handshake: bad duration \"5x\"");
+    expect_error(MIN "timeouts = { handshake = \"10\"; };\n", 4,
+                 "timeouts.handshake: bad duration \"10\"");
+    expect_error(MIN "timeouts = { handshake = \"1.5s\"; };\n", 4, "timeouts.handshake: bad");
+    expect_error(MIN "timeouts = { handshake = \" 5s\"; };\n", 4, "timeouts.handshake: bad");
+    expect_error(MIN "timeouts = { handshake = \"-5s\"; };\n", 4, "timeouts.handshake: bad");
+    expect_error(MIN "timeouts = { handshake = -5; };\n", 4,
+                 "timeouts.handshake: a duration cannot be negative");
+    expect_error(MIN "timeouts = { handshake = 0; };\n", 4,
+                 "timeouts.handshake: 0ms is out of range (1ms..24h)");
+    expect_error(MIN "timeouts = {\n body_read = \"25h\"; };\n", 5,
+                 "timeouts.body_read: 25h is out of range (1ms..24h)");
+    expect_error(MIN "timeouts = { handshake = 1.5; };\n", 4,
+                 "timeouts.handshake: expected a duration");
+    expect_error(MIN "timeouts = { handshake = \"99999999999999h\"; };\n", 4,
+                 "timeouts.handshake: bad duration");
+    expect_error(MIN "timeouts = { handshake = 9000000000000L; };\n", 4,
+                 "timeouts.handshake: too long is out of range");
+}
+
+/* --- errors, each with its line ----------------------------------------------------------- */
+
+Test(config, missing_or_unreadable_file)
+{
+    char p[PATH_MAX + 32];
+    struct tbp_config *c = NULL;
+
+    snprintf(p, sizeof(p), "%s/absent.conf", dir);
+    cr_assert_eq(tbp_config_load(p, &c, err, sizeof(err)), TB_EINVAL);
+    cr_assert_null(c);
+    cr_expect(strstr(err, "absent.conf: cannot read: No such file or directory") != NULL, "%s",
+              err);
+    cr_assert_eq(tbp_config_load(dir, &c, err, sizeof(err)), TB_EINVAL);
+    cr_expect(strstr(err, ": cannot read: not a regular file") != NULL, "%s", err);
+}
+
+Test(config, syntax_error_has_the_line)
+{
+    expect_error(MIN "\nworkers = ;\n", 5, "syntax error");
+    expect_error(MIN "workers = 1;\nworkers = 2;\n", 5, "duplicate setting name");
+}
+
+Test(config, unknown_settings_are_errors)
+{
+    expect_error(MIN "listne = 1;\n", 4, "listne: unknown setting (known here: workers listen");
+    expect_error("listen = ( { address = \"127.0.0.1:8443\";\n"
+                 "  tls = { cert = \"cert.pem\"; key = \"key.pem\";\n"
+                 "    tikets = true; }; } );\n" UPS ROUTES,
+                 3, "listen[0].tls.tikets: unknown setting");
+    expect_error(LISTEN "upstreams = { app = {\n servers = [ \"127.0.0.1:1\" ];\n"
+                        " server = [ \"127.0.0.1:2\" ]; }; };\n" ROUTES,
+                 4, "upstreams.app.server: unknown setting");
+    expect_error(LISTEN UPS "routes = ( { upstream = \"app\";\n path = \"/\"; } );\n", 4,
+                 "routes[0].path: unknown setting (known here: host prefix upstream)");
+    expect_error(MIN "timeouts = { connect = 5; };\n", 4, "timeouts.connect: unknown setting");
+    expect_error(MIN "limits = { max_body = 5; };\n", 4, "limits.max_body: unknown setting");
+    expect_error(MIN "log = { file = \"-\"; };\n", 4, "log.file: unknown setting");
+    expect_error(MIN "token_binding = { versions = \"draft\"; };\n", 4,
+                 "token_binding.versions: unknown setting");
+    expect_error(MIN "listen = 1;\n", 4, "duplicate setting name");
+}
+
+Test(config, wrong_types)
+{
+    expect_error(MIN "workers = \"4\";\n", 4, "workers: expected an integer");
+    expect_error(MIN "workers = 5000;\n", 4, "workers: 5000 is out of range (0..1024)");
+    expect_error(MIN "workers = -1;\n", 4, "workers: -1 is out of range");
+    expect_error(MIN "token_binding = { enabled = 1; };\n", 4,
+                 "token_binding.enabled: expected true or false");
+    expect_error(MIN "token_binding = true;\n", 4, "token_binding: expected a group");
+    expect_error(MIN "log = { level = info; };\n", 4, "syntax error");
+    expect_error(MIN "log = { level = 1; };\n", 4, "log.level: expected a string");
+    expect_error("listen = { address = \"127.0.0.1:8443\"; };\n" UPS ROUTES, 1,
+                 "listen: expected a list of groups");
+    expect_error("listen = ( \"127.0.0.1:8443\" );\n" UPS ROUTES, 1, "listen[0]: expected a group");
+    expect_error(LISTEN UPS "routes = { upstream = \"app\"; };\n", 3,
+                 "routes: expected a list of groups");
+    expect_error(LISTEN "upstreams = { app = { servers = \"127.0.0.1:1\"; }; };\n" ROUTES, 2,
+                 "upstreams.app.servers: expected a list of strings");
+    expect_error(LISTEN "upstreams = { app = { servers = ( \"127.0.0.1:1\", 2 ); }; };\n" ROUTES, 2,
+                 "upstreams.app.servers[1]: expected a string");
+    expect_error(LISTEN "upstreams = { app = 1; };\n" ROUTES, 2, "upstreams.app: expected a group");
+}
+
+Test(config, bad_addresses)
+{
+    expect_error(LISTEN "upstreams = {\n  app = {\n    servers = [ \"127.0.0.1:8080\",\n"
+                        "                \"foo\" ];\n  };\n};\n" ROUTES,
+                 5, "upstreams.app.servers[1]: bad address \"foo\" (want IPv4:port or [IPv6]:port");
+    static const char *const bad[] = {
+        "127.0.0.1",     "127.0.0.1:", "127.0.0.1:0",     "127.0.0.1:65536", "127.0.0.1:08",
+        "127.0.0.1:80x", "::1:80",     "[::1]80",         "[::1]:",          "[127.0.0.1]:80",
+        "localhost:80",  ":80",        "[fe80::1%lo]:80", "256.0.0.1:80",    "127.0.0.1:-1"};
+    char text[512], want[128];
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(text, sizeof(text),
+                 "listen = ( { address = \"%s\"; tls = { cert = \"cert.pem\"; key = "
+                 "\"key.pem\"; }; } );\n" UPS ROUTES,
+                 bad[i]);
+        snprintf(want, sizeof(want), "listen[0].address: bad address \"%s\"", bad[i]);
+        expect_error(text, 1, want);
+    }
+}
+
+Test(config, listener_errors)
+{
+    expect_error("listen = ();\n" UPS ROUTES, 1, "listen: at least one listener is required");
+    expect_error(UPS ROUTES, 0, "listen: missing (at least one listener is required)");
+    expect_error(LISTEN "listen = ();\n", 2, "duplicate setting name");
+    expect_error("listen = ( { address = \"127.0.0.1:8443\";\n"
+                 " tls = { cert = \"cert.pem\"; key = \"key.pem\"; }; },\n"
+                 " { address = \"127.0.0.1:8443\";\n"
+                 " tls = { cert = \"cert.pem\"; key = \"key.pem\"; }; } );\n" UPS ROUTES,
+                 3,
+                 "listen[1].address: 127.0.0.1:8443 conflicts with listen[0] 127.0.0.1:8443 "
+                 "(line 1)");
+    expect_error("listen = ( { address = \"127.0.0.1:8443\";\n"
+                 " tls = { cert = \"cert.pem\"; key = \"key.pem\"; }; },\n"
+                 " { address = \"0.0.0.0:8443\";\n"
+                 " tls = { cert = \"cert.pem\"; key = \"key.pem\"; }; } );\n" UPS ROUTES,
+                 3, "listen[1].address: 0.0.0.0:8443 conflicts with listen[0]");
+    expect_error("listen = ( { address = \"[::]:8443\";\n"
+                 " tls = { cert = \"cert.pem\"; key = \"key.pem\"; }; },\n"
+                 " { address = \"[0::1]:8443\";\n"
+                 " tls = { cert = \"cert.pem\"; key = \"key.pem\"; }; } );\n" UPS ROUTES,
+                 3, "listen[1].address: [::1]:8443 conflicts with listen[0] [::]:8443");
+    expect_error(
+        "listen = ( {\n tls = { cert = \"cert.pem\"; key = \"key.pem\"; }; } );\n" UPS ROUTES, 1,
+        "listen[0].address: missing");
+    expect_error("listen = ( {\n address = \"127.0.0.1:8443\"; } );\n" UPS ROUTES, 1,
+                 "listen[0].tls: missing (cert and key are required)");
+    expect_error("listen = ( { address = \"127.0.0.1:8443\";\n tls = { cert = \"cert.pem\"; };"
+                 " } );\n" UPS ROUTES,
+                 2, "listen[0].tls.key: missing");
+}
+
+Test(config, listener_files)
+{
+    char want[PATH_MAX + 128];
+
+    snprintf(want, sizeof(want),
+             "listen[0].tls.cert: cannot read \"nope.pem\" (%s/nope.pem): No such file or "
+             "directory",
+             dir);
+    expect_error("listen = ( { address = \"127.0.0.1:8443\";\n"
+                 " tls = {\n  cert = \"nope.pem\"; key = \"key.pem\"; }; } );\n" UPS ROUTES,
+                 3, want);
+    snprintf(want, sizeof(want), "listen[0].tls.key: cannot read \"%s\": not a regular file", dir);
+    char text[PATH_MAX + 256];
+    snprintf(text, sizeof(text),
+             "listen = ( { address = \"127.0.0.1:8443\";\n"
+             " tls = { cert = \"cert.pem\";\n  key = \"%s\"; }; } );\n" UPS ROUTES,
+             dir);
+    expect_error(text, 3, want);
+    expect_error("listen = ( { address = \"127.0.0.1:8443\";\n"
+                 " tls = { cert = \"\"; key = \"key.pem\"; }; } );\n" UPS ROUTES,
+                 2, "listen[0].tls.cert: must not be empty");
+}
+
+Test(config, ciphers)
+{
+    expect_error(
+        "listen = ( { address = \"127.0.0.1:8443\"; tls = { cert = \"cert.pem\";\n"
+        " key = \"key.pem\";\n"
+        " ciphers = \"ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA257\"; }; } );\n" UPS
+            ROUTES,
+        3, "listen[0].tls.ciphers: unknown cipher \"ECDHE-RSA-AES128-GCM-SHA257\"");
+    expect_error(
+        "listen = ( { address = \"127.0.0.1:8443\"; tls = { cert = \"cert.pem\";\n"
+        " key = \"key.pem\";\n"
+        " ciphers = \"ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-SHA\"; }; } );\n" UPS ROUTES,
+        3, "listen[0].tls.ciphers: cipher \"ECDHE-RSA-AES128-SHA\" is not AEAD");
+    expect_error("listen = ( { address = \"127.0.0.1:8443\"; tls = { cert = \"cert.pem\";\n"
+                 " key = \"key.pem\"; ciphers = \"\"; }; } );\n" UPS ROUTES,
+                 2, "listen[0].tls.ciphers: no usable cipher");
+    struct tbp_config *c =
+        load_ok("listen = ( { address = \"127.0.0.1:8443\"; tls = { cert = \"cert.pem\";\n"
+                " key = \"key.pem\"; ciphers = \"ECDHE+AESGCM:!aNULL\"; }; } );\n" UPS ROUTES);
+    cr_expect_str_eq(c->listeners[0].tls.ciphers, "ECDHE+AESGCM:!aNULL");
+    tbp_config_free(c);
+    expect_error("listen = ( { address = \"127.0.0.1:8443\"; tls = { cert = \"cert.pem\";\n"
+                 " key = \"key.pem\"; ticket_key_rotation = \"500ms\"; }; } );\n" UPS ROUTES,
+                 2, "listen[0].tls.ticket_key_rotation: 500ms is out of range (1s..168h)");
+}
+
+Test(config, token_binding_errors)
+{
+    expect_error(MIN "token_binding = {\n  version = \"rfc\"; };\n", 5,
+                 "token_binding.version: version \"rfc\" is not supported yet");
+    expect_error(MIN "token_binding = { version = \"draft-00\"; };\n", 4,
+                 "token_binding.version: unknown version \"draft-00\" (known: draft)");
+    expect_error(MIN "token_binding = { key_types = [ \"p256\", \"p384\" ]; };\n", 4,
+                 "token_binding.key_types[1]: unknown key type \"p384\" (known: p256, rsa2048)");
+    expect_error(MIN "token_binding = { key_types = [ \"ecdsap256\" ]; };\n", 4,
+                 "token_binding.key_types[0]: unknown key type \"ecdsap256\"");
+    expect_error(MIN "token_binding = { key_types = [ \"p256\", \"p256\" ]; };\n", 4,
+                 "token_binding.key_types[1]: duplicate key type \"p256\"");
+    expect_error(MIN "token_binding = { key_types = [ ]; };\n", 4,
+                 "token_binding.key_types: must not be empty");
+    expect_error(MIN "token_binding = { protocols = [ \"h2\", \"http/1.1\" ]; };\n", 4,
+                 "token_binding.protocols[0]: protocol \"h2\" is not supported yet");
+    expect_error(MIN "token_binding = { protocols = [ \"http/1.1\", \"http/1.1\" ]; };\n", 4,
+                 "token_binding.protocols[1]: duplicate protocol \"http/1.1\"");
+    expect_error(MIN "token_binding = { protocols = [ \"spdy/3\" ]; };\n", 4,
+                 "token_binding.protocols[0]: unknown protocol \"spdy/3\"");
+    expect_error(MIN "token_binding = { enabled = false;\n require = true; };\n", 5,
+                 "token_binding.require: require = true needs enabled = true");
+
+    struct tbp_config *c = load_ok(MIN "token_binding = { key_types = [ \"rsa2048\", \"p256\" ];"
+                                       " enabled = false; };\n");
+    cr_expect_eq(c->tb.enabled, 0);
+    cr_expect_eq(c->tb.key_types[0], TB_KP_RSA2048_PKCS1);
+    cr_expect_eq(c->tb.key_types[1], TB_KP_ECDSAP256);
+    tbp_config_free(c);
+}
+
+Test(config, upstream_errors)
+{
+    expect_error(LISTEN ROUTES, 0, "upstreams: missing");
+    expect_error(LISTEN "upstreams = { };\n" ROUTES, 2,
+                 "upstreams: at least one upstream is required");
+    expect_error(LISTEN "upstreams = { app = {\n max_idle = 1; }; };\n" ROUTES, 2,
+                 "upstreams.app.servers: missing");
+    expect_error(LISTEN "upstreams = { app = { servers = [ ]; }; };\n" ROUTES, 2,
+                 "upstreams.app.servers: must not be empty");
+    expect_error(LISTEN "upstreams = { app = { servers = [ \"127.0.0.1:1\",\n"
+                        " \"127.0.0.1:1\" ]; }; };\n" ROUTES,
+                 3, "upstreams.app.servers[1]: duplicate server 127.0.0.1:1 (also servers[0])");
+    expect_error(LISTEN "upstreams = { a*b = { servers = [ \"127.0.0.1:1\" ]; }; };\n" ROUTES, 2,
+                 "upstreams.a*b: bad upstream name");
+    expect_error(LISTEN "upstreams = { app = { servers = [ \"127.0.0.1:1\" ];\n"
+                        " max_idle = 100001; }; };\n" ROUTES,
+                 3, "upstreams.app.max_idle: 100001 is out of range (0..100000)");
+    expect_error(LISTEN "upstreams = { app = { servers = [ \"127.0.0.1:1\" ];\n"
+                        " connect_timeout = \"0s\"; }; };\n" ROUTES,
+                 3, "upstreams.app.connect_timeout: 0ms is out of range");
+}
+
+Test(config, route_errors)
+{
+    expect_error(LISTEN UPS, 0, "routes: missing (at least one route is required)");
+    expect_error(LISTEN UPS "routes = ();\n", 3, "routes: at least one route is required");
+    expect_error(LISTEN UPS "routes = (\n { prefix = \"/\";\n   upstream = \"ap\"; } );\n", 5,
+                 "routes[0].upstream: unknown upstream \"ap\" (defined: app)");
+    expect_error(LISTEN UPS "routes = (\n { prefix = \"/\"; } );\n", 4,
+                 "routes[0].upstream: missing");
+    expect_error(LISTEN UPS "routes = ( { upstream = \"app\"; },\n"
+                            " { prefix = \"/api\"; upstream = \"app\"; } );\n",
+                 4, "routes[1]: never matches: routes[0] (line 3, host \"*\", prefix \"/\")");
+    expect_error(LISTEN UPS
+                 "routes = ( { host = \"*.example.com\"; prefix = \"/a\"; upstream = "
+                 "\"app\"; },\n"
+                 " { host = \"x.Example.com\"; prefix = \"/ab\"; upstream = \"app\"; },\n"
+                 " { upstream = \"app\"; } );\n",
+                 4, "routes[1]: never matches: routes[0]");
+    expect_error(LISTEN UPS "routes = ( { host = \"example.com:443\"; upstream = \"app\"; } );\n",
+                 3, "routes[0].host: host \"example.com:443\" must not include a port");
+    expect_error(LISTEN UPS "routes = ( { host = \"exa mple.com\"; upstream = \"app\"; } );\n", 3,
+                 "routes[0].host: bad host \"exa mple.com\"");
+    expect_error(LISTEN UPS "routes = ( { host = \"\"; upstream = \"app\"; } );\n", 3,
+                 "routes[0].host: bad host \"\"");
+    expect_error(LISTEN UPS "routes = ( { host = \"*.\"; upstream = \"app\"; } );\n", 3,
+                 "routes[0].host: bad host");
+    expect_error(LISTEN UPS "routes = ( { host = \"[::1]:443\"; upstream = \"app\"; } );\n", 3,
+                 "routes[0].host: host \"[::1]:443\" must not include a port");
+    expect_error(LISTEN UPS "routes = ( { prefix = \"api\"; upstream = \"app\"; } );\n", 3,
+                 "routes[0].prefix: prefix \"api\" must start with '/'");
+    expect_error(LISTEN UPS "routes = ( { prefix = \"/a b\"; upstream = \"app\"; } );\n", 3,
+                 "routes[0].prefix: prefix \"/a b\": no spaces");
+    /* a more specific route before a general one is fine, as are two hosts */
+    struct tbp_config *c =
+        load_ok(LISTEN UPS
+                "routes = ( { host = \"a.example.com\"; prefix = \"/api\"; upstream = \"app\"; },"
+                " { host = \"*.example.com\"; upstream = \"app\"; },"
+                " { host = \"[::1]\"; upstream = \"app\"; },"
+                " { host = \"example.com\"; upstream = \"app\"; },"
+                " { upstream = \"app\"; } );\n");
+    cr_expect_eq(c->n_routes, 5);
+    tbp_config_free(c);
+}
+
+Test(config, limits_and_log_errors)
+{
+    expect_error(MIN "limits = { max_header_bytes = 1023; };\n", 4,
+                 "limits.max_header_bytes: 1023 is out of range (1024..1048576)");
+    expect_error(MIN "limits = { max_headers = 0; };\n", 4,
+                 "limits.max_headers: 0 is out of range");
+    expect_error(MIN "limits = { max_connections_per_worker = 2147483648; };\n", 4,
+                 "limits.max_connections_per_worker: -2147483648 is out of range");
+    expect_error(MIN "log = { level = \"verbose\"; };\n", 4,
+                 "log.level: unknown level \"verbose\" (known: debug, info, warn, error)");
+    expect_error(MIN "log = { error = \"\"; };\n", 4, "log.error: must not be empty");
+    expect_error(MIN "log = { format = \"json\"; };\n", 4,
+                 "log.format: unknown format \"json\" (known: combined)");
+}
+
+Test(config, trusted_proxy_errors)
+{
+    expect_error(MIN "trusted_proxies = [ \"10.0.0.0/8\",\n \"10.0.0.1/8\" ];\n", 5,
+                 "trusted_proxies[1]: \"10.0.0.1/8\" has bits set beyond /8 (did you mean "
+                 "\"10.0.0.0/8\"?)");
+    expect_error(MIN "trusted_proxies = [ \"fd00::1/8\" ];\n", 4,
+                 "trusted_proxies[0]: \"fd00::1/8\" has bits set beyond /8 (did you mean "
+                 "\"fd00::/8\"?)");
+    static const char *const bad[] = {"10.0.0.0/33", "::/129",      "10.0.0.0/",
+                                      "10.0.0.0/x",  "/8",          "10.0.0/8",
+                                      "example.com", "10.0.0.0/08", ""};
+    char text[256], want[128];
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(text, sizeof(text), MIN "trusted_proxies = [ \"%s\" ];\n", bad[i]);
+        snprintf(want, sizeof(want), "trusted_proxies[0]: bad address or prefix \"%s\"", bad[i]);
+        expect_error(text, 4, want);
+    }
+}
+
+/* --- trusted proxies ---------------------------------------------------------------------- */
+
+static struct sockaddr_storage sa_of(const char *ip)
+{
+    struct sockaddr_storage ss;
+
+    memset(&ss, 0, sizeof(ss));
+    if (strchr(ip, ':') == NULL) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+        sin->sin_family = AF_INET;
+        cr_assert_eq(inet_pton(AF_INET, ip, &sin->sin_addr), 1);
+    } else {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+        sin6->sin6_family = AF_INET6;
+        cr_assert_eq(inet_pton(AF_INET6, ip, &sin6->sin6_addr), 1);
+    }
+    return ss;
+}
+
+static int trusted(const struct tbp_config *c, const char *ip)
+{
+    struct sockaddr_storage ss = sa_of(ip);
+
+    return tbp_config_trusted(c, (const struct sockaddr *)&ss);
+}
+
+Test(config, cidr_matching)
+{
+    struct tbp_config *c = load_ok(MIN "trusted_proxies = [ \"127.0.0.1\", \"10.0.0.0/8\", "
+                                       "\"172.16.0.0/12\", \"2001:db8::/33\", \"::1\", "
+                                       "\"fe80::/10\" ];\n");
+
+    cr_expect_eq(c->n_trusted, 6);
+    cr_expect_eq(trusted(c, "127.0.0.1"), 1);
+    cr_expect_eq(trusted(c, "127.0.0.2"), 0);
+    cr_expect_eq(trusted(c, "10.0.0.0"), 1);
+    cr_expect_eq(trusted(c, "10.255.255.255"), 1);
+    cr_expect_eq(trusted(c, "11.0.0.0"), 0);
+    cr_expect_eq(trusted(c, "9.255.255.255"), 0);
+    cr_expect_eq(trusted(c, "172.16.0.1"), 1);
+    cr_expect_eq(trusted(c, "172.31.255.255"), 1);
+    cr_expect_eq(trusted(c, "172.32.0.0"), 0);
+    cr_expect_eq(trusted(c, "172.15.255.255"), 0);
+    cr_expect_eq(trusted(c, "::ffff:10.1.2.3"), 1, "v4-mapped matches v4 prefixes");
+    cr_expect_eq(trusted(c, "::ffff:127.0.0.1"), 1);
+    cr_expect_eq(trusted(c, "::ffff:11.1.2.3"), 0);
+    cr_expect_eq(trusted(c, "::1"), 1);
+    cr_expect_eq(trusted(c, "::2"), 0);
+    cr_expect_eq(trusted(c, "2001:db8::1"), 1);
+    cr_expect_eq(trusted(c, "2001:db8:7fff:ffff::1"), 1);
+    cr_expect_eq(trusted(c, "2001:db8:8000::1"), 0, "bit 33 set");
+    cr_expect_eq(trusted(c, "2001:db9::1"), 0);
+    cr_expect_eq(trusted(c, "fe80::1"), 1);
+    cr_expect_eq(trusted(c, "febf::1"), 1);
+    cr_expect_eq(trusted(c, "fec0::1"), 0);
+    cr_expect_eq(trusted(c, "::a00:1"), 0, "v4-compatible is not v4");
+    struct sockaddr sa = {.sa_family = AF_UNIX};
+    cr_expect_eq(tbp_config_trusted(c, &sa), 0);
+    cr_expect_eq(tbp_config_trusted(c, NULL), 0);
+    cr_expect_eq(tbp_config_trusted(NULL, &sa), 0);
+    tbp_config_free(c);
+}
+
+Test(config, cidr_zero_prefix_and_empty_list)
+{
+    struct tbp_config *c = load_ok(MIN "trusted_proxies = [ \"0.0.0.0/0\" ];\n");
+
+    cr_expect_eq(trusted(c, "1.2.3.4"), 1);
+    cr_expect_eq(trusted(c, "255.255.255.255"), 1);
+    cr_expect_eq(trusted(c, "::1"), 0, "a v4 prefix does not match v6");
+    tbp_config_free(c);
+    c = load_ok(MIN "trusted_proxies = [ \"::/0\" ];\n");
+    cr_expect_eq(trusted(c, "2001:db8::1"), 1);
+    cr_expect_eq(trusted(c, "1.2.3.4"), 0);
+    tbp_config_free(c);
+    c = load_ok(MIN "trusted_proxies = [ ];\n");
+    cr_expect_eq(trusted(c, "127.0.0.1"), 0);
+    tbp_config_free(c);
+}
+
+/* --- routes ------------------------------------------------------------------------------- */
+
+static const char *route_to(const struct tbp_config *c, const char *host, const char *path)
+{
+    const struct tbp_route *r =
+        tbp_config_route(c, host, host ? strlen(host) : 0, path, strlen(path));
+
+    return r != NULL ? r->upstream->name : "(none)";
+}
+
+Test(config, route_matching)
+{
+    struct tbp_config *c = load_ok(
+        LISTEN "upstreams = { a = { servers = [ \"127.0.0.1:1\" ]; };"
+               " b = { servers = [ \"127.0.0.1:2\" ]; }; c = { servers = [ \"127.0.0.1:3\" ]; };"
+               " d = { servers = [ \"127.0.0.1:4\" ]; }; };\n"
+               "routes = ( { host = \"api.example.com\"; prefix = \"/v1/\"; upstream = \"a\"; },"
+               " { host = \"*.example.com\"; upstream = \"b\"; },"
+               " { host = \"[::1]\"; upstream = \"d\"; },"
+               " { prefix = \"/static/\"; upstream = \"c\"; } );\n");
+
+    cr_expect_str_eq(route_to(c, "api.example.com", "/v1/x"), "a");
+    cr_expect_str_eq(route_to(c, "API.Example.COM:8443", "/v1/"), "a");
+    cr_expect_str_eq(route_to(c, "api.example.com.", "/v1/x?q"), "a");
+    cr_expect_str_eq(route_to(c, "api.example.com", "/v1"), "b");
+    cr_expect_str_eq(route_to(c, "www.example.com", "/"), "b");
+    cr_expect_str_eq(route_to(c, "a.b.example.com", "/static/x"), "b");
+    cr_expect_str_eq(route_to(c, "example.com", "/static/x"), "c", "*.x does not match x");
+    cr_expect_str_eq(route_to(c, "xexample.com", "/static/x"), "c");
+    cr_expect_str_eq(route_to(c, "[::1]:8443", "/"), "d");
+    cr_expect_str_eq(route_to(c, "[::1]", "/static/"), "d");
+    cr_expect_str_eq(route_to(c, NULL, "/static/a"), "c");
+    cr_expect_str_eq(route_to(c, "", "/static/a"), "c");
+    cr_expect_str_eq(route_to(c, "other", "/dynamic"), "(none)");
+    cr_expect_str_eq(route_to(c, "other", "/stati"), "(none)");
+    tbp_config_free(c);
+}
+
+/* --- quick mode --------------------------------------------------------------------------- */
+
+Test(config, quick_mode)
+{
+    char cert[PATH_MAX + 32], key[PATH_MAX + 32];
+    struct tbp_config *c = NULL;
+    int ret;
+
+    snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
+    snprintf(key, sizeof(key), "%s/key.pem", dir);
+    ret = tbp_config_quick("127.0.0.1:8443", "[::1]:8080", cert, key, &c, err, sizeof(err));
+    cr_assert_eq(ret, 0, "%s", err);
+    cr_assert_eq(c->n_listeners, 1);
+    cr_expect_str_eq(c->listeners[0].addr.text, "127.0.0.1:8443");
+    cr_expect_str_eq(c->listeners[0].tls.cert, cert);
+    cr_expect_str_eq(c->listeners[0].tls.key, key);
+    cr_expect_str_eq(c->listeners[0].tls.ciphers, TBP_DEF_CIPHERS);
+    cr_expect_eq(c->listeners[0].tls.tickets, 1);
+    cr_expect_eq(c->listeners[0].tls.ticket_key_rotation_ms, 3600000);
+    cr_assert_eq(c->n_upstreams, 1);
+    cr_expect_str_eq(c->upstreams[0].name, "default");
+    cr_assert_eq(c->upstreams[0].n_servers, 1);
+    cr_expect_str_eq(c->upstreams[0].servers[0].text, "[::1]:8080");
+    cr_expect_eq(c->upstreams[0].max_idle, 64);
+    cr_expect_eq(c->upstreams[0].connect_timeout_ms, 5000);
+    cr_assert_eq(c->n_routes, 1);
+    cr_expect_str_eq(c->routes[0].prefix, "/");
+    cr_expect_str_eq(c->routes[0].host, "*");
+    cr_expect_eq(c->routes[0].upstream, &c->upstreams[0]);
+    cr_expect_eq(c->tb.enabled, 1);
+    cr_expect_eq(c->tb.version, TB_VERSION_DRAFT);
+    cr_expect_eq(c->tb.n_key_types, 2);
+    cr_expect_eq(c->tb.key_types[0], TB_KP_ECDSAP256);
+    cr_expect_eq(c->tb.key_types[1], TB_KP_RSA2048_PKCS1);
+    cr_expect_eq(c->timeouts.handshake_ms, 10000);
+    cr_expect_eq(c->limits.max_headers, 100);
+    cr_expect_str_eq(c->log.error, "-");
+    cr_expect_null(c->path);
+    cr_expect_geq(c->workers, 1);
+    cr_expect_str_eq(route_to(c, "anything", "/x"), "default");
+    tbp_config_free(c);
+}
+
+Test(config, quick_mode_relative_paths_become_absolute)
+{
+    char cwd[PATH_MAX], here[PATH_MAX], want[PATH_MAX + 32];
+    struct tbp_config *c = NULL;
+
+    cr_assert_not_null(getcwd(cwd, sizeof(cwd)));
+    cr_assert_eq(chdir(dir), 0);
+    cr_assert_not_null(getcwd(here, sizeof(here)));
+    cr_assert_eq(
+        tbp_config_quick("127.0.0.1:1", "127.0.0.1:2", "cert.pem", "key.pem", &c, err, sizeof(err)),
+        0, "%s", err);
+    cr_assert_eq(chdir(cwd), 0);
+    snprintf(want, sizeof(want), "%s/cert.pem", here);
+    cr_expect_str_eq(c->listeners[0].tls.cert, want);
+    snprintf(want, sizeof(want), "%s/key.pem", here);
+    cr_expect_str_eq(c->listeners[0].tls.key, want);
+    tbp_config_free(c);
+}
+
+static void expect_quick_error(const char *l, const char *u, const char *cert, const char *key,
+                               const char *want)
+{
+    struct tbp_config *c = (struct tbp_config *)1;
+    int ret = tbp_config_quick(l, u, cert, key, &c, err, sizeof(err));
+
+    cr_assert_eq(ret, TB_EINVAL);
+    cr_assert_null(c);
+    cr_expect(strncmp(err, want, strlen(want)) == 0, "got \"%s\", want \"%s...\"", err, want);
+}
+
+Test(config, quick_mode_errors)
+{
+    char cert[PATH_MAX + 32], key[PATH_MAX + 32];
+
+    snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
+    snprintf(key, sizeof(key), "%s/key.pem", dir);
+    expect_quick_error("foo", "127.0.0.1:8080", cert, key, "--listen: bad address \"foo\"");
+    expect_quick_error("127.0.0.1:8443", "127.0.0.1", cert, key,
+                       "--upstream: bad address \"127.0.0.1\"");
+    expect_quick_error("127.0.0.1:8443", "127.0.0.1:1", "/nonexistent.pem", key,
+                       "--cert: cannot read \"/nonexistent.pem\": No such file or directory");
+    expect_quick_error("127.0.0.1:8443", "127.0.0.1:1", cert, dir, "--key: cannot read");
+    expect_quick_error(NULL, "127.0.0.1:1", cert, key, "--listen: missing");
+    expect_quick_error("127.0.0.1:8443", "127.0.0.1:1", cert, "", "--key: missing");
+}
+
+/* --- API edges ---------------------------------------------------------------------------- */
+
+Test(config, free_null_and_small_error_buffers)
+{
+    struct tbp_config *c = NULL;
+    char small[8];
+
+    tbp_config_free(NULL);
+    cr_assert_eq(load("workers = \"x\";\n", &c), TB_EINVAL);
+    cr_assert_eq(tbp_config_load(conf_path, &c, small, sizeof(small)), TB_EINVAL);
+    cr_expect_eq(strlen(small), sizeof(small) - 1, "truncated, NUL-terminated");
+    cr_assert_eq(tbp_config_load(conf_path, &c, NULL, 0), TB_EINVAL);
+    cr_assert_eq(tbp_config_quick("x", "y", "z", "w", &c, NULL, 0), TB_EINVAL);
+    cr_expect_null(c);
+}
+
+Test(config, names)
+{
+    cr_expect_str_eq(tbp_log_level_name(TBP_LOG_DEBUG), "debug");
+    cr_expect_str_eq(tbp_log_level_name(TBP_LOG_ERROR), "error");
+    cr_expect_str_eq(tbp_proto_name(TBP_PROTO_HTTP11), "http/1.1");
+    cr_expect_str_eq(tbp_proto_name(TBP_PROTO_H2), "h2");
+}
+
+/* --- command line ------------------------------------------------------------------------- */
+
+#define ARGV(...)                                                                                  \
+    (char *[])                                                                                     \
+    {                                                                                              \
+        "tbproxy", __VA_ARGS__, NULL                                                               \
+    }
+#define ARGC(...) ((int)(sizeof((char *[]){"tbproxy", __VA_ARGS__}) / sizeof(char *)))
+#define PARSE(cli, ...) tbp_cli_parse(ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), cli, err, sizeof(err))
+
+static void expect_cli_error(int ret, const struct tbp_cli *cli, const char *want)
+{
+    cr_assert_eq(ret, TB_EINVAL, "parse returned %d", ret);
+    cr_expect(strncmp(err, want, strlen(want)) == 0, "got \"%s\", want \"%s...\"", err, want);
+    cr_expect_null(cli->config);
+    cr_expect_null(cli->listen);
+}
+
+Test(cli, config_file)
+{
+    struct tbp_cli cli;
+
+    cr_assert_eq(PARSE(&cli, "-c", "conf/tbproxy.conf"), 0, "%s", err);
+    cr_expect_eq(cli.action, TBP_CLI_RUN);
+    cr_expect_str_eq(cli.config, "conf/tbproxy.conf");
+    cr_expect_null(cli.listen);
+    cr_assert_eq(PARSE(&cli, "-t", "-c", "a.conf"), 0, "%s", err);
+    cr_expect_eq(cli.action, TBP_CLI_CHECK);
+    cr_expect_str_eq(cli.config, "a.conf");
+    cr_assert_eq(PARSE(&cli, "-tc", "b.conf"), 0, "%s", err);
+    cr_expect_eq(cli.action, TBP_CLI_CHECK);
+    cr_expect_str_eq(cli.config, "b.conf");
+    cr_assert_eq(PARSE(&cli, "-cc.conf"), 0, "%s", err);
+    cr_expect_str_eq(cli.config, "c.conf");
+    cr_assert_eq(PARSE(&cli, "--config=d.conf", "--test"), 0, "%s", err);
+    cr_expect_str_eq(cli.config, "d.conf");
+    cr_expect_eq(cli.action, TBP_CLI_CHECK);
+    cr_assert_eq(PARSE(&cli, "--config", "e.conf"), 0, "%s", err);
+    cr_expect_str_eq(cli.config, "e.conf");
+    cr_assert_eq(PARSE(&cli, "-c", "-weird.conf"), 0, "%s", err);
+    cr_expect_str_eq(cli.config, "-weird.conf");
+}
+
+Test(cli, quick_mode)
+{
+    struct tbp_cli cli;
+
+    cr_assert_eq(PARSE(&cli, "--listen", "127.0.0.1:8443", "--upstream", "127.0.0.1:8080", "--cert",
+                       "c.pem", "--key=k.pem"),
+                 0, "%s", err);
+    cr_expect_eq(cli.action, TBP_CLI_RUN);
+    cr_expect_null(cli.config);
+    cr_expect_str_eq(cli.listen, "127.0.0.1:8443");
+    cr_expect_str_eq(cli.upstream, "127.0.0.1:8080");
+    cr_expect_str_eq(cli.cert, "c.pem");
+    cr_expect_str_eq(cli.key, "k.pem");
+    cr_assert_eq(
+        PARSE(&cli, "-t", "--listen", "a:1", "--upstream", "b:2", "--cert", "c", "--key", "k"), 0,
+        "%s", err);
+    cr_expect_eq(cli.action, TBP_CLI_CHECK);
+}
+
+Test(cli, conflicts_and_incomplete_quick_mode)
+{
+    struct tbp_cli cli;
+
+    expect_cli_error(PARSE(&cli, "-c", "a.conf", "--listen", "127.0.0.1:8443"), &cli,
+                     "-c and quick mode (--listen, --upstream, --cert, --key) are exclusive");
+    expect_cli_error(PARSE(&cli, "--listen", "a:1", "--cert", "c"), &cli,
+                     "quick mode needs --listen, --upstream, --cert and --key (missing: "
+                     "--upstream --key)");
+    expect_cli_error(PARSE(&cli, "--key", "k"), &cli,
+                     "quick mode needs --listen, --upstream, --cert and --key (missing: "
+                     "--listen --upstream --cert)");
+    expect_cli_error(tbp_cli_parse(1, (char *[]){"tbproxy", NULL}, &cli, err, sizeof(err)), &cli,
+                     "no configuration: give -c FILE");
+    expect_cli_error(PARSE(&cli, "-t"), &cli, "no configuration");
+}
+
+Test(cli, syntax_errors)
+{
+    struct tbp_cli cli;
+
+    expect_cli_error(PARSE(&cli, "-x"), &cli, "unknown option \"-x\"");
+    expect_cli_error(PARSE(&cli, "-tx"), &cli, "unknown option \"-x\"");
+    expect_cli_error(PARSE(&cli, "--lisen", "a:1"), &cli, "unknown option \"--lisen\"");
+    expect_cli_error(PARSE(&cli, "--lisen=a:1"), &cli, "unknown option \"--lisen\"");
+    expect_cli_error(PARSE(&cli, "-c"), &cli, "-c needs a value");
+    expect_cli_error(PARSE(&cli, "--config"), &cli, "--config needs a value");
+    expect_cli_error(PARSE(&cli, "-c", "a", "-c", "b"), &cli, "-c given twice");
+    expect_cli_error(PARSE(&cli, "-t", "-t", "-c", "a"), &cli, "-t given twice");
+    expect_cli_error(PARSE(&cli, "-c", ""), &cli, "-c: empty value");
+    expect_cli_error(PARSE(&cli, "--listen="), &cli, "--listen: empty value");
+    expect_cli_error(PARSE(&cli, "--help=yes"), &cli, "--help takes no value");
+    expect_cli_error(PARSE(&cli, "-c", "a", "extra"), &cli, "unexpected argument \"extra\"");
+    expect_cli_error(PARSE(&cli, "-c", "a", "--", "-t"), &cli, "unexpected argument \"-t\"");
+    expect_cli_error(PARSE(&cli, "-"), &cli, "unexpected argument \"-\"");
+}
+
+Test(cli, help_and_version)
+{
+    struct tbp_cli cli;
+
+    cr_assert_eq(PARSE(&cli, "-h"), 0);
+    cr_expect_eq(cli.action, TBP_CLI_HELP);
+    cr_assert_eq(PARSE(&cli, "--help", "-c", "a", "--listen", "x"), 0, "help wins: %s", err);
+    cr_expect_eq(cli.action, TBP_CLI_HELP);
+    cr_assert_eq(PARSE(&cli, "-v"), 0);
+    cr_expect_eq(cli.action, TBP_CLI_VERSION);
+    cr_assert_eq(PARSE(&cli, "--version", "-t"), 0);
+    cr_expect_eq(cli.action, TBP_CLI_VERSION);
+    cr_assert_eq(PARSE(&cli, "-vh"), 0);
+    cr_expect_eq(cli.action, TBP_CLI_HELP);
+    cr_assert_eq(PARSE(&cli, "-h", "--bogus"), TB_EINVAL, "a bad option still fails");
+}
+
+Test(cli, usage_text)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+
+    cr_assert_not_null(f);
+    tbp_cli_usage(f, "tbproxy");
+    fclose(f);
+    cr_expect(strstr(text, "usage: tbproxy -c FILE [-t]") != NULL, "%s", text);
+    for (const char *const *o = (const char *const[]){"--listen", "--upstream", "--cert", "--key",
+                                                      "-h, --help", "-v, --version", NULL};
+         *o != NULL; o++)
+        cr_expect(strstr(text, *o) != NULL, "usage lacks %s", *o);
+    free(text);
+}
+
+Test(cli, config_dispatch)
+{
+    struct tbp_cli cli;
+    struct tbp_config *c = NULL;
+
+    cr_assert_eq(PARSE(&cli, "-c", "/nonexistent/tbproxy.conf"), 0);
+    cr_expect_eq(tbp_cli_config(&cli, &c, err, sizeof(err)), TB_EINVAL);
+    cr_expect(strstr(err, "/nonexistent/tbproxy.conf: cannot read") != NULL, "%s", err);
+    cr_assert_eq(
+        PARSE(&cli, "--listen", "bad", "--upstream", "127.0.0.1:1", "--cert", "c", "--key", "k"),
+        0);
+    cr_expect_eq(tbp_cli_config(&cli, &c, err, sizeof(err)), TB_EINVAL);
+    cr_expect(strncmp(err, "--listen: bad address", 21) == 0, "%s", err);
+    cr_expect_null(c);
+}
