@@ -83,7 +83,7 @@ struct tbp_client {
     int keep_alive;
     int status;
     const char *tb_outcome;
-    uint64_t t_start, resp_bytes;
+    uint64_t t_start, t_upstream, resp_bytes; /* t_upstream: response head from the origin */
     char log_req[LOG_FIELD], log_referer[LOG_FIELD], log_ua[LOG_FIELD];
     char log_upstream[64];
 };
@@ -169,10 +169,11 @@ static void access_log(struct tbp_client *c)
     gmtime_r(&now, &tm);
     strftime(date, sizeof(date), "%d/%b/%Y:%H:%M:%S +0000", &tm);
     n = snprintf(line, sizeof(line),
-                 "%s - - [%s] \"%s\" %d %llu \"%s\" \"%s\" tb=%s up=%s rt=%.3f\n", c->ip, date,
-                 c->log_req, c->status, (unsigned long long)c->resp_bytes,
+                 "%s - - [%s] \"%s\" %d %llu \"%s\" \"%s\" tb=%s up=%s ut=%.3f rt=%.3f\n", c->ip,
+                 date, c->log_req, c->status, (unsigned long long)c->resp_bytes,
                  c->log_referer[0] ? c->log_referer : "-", c->log_ua[0] ? c->log_ua : "-",
                  c->tb_outcome ? c->tb_outcome : "none", c->log_upstream[0] ? c->log_upstream : "-",
+                 (double)(c->t_upstream - c->t_start) / 1000.0,
                  (double)(tbp_loop_now(&c->w->loop) - c->t_start) / 1000.0);
     if (n > 0)
         tbp_log_write(c->w->px->access_fd, line,
@@ -261,6 +262,7 @@ static void resp_head(void *ctx, const struct tbp_http_head *h)
     if (f == TBP_BODY_UNTIL_CLOSE)
         c->keep_alive = 0;
     count_status(c, h->status);
+    c->t_upstream = tbp_loop_now(&c->w->loop);
     tbp_buf_init(&head, 128 * 1024);
     if (tbp_forward_response_head(h, c->keep_alive, f, h->content_length, c->head_request, &head) !=
         0) {
@@ -462,7 +464,7 @@ static int req_head(void *ctx, const struct tbp_http_head *h)
     const char *reason = NULL;
 
     c->w->stats.requests++;
-    c->t_start = tbp_loop_now(&c->w->loop);
+    c->t_start = c->t_upstream = tbp_loop_now(&c->w->loop);
     c->resp_bytes = 0;
     c->status = 0;
     c->req_complete = c->resp_started = c->resp_chunked = 0;

@@ -625,10 +625,14 @@ int tbp_h1_feed_eof(struct tbp_h1_parser *p)
 
     if (p->state == TBP_H1_FAILED)
         return p->err;
-    if (p->user_paused)
-        return TBP_H1_EPAUSED;
     if (p->state == TBP_H1_CLOSED)
         return 0;
+    if (p->user_paused) {
+        /* between messages nothing is held back; elsewhere kept bytes may wait to be fed */
+        if (p->state != TBP_H1_IDLE || p->interim)
+            return TBP_H1_EPAUSED;
+        p->user_paused = 0;
+    }
     /* let llhttp finish transitions it was paused before (e.g. right after a head) */
     if (p->ll_paused && (rc = tbp_h1_feed(p, NULL, 0, &unused)) != 0)
         return rc;

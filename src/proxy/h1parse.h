@@ -15,6 +15,10 @@
  * until the next tbp_h1_feed / tbp_h1_feed_eof / tbp_h1_parser_reset call after the message's
  * on_end (or after the boundary that follows a 1xx head).
  *
+ * Framing: Content-Length: 0 gives TBP_BODY_LENGTH with content_length 0; TBP_BODY_NONE means no
+ * body by the message's own rules (request without Content-Length / Transfer-Encoding, 1xx, 204,
+ * 304, or a response after tbp_h1_expect_no_body), content_length 0.
+ *
  * Body bytes are passed to on_body as they arrive (de-chunked), never buffered: the pointers are
  * into the caller's input and valid only during the call.
  *
@@ -181,9 +185,9 @@ int tbp_h1_feed(struct tbp_h1_parser *p, const char *data, size_t len, size_t *c
 /* The peer closed its side. Returns 0 if that is a clean end: between messages (on_end already
  * called; not after a 1xx head without its final response), or at the end of a body delimited by
  * close (framing TBP_BODY_UNTIL_CLOSE: on_end is called now). Returns TBP_H1_ETRUNCATED if a
- * message was unfinished, the sticky error if failed, TBP_H1_EPAUSED if paused (resume and feed the
- * kept bytes first). Afterwards only tbp_h1_feed_eof (returns 0 again), reset and dispose are
- * useful. */
+ * message was unfinished, the sticky error if failed, TBP_H1_EPAUSED if paused inside a message
+ * (resume and feed the kept bytes first; a pause in force between messages does not matter here).
+ * Afterwards only tbp_h1_feed_eof (returns 0 again), reset and dispose are useful. */
 int tbp_h1_feed_eof(struct tbp_h1_parser *p);
 
 /* Lift a pause a callback asked for (TBP_H1_PAUSE from on_head or on_body); then feed the kept

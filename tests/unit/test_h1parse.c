@@ -643,6 +643,37 @@ Test(h1parse, pause_and_resume_mid_body)
     rec_free(r);
 }
 
+Test(h1parse, eof_after_pause_on_last_bytes_is_clean)
+{
+    struct rec *r = rec_new(0, NULL);
+    size_t c;
+
+    r->pause_body = 1;
+    cr_assert_eq(tbp_h1_feed(&r->p, M("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"), &c), 0);
+    cr_assert_eq(r->ends, 1);
+    cr_assert_eq(r->paused, 1); /* not resumed: the origin closes now */
+    cr_assert_eq(tbp_h1_feed_eof(&r->p), 0);
+    rec_free(r);
+    r = rec_new(0, NULL);
+    r->pause_body = 1;
+    cr_assert_eq(tbp_h1_feed(&r->p, M("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok"), &c), 0);
+    cr_assert_eq(tbp_h1_feed_eof(&r->p), TBP_H1_EPAUSED); /* inside a message: not sticky */
+    r->paused = 0;
+    tbp_h1_resume(&r->p);
+    cr_assert_eq(tbp_h1_feed_eof(&r->p), TBP_H1_ETRUNCATED);
+    rec_free(r);
+}
+
+Test(h1parse, content_length_zero_is_length_framing)
+{
+    struct rec *r = parse_whole(1, M("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n"), 0);
+
+    cr_assert_eq(r->p.head.framing, TBP_BODY_LENGTH);
+    cr_assert_eq(r->p.head.content_length, 0);
+    cr_assert_eq(r->ends, 1);
+    rec_free(r);
+}
+
 Test(h1parse, pause_mid_buffer_keeps_the_rest)
 {
     static const char msg[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -966,8 +997,9 @@ Test(h1parse, trailer_bytes_count_toward_size)
     size_t len;
     struct rec *r = rec_new(1, &lim);
 
-    len = (size_t)snprintf(buf, sizeof(buf), "POST / HTTP/1.1\r\nHost: a\r\n"
-                                             "Transfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n");
+    len = (size_t)snprintf(buf, sizeof(buf),
+                           "POST / HTTP/1.1\r\nHost: a\r\n"
+                           "Transfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n");
     while (len < 300)
         buf[len++] = 'T';
     cr_assert_eq(drive(r, buf, len), TBP_H1_EHEADER_TOO_LARGE);
@@ -1035,8 +1067,14 @@ struct bad {
     int ends;      /* messages completed before the failure */
 };
 
-#define REQ(what, msg, err, llok) {what, 1, msg, sizeof(msg) - 1, err, llok, 0}
-#define RES(what, msg, err, llok) {what, 0, msg, sizeof(msg) - 1, err, llok, 0}
+#define REQ(what, msg, err, llok)                                                                  \
+    {                                                                                              \
+        what, 1, msg, sizeof(msg) - 1, err, llok, 0                                                \
+    }
+#define RES(what, msg, err, llok)                                                                  \
+    {                                                                                              \
+        what, 0, msg, sizeof(msg) - 1, err, llok, 0                                                \
+    }
 #define CHUNKED_REQ "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
 
 static const struct bad BAD[] = {
@@ -1053,8 +1091,8 @@ static const struct bad BAD[] = {
     /* Host */
     REQ("no Host in HTTP/1.1", "GET / HTTP/1.1\r\nAccept: */*\r\n\r\n", TBP_H1_EMISSING_HOST, 1),
     REQ("two Hosts", "GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n", TBP_H1_EDUPLICATE_HOST, 1),
-    REQ("two equal Hosts", "GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n",
-        TBP_H1_EDUPLICATE_HOST, 1),
+    REQ("two equal Hosts", "GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n", TBP_H1_EDUPLICATE_HOST,
+        1),
     REQ("two Hosts in HTTP/1.0", "GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n",
         TBP_H1_EDUPLICATE_HOST, 1),
     REQ("Host with slash", "GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", TBP_H1_EBAD_HOST, 1),
@@ -1069,42 +1107,53 @@ static const struct bad BAD[] = {
         TBP_H1_EUNSUPPORTED_TE, 0),
     REQ("TE identity", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n",
         TBP_H1_EUNSUPPORTED_TE, 0),
-    REQ("TE gzip, chunked", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
-                            "0\r\n\r\n",
+    REQ("TE gzip, chunked",
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+        "0\r\n\r\n",
         TBP_H1_EUNSUPPORTED_TE, 1),
-    REQ("TE gzip then TE chunked", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n"
-                                   "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    REQ("TE gzip then TE chunked",
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
         TBP_H1_EUNSUPPORTED_TE, 1),
-    REQ("TE chunked with parameter", "POST / HTTP/1.1\r\nHost: a\r\n"
-                                     "Transfer-Encoding: chunked;q=1\r\n\r\n0\r\n\r\n",
+    REQ("TE chunked with parameter",
+        "POST / HTTP/1.1\r\nHost: a\r\n"
+        "Transfer-Encoding: chunked;q=1\r\n\r\n0\r\n\r\n",
         TBP_H1_EUNSUPPORTED_TE, 0),
-    REQ("TE chunked, gzip", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+    REQ("TE chunked, gzip",
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
         TBP_H1_EBAD_FRAMING, 0),
-    REQ("TE chunked then TE gzip", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
-                                   "Transfer-Encoding: gzip\r\n\r\n",
+    REQ("TE chunked then TE gzip",
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+        "Transfer-Encoding: gzip\r\n\r\n",
         TBP_H1_EBAD_FRAMING, 0),
-    REQ("TE chunked, chunked", "POST / HTTP/1.1\r\nHost: a\r\n"
-                               "Transfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n",
+    REQ("TE chunked, chunked",
+        "POST / HTTP/1.1\r\nHost: a\r\n"
+        "Transfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n",
         TBP_H1_EBAD_FRAMING, 0),
     REQ("TE empty", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \r\n\r\n",
         TBP_H1_EBAD_FRAMING, 1),
     REQ("TE list of nothing", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ,\r\n\r\n",
         TBP_H1_EBAD_FRAMING, 0),
     /* Content-Length */
-    REQ("CL then TE", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n"
-                      "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    REQ("CL then TE",
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
         TBP_H1_EBAD_FRAMING, 0),
-    REQ("TE then CL", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
-                      "Content-Length: 3\r\n\r\n0\r\n\r\n",
+    REQ("TE then CL",
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+        "Content-Length: 3\r\n\r\n0\r\n\r\n",
         TBP_H1_EBAD_FRAMING, 0),
-    RES("CL and TE in response", "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n"
-                                 "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    RES("CL and TE in response",
+        "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
         TBP_H1_EBAD_FRAMING, 0),
-    REQ("two different CL", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n"
-                            "Content-Length: 4\r\n\r\nabcd",
+    REQ("two different CL",
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n"
+        "Content-Length: 4\r\n\r\nabcd",
         TBP_H1_EBAD_FRAMING, 0),
-    REQ("two equal CL", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n"
-                        "Content-Length: 3\r\n\r\nabc",
+    REQ("two equal CL",
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n"
+        "Content-Length: 3\r\n\r\nabc",
         TBP_H1_EBAD_FRAMING, 0),
     REQ("CL list", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 3\r\n\r\nabc",
         TBP_H1_EBAD_FRAMING, 0),
@@ -1119,16 +1168,17 @@ static const struct bad BAD[] = {
     /* chunk syntax */
     REQ("bad chunk size", CHUNKED_REQ "zz\r\n", TBP_H1_EBAD_FRAMING, 0),
     REQ("chunk size with space", CHUNKED_REQ "3 \r\nabc\r\n0\r\n\r\n", TBP_H1_EBAD_FRAMING, 0),
-    REQ("chunk longer than its size", CHUNKED_REQ "3\r\nabcd\r\n0\r\n\r\n", TBP_H1_EBAD_FRAMING,
-        0),
+    REQ("chunk longer than its size", CHUNKED_REQ "3\r\nabcd\r\n0\r\n\r\n", TBP_H1_EBAD_FRAMING, 0),
     REQ("chunk size overflow", CHUNKED_REQ "fffffffffffffffff\r\n", TBP_H1_EBAD_FRAMING, 0),
     /* characters in values */
     REQ("NUL in value", "GET / HTTP/1.1\r\nHost: a\r\nX: a\0b\r\n\r\n", TBP_H1_EBAD_REQUEST, 0),
     REQ("CR in value", "GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n", TBP_H1_EBAD_REQUEST, 0),
     REQ("bare LF line end", "GET / HTTP/1.1\nHost: a\n\n", TBP_H1_EBAD_REQUEST, 0),
     REQ("LF in value", "GET / HTTP/1.1\r\nHost: a\r\nX: a\nb\r\n\r\n", TBP_H1_EBAD_REQUEST, 0),
-    REQ("CTL in value", "GET / HTTP/1.1\r\nHost: a\r\nX: a\x01" "b\r\n\r\n", TBP_H1_EBAD_REQUEST,
-        0),
+    REQ("CTL in value",
+        "GET / HTTP/1.1\r\nHost: a\r\nX: a\x01"
+        "b\r\n\r\n",
+        TBP_H1_EBAD_REQUEST, 0),
     REQ("DEL in value", "GET / HTTP/1.1\r\nHost: a\r\nX: a\x7f\r\n\r\n", TBP_H1_EBAD_REQUEST, 0),
     RES("NUL in response value", "HTTP/1.1 200 OK\r\nX: \0\r\n\r\n", TBP_H1_EBAD_RESPONSE, 0),
     /* field names */
@@ -1161,8 +1211,9 @@ static const struct bad BAD[] = {
     RES("status 600", "HTTP/1.1 600 X\r\nContent-Length: 0\r\n\r\n", TBP_H1_EBAD_RESPONSE, 1),
     RES("status 2 digits", "HTTP/1.1 20 X\r\nContent-Length: 0\r\n\r\n", TBP_H1_EBAD_RESPONSE, 1),
     RES("status 4 digits", "HTTP/1.1 2000 X\r\n\r\n", TBP_H1_EBAD_RESPONSE, 0),
-    RES("101 Switching Protocols", "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n"
-                                   "Upgrade: websocket\r\n\r\n",
+    RES("101 Switching Protocols",
+        "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n"
+        "Upgrade: websocket\r\n\r\n",
         TBP_H1_EUPGRADE, 1),
     RES("bare 101", "HTTP/1.1 101 Switching Protocols\r\n\r\n", TBP_H1_EUPGRADE, 1),
     /* after a message that closes the connection */
@@ -1251,7 +1302,10 @@ struct valid {
     int no_body; /* call tbp_h1_expect_no_body first */
 };
 
-#define VALID(what, req, msg, ends) {what, req, msg, sizeof(msg) - 1, ends, 0}
+#define VALID(what, req, msg, ends)                                                                \
+    {                                                                                              \
+        what, req, msg, sizeof(msg) - 1, ends, 0                                                   \
+    }
 
 static const struct valid VALIDS[] = {
     VALID("GET", 1, REQ_GET, 1),
@@ -1322,8 +1376,7 @@ Test(h1parse, byte_by_byte_with_pauses)
                 cr_assert_eq(drive_copy(r, v->msg + k, 1), 0, "%s byte %zu", v->what, k);
             cr_assert_eq(drive(r, NULL, 0), 0);
             cr_assert_eq(r->log_len, whole->log_len, "%s pause %d", v->what, pause);
-            cr_assert_eq(memcmp(r->log, whole->log, r->log_len), 0, "%s pause %d", v->what,
-                         pause);
+            cr_assert_eq(memcmp(r->log, whole->log, r->log_len), 0, "%s pause %d", v->what, pause);
             cr_assert_eq(r->ends, v->ends);
             cr_assert_eq(r->stale, 0);
             rec_free(r);
@@ -1352,8 +1405,8 @@ Test(h1parse, every_truncation_is_incomplete)
             cr_assert_eq(drive_copy(r, single[i].msg, k), 0, "%s prefix %zu", single[i].what, k);
             cr_assert_eq(r->ends, 0, "%s prefix %zu completed", single[i].what, k);
             rc = tbp_h1_feed_eof(&r->p);
-            cr_assert_eq(rc, k == 0 ? 0 : TBP_H1_ETRUNCATED, "%s prefix %zu: %s", single[i].what,
-                         k, tbp_h1_strerror(rc));
+            cr_assert_eq(rc, k == 0 ? 0 : TBP_H1_ETRUNCATED, "%s prefix %zu: %s", single[i].what, k,
+                         tbp_h1_strerror(rc));
             cr_assert_eq(r->ends, 0);
             rec_free(r);
         }
