@@ -16,7 +16,7 @@
 #include "loop.h"
 #include "tls.h"
 
-struct tbp_client;
+struct tbp_conn;
 struct tbp_pool;
 
 struct tbp_proxy {
@@ -44,7 +44,7 @@ struct tbp_worker {
     struct tbp_loop loop;
     struct tbp_listen_io *listeners; /* cfg->n_listeners */
     struct tbp_pool **pools;         /* one per cfg->upstreams entry */
-    struct tbp_client *clients;      /* every open client connection */
+    struct tbp_conn *clients;        /* every open client connection */
     unsigned n_clients;
     struct tbp_io wake; /* eventfd: stop requests from other threads */
     struct tbp_worker_stats stats;

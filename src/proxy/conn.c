@@ -1,0 +1,315 @@
+/*
+ * Client connections: accept, TLS handshake, buffered I/O, the protocol chosen by ALPN, close.
+ * See conn.h. A connection is freed only after the loop turn in which it was closed, so a
+ * callback further up the stack never touches freed memory.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+#include "conn.h"
+#include "worker.h"
+
+#define OUT_MAX (TBP_CONN_HIGH_WATER + 2 * 1024 * 1024)
+#define LINGER_MS 5000
+#define WRITE_SLICE 65536
+
+#define CONTAINER(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+
+static void conn_free(struct tbp_deferred *d)
+{
+    struct tbp_conn *c = CONTAINER(d, struct tbp_conn, defer);
+
+    if (c->proto != NULL && c->proto->dispose != NULL)
+        c->proto->dispose(c);
+    SSL_free(c->ssl);
+    tbp_binding_dispose(&c->tb);
+    tbp_buf_dispose(&c->out);
+    free(c);
+}
+
+void tbp_conn_close(struct tbp_conn *c)
+{
+    struct tbp_worker *w = c->w;
+
+    if (c->state == TBP_CONN_CLOSED)
+        return;
+    if (c->proto != NULL && c->pd != NULL)
+        c->proto->abort(c);
+    if (c->state != TBP_CONN_HANDSHAKE)
+        (void)SSL_shutdown(c->ssl); /* best effort close_notify; never waits */
+    ERR_clear_error();
+    c->state = TBP_CONN_CLOSED;
+    tbp_timer_cancel(&w->loop, &c->timer);
+    tbp_io_close(&w->loop, &c->io);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->clients = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    w->n_clients--;
+    tbp_loop_defer(&w->loop, &c->defer);
+}
+
+void tbp_client_close_all(struct tbp_worker *w)
+{
+    while (w->clients != NULL)
+        tbp_conn_close(w->clients);
+}
+
+void tbp_conn_linger(struct tbp_conn *c)
+{
+    if (c->state == TBP_CONN_CLOSED || c->state == TBP_CONN_CLOSING)
+        return;
+    c->state = TBP_CONN_CLOSING;
+    tbp_timer_set(&c->w->loop, &c->timer, LINGER_MS);
+}
+
+int tbp_conn_append(struct tbp_conn *c, const void *p, size_t n)
+{
+    if (c->state == TBP_CONN_CLOSED)
+        return -1;
+    if (tbp_buf_append(&c->out, p, n) != 0) {
+        tbp_conn_close(c);
+        return -1;
+    }
+    return 0;
+}
+
+int tbp_conn_flush(struct tbp_conn *c)
+{
+    size_t before = c->out.len;
+    int n;
+
+    if (c->state == TBP_CONN_CLOSED)
+        return -1;
+    c->ssl_want_write = 0;
+    while (c->out.len > 0) {
+        ERR_clear_error();
+        n = SSL_write(c->ssl, c->out.p, (int)(c->out.len > WRITE_SLICE ? WRITE_SLICE : c->out.len));
+        if (n <= 0) {
+            int e = SSL_get_error(c->ssl, n);
+            if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+                c->ssl_want_write = e == SSL_ERROR_WANT_WRITE;
+                break;
+            }
+            tbp_conn_close(c);
+            return -1;
+        }
+        tbp_buf_consume(&c->out, (size_t)n);
+    }
+    if (before >= TBP_CONN_LOW_WATER && c->out.len < TBP_CONN_LOW_WATER &&
+        c->state == TBP_CONN_OPEN && c->proto->drained != NULL) {
+        c->proto->drained(c); /* may queue more, or close */
+        if (c->state == TBP_CONN_CLOSED)
+            return -1;
+    }
+    if (c->state == TBP_CONN_CLOSING && c->out.len == 0) {
+        tbp_conn_close(c);
+        return -1;
+    }
+    return 0;
+}
+
+static int want_input(const struct tbp_conn *c)
+{
+    return c->state == TBP_CONN_OPEN && c->proto->want_input(c);
+}
+
+static void conn_read(struct tbp_conn *c)
+{
+    size_t consumed;
+    int n;
+
+    while (want_input(c)) {
+        if (c->roff < c->rlen) {
+            consumed = 0;
+            n = c->proto->input(c, c->rbuf + c->roff, c->rlen - c->roff, &consumed);
+            c->roff += consumed;
+            if (n < 0 || c->state != TBP_CONN_OPEN)
+                return;
+            if (consumed == 0)
+                return; /* the protocol takes nothing now: wait for want_input */
+            continue;
+        }
+        c->roff = c->rlen = 0;
+        ERR_clear_error();
+        n = SSL_read(c->ssl, c->rbuf, sizeof(c->rbuf));
+        if (n <= 0) {
+            int e = SSL_get_error(c->ssl, n);
+            if (e == SSL_ERROR_WANT_READ)
+                return;
+            if (e == SSL_ERROR_WANT_WRITE) {
+                c->ssl_want_write = 1;
+                return;
+            }
+            tbp_conn_close(c); /* EOF or error: nothing more will come */
+            return;
+        }
+        c->rlen = (size_t)n;
+    }
+}
+
+/* The protocol ALPN chose: HTTP/1.1 for http/1.1, http/1.1_tb_* and no ALPN at all. */
+static const struct tbp_protocol *alpn_proto(SSL *ssl)
+{
+    const unsigned char *p = NULL;
+    unsigned n = 0;
+
+    SSL_get0_alpn_selected(ssl, &p, &n);
+    (void)p;
+    return &tbp_proto_h1;
+}
+
+static void handshake(struct tbp_conn *c)
+{
+    int n, e;
+
+    ERR_clear_error();
+    n = SSL_do_handshake(c->ssl);
+    if (n != 1) {
+        e = SSL_get_error(c->ssl, n);
+        if (e == SSL_ERROR_WANT_READ)
+            return;
+        if (e == SSL_ERROR_WANT_WRITE) {
+            c->ssl_want_write = 1;
+            return;
+        }
+        c->w->stats.handshake_failures++;
+        tbp_conn_close(c);
+        return;
+    }
+    c->w->stats.handshakes++;
+    if (tbp_tls_established(c->ssl, &c->tls) != 0 ||
+        tbp_binding_init(&c->tb, c->ssl, c->tls.tb_key_params) != 0) {
+        tbp_log_error(c->w->px, TBP_LOG_INFO, "%s:%u: token binding without EMS/TLS 1.2: closed",
+                      c->ip, c->port);
+        c->w->stats.handshake_failures++;
+        tbp_conn_close(c);
+        return;
+    }
+    c->proto = alpn_proto(c->ssl);
+    c->state = TBP_CONN_OPEN;
+    tbp_timer_cancel(&c->w->loop, &c->timer);
+    if (c->proto->start(c) != 0)
+        tbp_conn_close(c);
+}
+
+void tbp_conn_update(struct tbp_conn *c)
+{
+    uint32_t ev = 0;
+
+    if (c->state == TBP_CONN_CLOSED)
+        return;
+    if (c->state == TBP_CONN_HANDSHAKE) {
+        ev = c->ssl_want_write ? EPOLLOUT : EPOLLIN;
+    } else {
+        if (want_input(c) && c->roff == c->rlen)
+            ev |= EPOLLIN;
+        if (c->out.len > 0 || c->ssl_want_write)
+            ev |= EPOLLOUT;
+    }
+    tbp_io_set(&c->w->loop, &c->io, ev);
+}
+
+void tbp_conn_drive(struct tbp_conn *c)
+{
+    if (c->state == TBP_CONN_HANDSHAKE) {
+        c->ssl_want_write = 0;
+        handshake(c);
+        if (c->state != TBP_CONN_OPEN) {
+            tbp_conn_update(c);
+            return;
+        }
+    }
+    if (tbp_conn_flush(c) != 0)
+        return;
+    conn_read(c);
+    if (tbp_conn_flush(c) != 0)
+        return;
+    tbp_conn_update(c);
+}
+
+static void conn_io(struct tbp_io *io, uint32_t events)
+{
+    (void)events;
+    tbp_conn_drive(CONTAINER(io, struct tbp_conn, io));
+}
+
+static void conn_timer(struct tbp_timer *t)
+{
+    struct tbp_conn *c = CONTAINER(t, struct tbp_conn, timer);
+
+    if (c->state == TBP_CONN_OPEN && c->proto->timeout != NULL) {
+        c->proto->timeout(c);
+        if (c->state != TBP_CONN_CLOSED)
+            tbp_conn_drive(c);
+        return;
+    }
+    tbp_conn_close(c); /* handshake or linger timeout */
+}
+
+static void peer_text(struct tbp_conn *c, const struct sockaddr_storage *peer)
+{
+    if (peer->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const void *)peer;
+        inet_ntop(AF_INET6, &s6->sin6_addr, c->ip, sizeof(c->ip));
+        c->port = ntohs(s6->sin6_port);
+    } else {
+        const struct sockaddr_in *s4 = (const void *)peer;
+        inet_ntop(AF_INET, &s4->sin_addr, c->ip, sizeof(c->ip));
+        c->port = ntohs(s4->sin_port);
+    }
+}
+
+int tbp_client_accept(struct tbp_worker *w, int fd, size_t listener,
+                      const struct sockaddr_storage *peer)
+{
+    const struct tbp_config *cfg = w->px->cfg;
+    struct tbp_conn *c;
+
+    if (w->n_clients >= cfg->limits.max_connections_per_worker ||
+        (c = calloc(1, sizeof(*c))) == NULL) {
+        close(fd);
+        return -1;
+    }
+    c->w = w;
+    c->defer.free_cb = conn_free;
+    c->listener = listener;
+    c->io.fd = fd;
+    c->io.cb = conn_io;
+    c->timer.cb = conn_timer;
+    c->state = TBP_CONN_HANDSHAKE;
+    c->tls.tb_key_params = -1;
+    c->tb.key_params = -1;
+    tbp_buf_init(&c->out, OUT_MAX);
+    peer_text(c, peer);
+    c->trusted = tbp_config_trusted(cfg, (const struct sockaddr *)peer);
+    c->ssl = SSL_new(tbp_tls_ctx(w->px->tls[listener]));
+    if (c->ssl == NULL) {
+        tbp_buf_dispose(&c->out);
+        free(c);
+        close(fd);
+        return -1;
+    }
+    SSL_set_app_data(c->ssl, &c->tls);
+    SSL_set_fd(c->ssl, fd);
+    SSL_set_accept_state(c->ssl);
+    c->next = w->clients;
+    if (w->clients)
+        w->clients->prev = c;
+    w->clients = c;
+    w->n_clients++;
+    w->stats.accepted++;
+    if (tbp_io_add(&w->loop, &c->io, EPOLLIN) == -1) {
+        tbp_conn_close(c);
+        return -1;
+    }
+    tbp_timer_set(&w->loop, &c->timer, cfg->timeouts.handshake_ms);
+    return 0;
+}

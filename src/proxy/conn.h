@@ -1,0 +1,95 @@
+/*
+ * A client connection: TCP + TLS, the Token Binding state of the connection, buffered output,
+ * and the HTTP protocol running on it (HTTP/1.1 or HTTP/2, chosen by ALPN).
+ *
+ * The connection owns the socket, the SSL, the read buffer and the output buffer; a protocol
+ * (struct tbp_protocol) owns its own state in c->pd and is driven through a small table of
+ * callbacks: input bytes, whether it wants more input now, output drained, timer, abort. States:
+ * HANDSHAKE (TLS), OPEN (the protocol runs), CLOSING (send what is queued, then close), CLOSED
+ * (freed after this loop turn: nothing may touch the SSL or the socket any more).
+ */
+#ifndef TBP_CONN_H
+#define TBP_CONN_H
+
+#include <arpa/inet.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+
+#include "binding.h"
+#include "buf.h"
+#include "http.h"
+#include "loop.h"
+#include "tls.h"
+
+#define TBP_CONN_RBUF 16384
+#define TBP_CONN_HIGH_WATER (256 * 1024) /* output above this: producers pause */
+#define TBP_CONN_LOW_WATER (64 * 1024)   /* output below this: producers resume */
+
+struct tbp_worker;
+struct tbp_conn;
+
+enum tbp_conn_state {
+    TBP_CONN_HANDSHAKE, /* TLS handshake in progress */
+    TBP_CONN_OPEN,      /* the protocol runs */
+    TBP_CONN_CLOSING,   /* sending what is queued, then close */
+    TBP_CONN_CLOSED,    /* closed; freed after this loop turn */
+};
+
+struct tbp_protocol {
+    const char *name;
+    /* after the handshake: set up c->pd. -1: close. */
+    int (*start)(struct tbp_conn *c);
+    /* bytes from the client. Sets *consumed (may be < n: the rest is kept and offered again
+     * when want_input says so). -1: stop reading (the protocol closed or is closing c). */
+    int (*input)(struct tbp_conn *c, const char *p, size_t n, size_t *consumed);
+    /* does the protocol take input now? */
+    int (*want_input)(const struct tbp_conn *c);
+    /* the output buffer went below TBP_CONN_LOW_WATER */
+    void (*drained)(struct tbp_conn *c);
+    /* c->timer fired while OPEN */
+    void (*timeout)(struct tbp_conn *c);
+    /* the connection is closing: drop every upstream exchange (no callback may follow) */
+    void (*abort)(struct tbp_conn *c);
+    /* free c->pd (called from the deferred free) */
+    void (*dispose)(struct tbp_conn *c);
+};
+
+struct tbp_conn {
+    struct tbp_deferred defer;
+    struct tbp_io io;
+    struct tbp_worker *w;
+    struct tbp_conn *prev, *next;
+    size_t listener;
+    enum tbp_conn_state state;
+    SSL *ssl;
+    struct tbp_tls_info tls;
+    struct tbp_binding tb;
+    char rbuf[TBP_CONN_RBUF];
+    size_t rlen, roff;
+    struct tbp_buf out;
+    struct tbp_timer timer;
+    char ip[INET6_ADDRSTRLEN];
+    uint16_t port;
+    int trusted;
+    int ssl_want_write; /* the last SSL call asked for writability */
+    const struct tbp_protocol *proto;
+    void *pd; /* the protocol's state */
+};
+
+/* Queues bytes for the client. 0, or -1 if the connection was closed (buffer cap exceeded). */
+int tbp_conn_append(struct tbp_conn *c, const void *p, size_t n);
+/* Writes what can be written now. 0, or -1 if the connection is closed. */
+int tbp_conn_flush(struct tbp_conn *c);
+/* Re-registers the events the connection needs now. */
+void tbp_conn_update(struct tbp_conn *c);
+/* Does all that can be done now: handshake, write, read, write. */
+void tbp_conn_drive(struct tbp_conn *c);
+/* Closes now (protocol abort, socket closed, freed after the loop turn). */
+void tbp_conn_close(struct tbp_conn *c);
+/* Closes once the queued output is sent (at most the linger timeout). */
+void tbp_conn_linger(struct tbp_conn *c);
+
+extern const struct tbp_protocol tbp_proto_h1;
+
+#endif
