@@ -353,6 +353,7 @@ static void conn_complete(struct tbp_upconn *u)
     if (reuse) {
         u->state = UP_IDLE;
         u->complete = u->resp_started = u->paused = u->above_high = 0;
+        tbp_h1_resume(&u->parser); /* a pause on the last body bytes outlives on_end */
         u->reused = 1;
         tbp_buf_reset(&u->replay);
         u->idle_prev = NULL;
