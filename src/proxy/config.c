@@ -102,8 +102,9 @@ static void set_defaults(struct tbp_config *c)
     c->tb.n_key_types = 2;
     c->tb.key_types[0] = TB_KP_ECDSAP256;
     c->tb.key_types[1] = TB_KP_RSA2048_PKCS1;
-    c->tb.n_protocols = 1;
-    c->tb.protocols[0] = TBP_PROTO_HTTP11;
+    c->tb.n_protocols = 2;
+    c->tb.protocols[0] = TBP_PROTO_H2;
+    c->tb.protocols[1] = TBP_PROTO_HTTP11;
     c->tb.require = TBP_DEF_TB_REQUIRE;
     c->timeouts.handshake_ms = TBP_DEF_HANDSHAKE_MS;
     c->timeouts.header_read_ms = TBP_DEF_HEADER_READ_MS;
@@ -798,9 +799,9 @@ static int parse_tb_protocols(struct loader *L, const config_setting_t *s)
         const char *v = config_setting_get_string(e);
         enum tbp_proto p = TBP_PROTO_HTTP11;
         if (strcmp(v, "h2") == 0)
-            return fail(L, e, "protocol \"h2\" is not supported yet (only \"http/1.1\")");
-        if (strcmp(v, "http/1.1") != 0)
-            return fail(L, e, "unknown protocol \"%s\" (known: http/1.1)", v);
+            p = TBP_PROTO_H2;
+        else if (strcmp(v, "http/1.1") != 0)
+            return fail(L, e, "unknown protocol \"%s\" (known: h2, http/1.1)", v);
         for (j = 0; j < (int)tb->n_protocols; j++)
             if (tb->protocols[j] == p)
                 return fail(L, e, "duplicate protocol \"%s\"", v);

@@ -78,7 +78,7 @@ struct tbp_addr {
 /* Protocols Token Binding can be negotiated for (draft ALPN ids "<proto>_tb_<key>"). */
 enum tbp_proto {
     TBP_PROTO_HTTP11 = 0, /* "http/1.1" */
-    TBP_PROTO_H2 = 1,     /* "h2": not accepted by the loader until the HTTP/2 front end exists */
+    TBP_PROTO_H2 = 1,     /* "h2" */
 };
 
 enum tbp_log_level {

@@ -155,15 +155,14 @@ static void conn_read(struct tbp_conn *c)
     }
 }
 
-/* The protocol ALPN chose: HTTP/1.1 for http/1.1, http/1.1_tb_* and no ALPN at all. */
+/* The protocol ALPN chose: HTTP/2 for h2 and h2_tb_*; HTTP/1.1 otherwise (and without ALPN). */
 static const struct tbp_protocol *alpn_proto(SSL *ssl)
 {
     const unsigned char *p = NULL;
     unsigned n = 0;
 
     SSL_get0_alpn_selected(ssl, &p, &n);
-    (void)p;
-    return &tbp_proto_h1;
+    return n >= 2 && p[0] == 'h' && p[1] == '2' ? &tbp_proto_h2 : &tbp_proto_h1;
 }
 
 static void handshake(struct tbp_conn *c)

@@ -91,5 +91,6 @@ void tbp_conn_close(struct tbp_conn *c);
 void tbp_conn_linger(struct tbp_conn *c);
 
 extern const struct tbp_protocol tbp_proto_h1;
+extern const struct tbp_protocol tbp_proto_h2;
 
 #endif

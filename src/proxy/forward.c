@@ -199,6 +199,11 @@ static int is_hop(const struct tbp_header *fields, size_t n, struct tbp_str name
     return in_list(name, hop_names) || named_by_connection(fields, n, name);
 }
 
+int tbp_forward_is_hop(const struct tbp_http_head *h, const struct tbp_header *f)
+{
+    return is_hop(h->headers, h->n_headers, f->name);
+}
+
 /* Every name a token, every value writable. */
 static int fields_ok(const struct tbp_header *fields, size_t n)
 {

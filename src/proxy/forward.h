@@ -91,6 +91,10 @@ int tbp_forward_response_head(const struct tbp_http_head *in, int client_keep_al
  */
 int tbp_chunk_head(char out[32], size_t n);
 
+/* Is field f of message h hop-by-hop (RFC 9110 section 7.6.1: by definition, or named by one of
+ * h's Connection headers)? Such fields never cross the proxy (HTTP/2 forbids them outright). */
+int tbp_forward_is_hop(const struct tbp_http_head *h, const struct tbp_header *f);
+
 /*
  * Appends the end of a chunked body: "0\r\n", the trailer fields minus hop-by-hop ones, the
  * Token Binding names, framing and routing fields (Content-Length, Host, Trailer) and the

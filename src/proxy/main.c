@@ -54,6 +54,9 @@ static int build_tls(struct tbp_proxy *px, char *err, size_t errlen)
         s.ticket_rotation = t->ticket_key_rotation_ms / 1000;
         s.tb_enabled = cfg->tb.enabled;
         s.n_tb_key_types = cfg->tb.n_key_types;
+        s.n_tb_protocols = cfg->tb.n_protocols;
+        for (k = 0; k < cfg->tb.n_protocols && k < 2; k++)
+            s.tb_protocols[k] = cfg->tb.protocols[k] == TBP_PROTO_H2 ? TBP_ALPN_H2 : TBP_ALPN_H1;
         for (k = 0; k < cfg->tb.n_key_types && k < 2; k++)
             s.tb_key_types[k] = cfg->tb.key_types[k];
         px->tls[i] = tbp_tls_new(&s, err, errlen);

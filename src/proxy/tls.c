@@ -49,9 +49,11 @@ static void ctx_index_init(void)
 
 /* --- ALPN ----------------------------------------------------------------------------------- */
 
-static const char *tb_alpn_id(int key_params)
+/* The draft ALPN id of a protocol (0 http/1.1, 1 h2) and key type, e.g. "h2_tb_p256". */
+static void tb_alpn_id(int proto, int key_params, char *out, size_t cap)
 {
-    return key_params == TB_KP_ECDSAP256 ? "http/1.1_tb_p256" : "http/1.1_tb_rsa2048";
+    snprintf(out, cap, "%s_tb_%s", proto == TBP_ALPN_H2 ? "h2" : "http/1.1",
+             key_params == TB_KP_ECDSAP256 ? "p256" : "rsa2048");
 }
 
 static int is_tb_id(const unsigned char *p, size_t n)
@@ -270,7 +272,8 @@ struct tbp_tls *tbp_tls_new(const struct tbp_tls_settings *s, char *err, size_t 
 {
     struct tbp_tls *t = calloc(1, sizeof(*t));
     SSL_CTX *ctx = NULL;
-    size_t i;
+    size_t i, p;
+    char id[32];
 
     if (t == NULL || pthread_once(&ctx_index_once, ctx_index_init) != 0 || ctx_index < 0) {
         snprintf(err, errlen, "out of memory");
@@ -313,9 +316,15 @@ struct tbp_tls *tbp_tls_new(const struct tbp_tls_settings *s, char *err, size_t 
             goto Fail;
         }
     }
-    if (s->tb_enabled)
-        for (i = 0; i < s->n_tb_key_types && i < 2; i++)
-            pref_add(t, tb_alpn_id(s->tb_key_types[i]));
+    if (s->tb_enabled) {
+        for (p = 0; p < s->n_tb_protocols && p < 2; p++) {
+            for (i = 0; i < s->n_tb_key_types && i < 2; i++) {
+                tb_alpn_id(s->tb_protocols[p], s->tb_key_types[i], id, sizeof(id));
+                pref_add(t, id);
+            }
+        }
+    }
+    pref_add(t, "h2");
     pref_add(t, "http/1.1");
     SSL_CTX_set_alpn_select_cb(ctx, alpn_select, t);
     SSL_CTX_set_client_hello_cb(ctx, client_hello, t);

@@ -20,6 +20,9 @@
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"     \
     "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 
+#define TBP_ALPN_H1 0
+#define TBP_ALPN_H2 1
+
 struct tbp_tls_settings {
     const char *cert;         /* PEM, leaf first then chain */
     const char *key;          /* PEM private key */
@@ -27,6 +30,8 @@ struct tbp_tls_settings {
     int tickets;              /* session tickets on */
     unsigned ticket_rotation; /* seconds a ticket key encrypts before the next one takes over */
     int tb_enabled;
+    size_t n_tb_protocols;
+    int tb_protocols[2]; /* TBP_ALPN_H1 / TBP_ALPN_H2, in preference order */
     size_t n_tb_key_types;
     int tb_key_types[2]; /* enum tb_key_params, in preference order */
 };

@@ -246,8 +246,9 @@ Test(config, minimal_file_gets_every_default)
     cr_assert_eq(c->tb.n_key_types, 2);
     cr_expect_eq(c->tb.key_types[0], TB_KP_ECDSAP256);
     cr_expect_eq(c->tb.key_types[1], TB_KP_RSA2048_PKCS1);
-    cr_assert_eq(c->tb.n_protocols, 1);
-    cr_expect_eq(c->tb.protocols[0], TBP_PROTO_HTTP11);
+    cr_assert_eq(c->tb.n_protocols, 2);
+    cr_expect_eq(c->tb.protocols[0], TBP_PROTO_H2);
+    cr_expect_eq(c->tb.protocols[1], TBP_PROTO_HTTP11);
     cr_expect_eq(c->tb.require, 0);
     cr_expect_eq(u->connect_timeout_ms, 5000);
     cr_expect_eq(u->read_timeout_ms, 60000);
@@ -583,8 +584,8 @@ Test(config, token_binding_errors)
                  "token_binding.key_types[1]: duplicate key type \"p256\"");
     expect_error(MIN "token_binding = { key_types = [ ]; };\n", 4,
                  "token_binding.key_types: must not be empty");
-    expect_error(MIN "token_binding = { protocols = [ \"h2\", \"http/1.1\" ]; };\n", 4,
-                 "token_binding.protocols[0]: protocol \"h2\" is not supported yet");
+    expect_error(MIN "token_binding = { protocols = [ \"h2\", \"h2\" ]; };\n", 4,
+                 "token_binding.protocols[1]: duplicate protocol \"h2\"");
     expect_error(MIN "token_binding = { protocols = [ \"http/1.1\", \"http/1.1\" ]; };\n", 4,
                  "token_binding.protocols[1]: duplicate protocol \"http/1.1\"");
     expect_error(MIN "token_binding = { protocols = [ \"spdy/3\" ]; };\n", 4,

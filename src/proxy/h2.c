@@ -1,0 +1,667 @@
+/*
+ * The HTTP/2 front end (nghttp2): the protocol that runs on a client connection when ALPN chose
+ * h2 or h2_tb_*. Each stream is one exchange on the shared request path (exchange.c), forwarded
+ * to an HTTP/1.1 origin connection of its own from the pool.
+ *
+ * Bytes: the connection's read buffer goes to nghttp2_session_mem_recv; frames nghttp2 wants to
+ * send are pulled with nghttp2_session_mem_send into the connection's output (pump), which stops
+ * above TBP_CONN_HIGH_WATER and starts again when it drains.
+ *
+ * Flow control both ways, so a slow side never makes the proxy buffer without bound:
+ * - request bodies: automatic WINDOW_UPDATEs are off; DATA bytes are "consumed" (which opens the
+ *   client's window again) only once the origin connection took them below its high-water mark;
+ * - response bodies: each stream has a small buffer that the DATA provider drains; above
+ *   STREAM_HIGH the origin connection stops reading until the client's window lets it drain.
+ *
+ * Token Binding: every request is checked like an HTTP/1.1 one; a failure answers 400 on that
+ * stream and then GOAWAY (spec "Validation": terminate the connection).
+ *
+ * Lifetime: a stream is freed in on_stream_close, which nghttp2 calls from inside mem_recv or
+ * mem_send; its upstream exchange is aborted there, so no upstream callback reaches it later.
+ * Upstream callbacks pump last, so nothing touches a stream after a pump.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <nghttp2/nghttp2.h>
+
+#include "conn.h"
+#include "exchange.h"
+#include "forward.h"
+#include "upstream.h"
+#include "worker.h"
+
+#define MAX_STREAMS 100
+#define WINDOW (1 << 20)         /* initial stream window we advertise */
+#define STREAM_HIGH (128 * 1024) /* response bytes buffered per stream before the origin waits */
+#define STREAM_LOW (32 * 1024)
+#define HEAD_MAX (64 * 1024) /* header block bytes kept per stream */
+
+struct h2;
+
+struct stream {
+    struct h2 *h;
+    int32_t id;
+    struct stream *prev, *next;
+    /* the request head, built from HEADERS */
+    struct tbp_buf hbuf; /* names and values, NUL-separated */
+    size_t n_fields;
+    size_t field_off[2 * 128]; /* offsets of name, value pairs in hbuf */
+    size_t field_len[2 * 128];
+    int have_method, have_path, have_authority, have_host, too_many;
+    size_t method, path, authority; /* field indexes of the pseudo-headers */
+    int64_t content_length;         /* -1: none */
+    int started;                    /* the exchange started (or was answered) */
+    int req_complete;               /* END_STREAM from the client */
+    int req_chunked;
+    int head_request;
+    size_t unconsumed; /* DATA bytes waiting for nghttp2_session_consume */
+    int body_paused;   /* the origin queue is full */
+    struct tbp_upconn *up;
+    /* the response */
+    int resp_submitted;
+    int resp_eof;
+    int up_paused;
+    struct tbp_buf resp; /* body bytes waiting for the DATA provider */
+    struct tbp_xlog x;
+};
+
+struct h2 {
+    struct tbp_conn *c;
+    nghttp2_session *s;
+    struct stream *streams;
+    unsigned n_streams;
+    int goaway;      /* GOAWAY queued: close once it is sent */
+    int want_resume; /* some stream's origin reading can resume after the pump */
+};
+
+#define H2(c) ((struct h2 *)(c)->pd)
+
+static void pump(struct h2 *h);
+
+/* --- streams ---------------------------------------------------------------------------------- */
+
+static struct stream *stream_new(struct h2 *h, int32_t id)
+{
+    struct stream *st = calloc(1, sizeof(*st));
+
+    if (st == NULL)
+        return NULL;
+    st->h = h;
+    st->id = id;
+    st->content_length = -1;
+    tbp_buf_init(&st->hbuf, HEAD_MAX);
+    tbp_buf_init(&st->resp, STREAM_HIGH + 64 * 1024 + TBP_CONN_RBUF);
+    st->next = h->streams;
+    if (h->streams)
+        h->streams->prev = st;
+    h->streams = st;
+    h->n_streams++;
+    return st;
+}
+
+static void stream_free(struct stream *st)
+{
+    struct h2 *h = st->h;
+
+    if (st->up != NULL)
+        tbp_upstream_abort(st->up);
+    if (st->prev)
+        st->prev->next = st->next;
+    else
+        h->streams = st->next;
+    if (st->next)
+        st->next->prev = st->prev;
+    h->n_streams--;
+    tbp_buf_dispose(&st->hbuf);
+    tbp_buf_dispose(&st->resp);
+    free(st);
+}
+
+static struct tbp_str field(const struct stream *st, size_t i)
+{
+    return (struct tbp_str){st->hbuf.p + st->field_off[i], st->field_len[i]};
+}
+
+/* --- responses -------------------------------------------------------------------------------- */
+
+static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
+                         nghttp2_data_source *src, void *user)
+{
+    struct stream *st = src->ptr;
+    size_t n = st->resp.len < len ? st->resp.len : len;
+
+    (void)s;
+    (void)id;
+    (void)user;
+    if (n > 0) {
+        memcpy(buf, st->resp.p, n);
+        tbp_buf_consume(&st->resp, n);
+    }
+    if (st->resp.len == 0 && st->resp_eof)
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+    else if (n == 0)
+        return NGHTTP2_ERR_DEFERRED;
+    if (st->up_paused && st->resp.len < STREAM_LOW)
+        st->h->want_resume = 1; /* resumed after mem_send returns, never from inside it */
+    st->x.resp_bytes += n;
+    return (ssize_t)n;
+}
+
+/* Submits a response head (status + fields of rh, minus hop-by-hop) with a body provider. */
+static int submit_head(struct stream *st, const struct tbp_http_head *rh, int has_body)
+{
+    nghttp2_nv nva[TBP_MAX_HEADERS_DEFAULT * 2 + 2];
+    nghttp2_data_provider prd = {.source.ptr = st, .read_callback = read_body};
+    char status[4], lower[256];
+    struct tbp_buf names;
+    size_t i, n = 0;
+    int ret;
+
+    snprintf(status, sizeof(status), "%d", rh->status);
+    nva[n++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)status, 7, 3, NGHTTP2_NV_FLAG_NONE};
+    tbp_buf_init(&names, 64 * 1024);
+    /* lower-case names, collected first: the buffer may move while it grows */
+    for (i = 0; i < rh->n_headers; i++) {
+        const struct tbp_header *f = &rh->headers[i];
+        size_t k;
+        if (tbp_forward_is_hop(rh, f) || f->name.len >= sizeof(lower))
+            continue;
+        for (k = 0; k < f->name.len; k++)
+            lower[k] = (char)((f->name.p[k] >= 'A' && f->name.p[k] <= 'Z') ? f->name.p[k] + 32
+                                                                           : f->name.p[k]);
+        if (tbp_buf_append(&names, lower, f->name.len) != 0)
+            break;
+    }
+    for (i = 0, ret = 0; i < rh->n_headers && n < sizeof(nva) / sizeof(nva[0]); i++) {
+        const struct tbp_header *f = &rh->headers[i];
+        if (tbp_forward_is_hop(rh, f) || f->name.len >= sizeof(lower))
+            continue;
+        if ((size_t)ret + f->name.len > names.len)
+            break;
+        nva[n++] = (nghttp2_nv){(uint8_t *)names.p + ret, (uint8_t *)f->value.p, f->name.len,
+                                f->value.len, NGHTTP2_NV_FLAG_NONE};
+        ret += (int)f->name.len;
+    }
+    ret = nghttp2_submit_response(st->h->s, st->id, nva, n, has_body ? &prd : NULL);
+    tbp_buf_dispose(&names);
+    return ret;
+}
+
+/* A short error response on the stream (text/plain, one line). */
+static void answer_error(struct stream *st, int status, const char *why)
+{
+    struct tbp_http_head rh = {0};
+    struct tbp_header f[1];
+    char body[256];
+    int n;
+
+    n = snprintf(body, sizeof(body), "%d %s\n", status, why ? why : "");
+    f[0] = (struct tbp_header){{"content-type", 12}, {"text/plain", 10}};
+    rh.status = status;
+    rh.headers = f;
+    rh.n_headers = 1;
+    tbp_xlog_status(&st->x, st->h->c, status);
+    st->resp_submitted = 1;
+    tbp_buf_reset(&st->resp);
+    if (n > 0)
+        (void)tbp_buf_append(&st->resp, body, (size_t)n < sizeof(body) ? (size_t)n : 0);
+    st->resp_eof = 1;
+    if (submit_head(st, &rh, 1) != 0)
+        nghttp2_submit_rst_stream(st->h->s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+    tbp_xlog_write(&st->x, st->h->c, "h2");
+}
+
+/* --- the upstream sink (ctx: the stream) ------------------------------------------------------ */
+
+static void resp_head(void *ctx, const struct tbp_http_head *rh)
+{
+    struct stream *st = ctx;
+    int body = !(st->head_request || rh->status == 204 || rh->status == 304);
+
+    tbp_xlog_status(&st->x, st->h->c, rh->status);
+    st->x.t_upstream = tbp_loop_now(&st->h->c->w->loop);
+    st->resp_submitted = 1;
+    if (!body)
+        st->resp_eof = 1;
+    if (submit_head(st, rh, body) != 0)
+        nghttp2_submit_rst_stream(st->h->s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+}
+
+static int resp_body(void *ctx, const char *p, size_t n)
+{
+    struct stream *st = ctx;
+
+    if (tbp_buf_append(&st->resp, p, n) != 0) {
+        nghttp2_submit_rst_stream(st->h->s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+        return 1;
+    }
+    nghttp2_session_resume_data(st->h->s, st->id);
+    if (st->resp.len >= STREAM_HIGH)
+        st->up_paused = 1;
+    pump(st->h);
+    return st->up_paused;
+}
+
+static void resp_end(void *ctx)
+{
+    struct stream *st = ctx;
+    struct h2 *h = st->h;
+
+    st->up = NULL;
+    st->resp_eof = 1;
+    tbp_xlog_write(&st->x, h->c, "h2");
+    nghttp2_session_resume_data(h->s, st->id);
+    pump(h);
+}
+
+static void resp_error(void *ctx, int status, const char *why)
+{
+    struct stream *st = ctx;
+    struct h2 *h = st->h;
+
+    st->up = NULL;
+    tbp_log_error(h->c->w->px, TBP_LOG_WARN, "%s:%u: %s -> %d (%s)", h->c->ip, h->c->port,
+                  st->x.req, status, why);
+    if (st->resp_submitted)
+        nghttp2_submit_rst_stream(h->s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+    else
+        answer_error(st, status, status == 504 ? "origin timed out" : "origin unavailable");
+    pump(h);
+}
+
+static void req_drain(void *ctx)
+{
+    struct stream *st = ctx;
+    struct h2 *h = st->h;
+
+    if (!st->body_paused)
+        return;
+    st->body_paused = 0;
+    nghttp2_session_consume(h->s, st->id, st->unconsumed);
+    st->unconsumed = 0;
+    pump(h);
+}
+
+static const struct tbp_upstream_sink sink = {resp_head, resp_body, resp_end, resp_error,
+                                              req_drain};
+
+/* --- requests --------------------------------------------------------------------------------- */
+
+/* The request head of st as the shared model: :method, :path, and host from :authority. */
+static int build_head(struct stream *st, struct tbp_http_head *rh, struct tbp_header *fields)
+{
+    size_t i, n = 0;
+
+    memset(rh, 0, sizeof(*rh));
+    rh->is_request = 1;
+    rh->version_major = 2;
+    rh->method = field(st, st->method * 2 + 1);
+    rh->target = field(st, st->path * 2 + 1);
+    if (st->have_authority && !st->have_host)
+        fields[n++] = (struct tbp_header){{"host", 4}, field(st, st->authority * 2 + 1)};
+    for (i = 0; i < st->n_fields; i++) {
+        struct tbp_str name = field(st, 2 * i);
+        if (name.len > 0 && name.p[0] == ':')
+            continue;
+        fields[n++] = (struct tbp_header){name, field(st, 2 * i + 1)};
+    }
+    rh->headers = fields;
+    rh->n_headers = n;
+    rh->keep_alive = 1;
+    if (st->req_complete)
+        rh->framing = TBP_BODY_NONE;
+    else if (st->content_length >= 0)
+        rh->framing = TBP_BODY_LENGTH;
+    else
+        rh->framing = TBP_BODY_CHUNKED;
+    rh->content_length = st->content_length >= 0 ? (uint64_t)st->content_length : 0;
+    return 0;
+}
+
+static void start_stream(struct stream *st)
+{
+    struct h2 *h = st->h;
+    struct tbp_header fields[130];
+    struct tbp_http_head rh;
+    const char *why = NULL;
+    int status;
+
+    st->started = 1;
+    build_head(st, &rh, fields);
+    tbp_xlog_begin(&st->x, h->c, &rh);
+    st->head_request = rh.method.len == 4 && memcmp(rh.method.p, "HEAD", 4) == 0;
+    st->req_chunked = rh.framing == TBP_BODY_CHUNKED;
+    if (!st->have_method || !st->have_path || (!st->have_authority && !st->have_host) ||
+        st->too_many) {
+        answer_error(st, 400, "malformed request");
+        return;
+    }
+    status = tbp_exchange_start(h->c, &rh, st->head_request, rh.framing, &sink, st, &st->x, &st->up,
+                                &why);
+    if (status == 0) {
+        if (st->req_complete)
+            tbp_upstream_request_done(st->up);
+        return;
+    }
+    answer_error(st, status, why);
+    if (st->x.tb_failed && !h->goaway) {
+        /* spec "Validation": terminate the connection once this answer is out */
+        nghttp2_submit_goaway(h->s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR, NULL, 0);
+        h->goaway = 1;
+    }
+}
+
+static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *user)
+{
+    struct h2 *h = user;
+    struct stream *st;
+
+    if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0;
+    if (h->goaway)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* RST: we are closing */
+    if ((st = stream_new(h, f->hd.stream_id)) == NULL)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    nghttp2_session_set_stream_user_data(s, f->hd.stream_id, st);
+    return 0;
+}
+
+static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name,
+                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
+                     void *user)
+{
+    struct stream *st = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
+    size_t i;
+
+    (void)flags;
+    (void)user;
+    if (st == NULL || st->started || f->hd.type != NGHTTP2_HEADERS ||
+        f->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0; /* trailers and the like: not forwarded */
+    if (st->n_fields == sizeof(st->field_off) / sizeof(st->field_off[0]) / 2) {
+        st->too_many = 1;
+        return 0;
+    }
+    i = st->n_fields;
+    st->field_off[2 * i] = st->hbuf.len;
+    st->field_len[2 * i] = namelen;
+    if (tbp_buf_append(&st->hbuf, name, namelen) != 0)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* over HEAD_MAX: RST the stream */
+    st->field_off[2 * i + 1] = st->hbuf.len;
+    st->field_len[2 * i + 1] = valuelen;
+    if (tbp_buf_append(&st->hbuf, value, valuelen) != 0)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    st->n_fields++;
+    if (namelen == 7 && memcmp(name, ":method", 7) == 0)
+        st->have_method = 1, st->method = i;
+    else if (namelen == 5 && memcmp(name, ":path", 5) == 0)
+        st->have_path = 1, st->path = i;
+    else if (namelen == 10 && memcmp(name, ":authority", 10) == 0)
+        st->have_authority = 1, st->authority = i;
+    else if (namelen == 4 && memcmp(name, "host", 4) == 0)
+        st->have_host = 1;
+    else if (namelen == 14 && memcmp(name, "content-length", 14) == 0)
+        st->content_length = strtoll((const char *)value, NULL, 10); /* nghttp2 checked it */
+    return 0;
+}
+
+/* :authority and Host must name the same thing (RFC 9113 section 8.3.1). */
+static int authority_matches_host(const struct stream *st)
+{
+    size_t i;
+
+    if (!st->have_authority || !st->have_host)
+        return 1;
+    for (i = 0; i < st->n_fields; i++) {
+        struct tbp_str n = field(st, 2 * i), v = field(st, 2 * i + 1),
+                       a = field(st, 2 * st->authority + 1);
+        if (n.len == 4 && memcmp(n.p, "host", 4) == 0 &&
+            (v.len != a.len || strncasecmp(v.p, a.p, a.len) != 0))
+            return 0;
+    }
+    return 1;
+}
+
+static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *user)
+{
+    struct stream *st = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
+
+    (void)user;
+    if (st == NULL)
+        return 0;
+    if (f->hd.flags & NGHTTP2_FLAG_END_STREAM)
+        st->req_complete = 1;
+    if (f->hd.type == NGHTTP2_HEADERS && !st->started) {
+        if (!authority_matches_host(st)) {
+            st->started = 1;
+            nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_PROTOCOL_ERROR);
+            return 0;
+        }
+        start_stream(st);
+        return 0;
+    }
+    if ((f->hd.flags & NGHTTP2_FLAG_END_STREAM) && st->up != NULL) {
+        if (st->req_chunked && tbp_upstream_write(st->up, TBP_CHUNK_LAST, 5) < 0)
+            return 0;
+        if (st->up != NULL)
+            tbp_upstream_request_done(st->up);
+    }
+    return 0;
+}
+
+static int on_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *data, size_t len,
+                   void *user)
+{
+    struct stream *st = nghttp2_session_get_stream_user_data(s, id);
+    char chunk[32];
+    int k, ret = 0;
+
+    (void)flags;
+    (void)user;
+    if (st == NULL || st->up == NULL || len == 0) {
+        nghttp2_session_consume(s, id, len); /* nobody takes it: drop, keep windows open */
+        return 0;
+    }
+    if (st->req_chunked) {
+        k = tbp_chunk_head(chunk, len);
+        ret = tbp_upstream_write(st->up, chunk, (size_t)k);
+    }
+    if (ret >= 0)
+        ret = tbp_upstream_write(st->up, data, len);
+    if (ret >= 0 && st->req_chunked)
+        ret = tbp_upstream_write(st->up, TBP_CHUNK_END, 2);
+    if (ret == 1 || st->body_paused) {
+        st->body_paused = 1;
+        st->unconsumed += len; /* the client's window stays shut until the origin catches up */
+    } else {
+        nghttp2_session_consume(s, id, len);
+    }
+    return 0;
+}
+
+static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t err, void *user)
+{
+    struct stream *st = nghttp2_session_get_stream_user_data(s, id);
+
+    (void)err;
+    (void)user;
+    if (st != NULL) {
+        nghttp2_session_set_stream_user_data(s, id, NULL);
+        stream_free(st);
+    }
+    return 0;
+}
+
+/* --- the session ------------------------------------------------------------------------------ */
+
+/* Moves frames from nghttp2 to the connection's output, up to the high-water mark. */
+static void pump(struct h2 *h)
+{
+    struct tbp_conn *c = h->c;
+    const uint8_t *data;
+    ssize_t n;
+
+    while (c->state != TBP_CONN_CLOSED && c->out.len < TBP_CONN_HIGH_WATER) {
+        n = nghttp2_session_mem_send(h->s, &data);
+        if (n < 0) {
+            tbp_conn_close(c);
+            return;
+        }
+        if (n == 0)
+            break;
+        if (tbp_conn_append(c, data, (size_t)n) != 0)
+            return;
+    }
+    if (h->want_resume) {
+        struct stream *st;
+        h->want_resume = 0;
+        for (st = h->streams; st != NULL; st = st->next) {
+            if (st->up_paused && st->resp.len < STREAM_LOW && st->up != NULL) {
+                st->up_paused = 0;
+                tbp_upstream_resume(st->up); /* may call back: resp_body pumps again */
+                if (c->state == TBP_CONN_CLOSED)
+                    return;
+            }
+        }
+    }
+    if (!nghttp2_session_want_read(h->s) && !nghttp2_session_want_write(h->s))
+        tbp_conn_linger(c); /* GOAWAY exchanged, or the session failed: close when sent */
+    tbp_conn_update(c);
+}
+
+static int h2_start(struct tbp_conn *c)
+{
+    const struct tbp_config *cfg = c->w->px->cfg;
+    nghttp2_session_callbacks *cbs = NULL;
+    nghttp2_option *opt = NULL;
+    nghttp2_settings_entry iv[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, MAX_STREAMS},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, WINDOW},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, cfg->limits.max_header_bytes},
+        {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+    };
+    struct h2 *h = calloc(1, sizeof(*h));
+    int ret = -1;
+
+    if (h == NULL || nghttp2_session_callbacks_new(&cbs) != 0 || nghttp2_option_new(&opt) != 0)
+        goto Exit;
+    h->c = c;
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+    nghttp2_option_set_no_auto_window_update(opt, 1);
+    nghttp2_option_set_max_settings(opt, 32);                  /* SETTINGS flood */
+    nghttp2_option_set_max_outbound_ack(opt, 1000);            /* PING / SETTINGS ack flood */
+    nghttp2_option_set_stream_reset_rate_limit(opt, 1000, 33); /* rapid reset */
+    if (nghttp2_session_server_new2(&h->s, cbs, h, opt) != 0)
+        goto Exit;
+    if (nghttp2_submit_settings(h->s, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0])) != 0 ||
+        nghttp2_session_set_local_window_size(h->s, NGHTTP2_FLAG_NONE, 0, 4 * WINDOW) != 0)
+        goto Exit;
+    c->pd = h;
+    h = NULL;
+    pump(c->pd);
+    tbp_timer_set(&c->w->loop, &c->timer, cfg->timeouts.idle_keepalive_ms);
+    ret = 0;
+Exit:
+    if (h != NULL) {
+        nghttp2_session_del(h->s);
+        free(h);
+    }
+    nghttp2_option_del(opt);
+    nghttp2_session_callbacks_del(cbs);
+    return ret;
+}
+
+static int h2_want_input(const struct tbp_conn *c)
+{
+    const struct h2 *h = H2(c);
+
+    return c->out.len < TBP_CONN_HIGH_WATER && nghttp2_session_want_read(h->s);
+}
+
+static int h2_input(struct tbp_conn *c, const char *p, size_t n, size_t *consumed)
+{
+    struct h2 *h = H2(c);
+    ssize_t r = nghttp2_session_mem_recv(h->s, (const uint8_t *)p, n);
+
+    if (c->state == TBP_CONN_CLOSED)
+        return -1;
+    if (r < 0) {
+        tbp_log_error(c->w->px, TBP_LOG_INFO, "%s:%u: h2: %s", c->ip, c->port,
+                      nghttp2_strerror((int)r));
+        nghttp2_session_terminate_session(h->s, NGHTTP2_PROTOCOL_ERROR);
+        pump(h);
+        tbp_conn_linger(c);
+        return -1;
+    }
+    *consumed = (size_t)r;
+    pump(h);
+    if (h->n_streams == 0)
+        tbp_timer_set(&c->w->loop, &c->timer, c->w->px->cfg->timeouts.idle_keepalive_ms);
+    else
+        tbp_timer_cancel(&c->w->loop, &c->timer);
+    return c->state == TBP_CONN_OPEN ? 0 : -1;
+}
+
+static void h2_drained(struct tbp_conn *c)
+{
+    pump(H2(c));
+}
+
+static void h2_timeout(struct tbp_conn *c)
+{
+    struct h2 *h = H2(c);
+
+    if (h->n_streams > 0) {
+        tbp_timer_set(&c->w->loop, &c->timer, c->w->px->cfg->timeouts.idle_keepalive_ms);
+        return;
+    }
+    nghttp2_session_terminate_session(h->s, NGHTTP2_NO_ERROR); /* idle: GOAWAY and close */
+    pump(h);
+    tbp_conn_linger(c);
+}
+
+static void h2_abort(struct tbp_conn *c)
+{
+    struct h2 *h = H2(c);
+    struct stream *st;
+
+    for (st = h->streams; st != NULL; st = st->next) {
+        if (st->up != NULL) {
+            tbp_upstream_abort(st->up);
+            st->up = NULL;
+        }
+    }
+}
+
+static void h2_dispose(struct tbp_conn *c)
+{
+    struct h2 *h = H2(c);
+
+    if (h == NULL)
+        return;
+    while (h->streams != NULL) {
+        nghttp2_session_set_stream_user_data(h->s, h->streams->id, NULL);
+        stream_free(h->streams);
+    }
+    nghttp2_session_del(h->s);
+    free(h);
+    c->pd = NULL;
+}
+
+const struct tbp_protocol tbp_proto_h2 = {
+    .name = "h2",
+    .start = h2_start,
+    .input = h2_input,
+    .want_input = h2_want_input,
+    .drained = h2_drained,
+    .timeout = h2_timeout,
+    .abort = h2_abort,
+    .dispose = h2_dispose,
+};
