@@ -138,7 +138,25 @@ static void exchange_done(struct h1 *h)
     tbp_timer_set(&h->c->w->loop, &h->c->timer, h->c->w->px->cfg->timeouts.idle_keepalive_ms);
 }
 
-static void resp_end(void *ctx)
+/* Ends a chunked body toward the client: the last chunk with the trailer fields, if any. */
+static int end_chunked(struct tbp_conn *c, const struct tbp_header *trailers, size_t n)
+{
+    struct tbp_buf end;
+    int ret;
+
+    tbp_buf_init(&end, 128 * 1024);
+    ret = tbp_forward_trailers(trailers, n, &end);
+    if (ret != 0) {
+        tbp_buf_reset(&end);
+        ret = tbp_buf_append(&end, TBP_CHUNK_LAST, 5); /* unusable trailers are dropped */
+    }
+    if (ret == 0)
+        ret = tbp_conn_append(c, end.p, end.len);
+    tbp_buf_dispose(&end);
+    return ret;
+}
+
+static void resp_end(void *ctx, const struct tbp_header *trailers, size_t n_trailers)
 {
     struct h1 *h = ctx;
     struct tbp_conn *c = h->c;
@@ -146,7 +164,7 @@ static void resp_end(void *ctx)
     h->up = NULL;
     if (c->state == TBP_CONN_CLOSED)
         return;
-    if (h->resp_chunked && tbp_conn_append(c, TBP_CHUNK_LAST, 5) != 0)
+    if (h->resp_chunked && end_chunked(c, trailers, n_trailers) != 0)
         return;
     exchange_done(h);
     tbp_conn_drive(c);
@@ -242,6 +260,25 @@ static int req_body(void *ctx, const char *p, size_t n)
     return 0;
 }
 
+/* The last chunk of a chunked request body, with the client's trailer fields. */
+static int write_request_end(struct h1 *h)
+{
+    const struct tbp_header *trailers;
+    struct tbp_buf end;
+    size_t n = 0;
+    int ret;
+
+    trailers = tbp_h1_trailers(&h->parser, &n);
+    tbp_buf_init(&end, 128 * 1024);
+    if (tbp_forward_trailers(trailers, n, &end) != 0) {
+        tbp_buf_reset(&end);
+        (void)tbp_buf_append(&end, TBP_CHUNK_LAST, 5);
+    }
+    ret = tbp_upstream_write(h->up, end.p, end.len);
+    tbp_buf_dispose(&end);
+    return ret;
+}
+
 static int req_end(void *ctx)
 {
     struct h1 *h = ctx;
@@ -251,7 +288,7 @@ static int req_end(void *ctx)
         return 0;
     tbp_timer_cancel(&h->c->w->loop, &h->c->timer);
     if (h->up != NULL) {
-        if (h->req_chunked && tbp_upstream_write(h->up, TBP_CHUNK_LAST, 5) < 0)
+        if (h->req_chunked && write_request_end(h) < 0)
             return 0;
         if (h->up != NULL)
             tbp_upstream_request_done(h->up);

@@ -38,6 +38,7 @@
 #define STREAM_HIGH (128 * 1024) /* response bytes buffered per stream before the origin waits */
 #define STREAM_LOW (32 * 1024)
 #define HEAD_MAX (64 * 1024) /* header block bytes kept per stream */
+#define MAX_TRAILERS 32
 
 struct h2;
 
@@ -65,6 +66,9 @@ struct stream {
     int resp_eof;
     int up_paused;
     struct tbp_buf resp; /* body bytes waiting for the DATA provider */
+    struct tbp_buf tbuf; /* trailer names and values */
+    size_t n_trailers;
+    size_t trailer_off[2 * MAX_TRAILERS], trailer_len[2 * MAX_TRAILERS];
     struct tbp_xlog x;
 };
 
@@ -94,6 +98,7 @@ static struct stream *stream_new(struct h2 *h, int32_t id)
     st->content_length = -1;
     tbp_buf_init(&st->hbuf, HEAD_MAX);
     tbp_buf_init(&st->resp, STREAM_HIGH + 64 * 1024 + TBP_CONN_RBUF);
+    tbp_buf_init(&st->tbuf, HEAD_MAX);
     st->next = h->streams;
     if (h->streams)
         h->streams->prev = st;
@@ -117,6 +122,7 @@ static void stream_free(struct stream *st)
     h->n_streams--;
     tbp_buf_dispose(&st->hbuf);
     tbp_buf_dispose(&st->resp);
+    tbp_buf_dispose(&st->tbuf);
     free(st);
 }
 
@@ -124,6 +130,8 @@ static struct tbp_str field(const struct stream *st, size_t i)
 {
     return (struct tbp_str){st->hbuf.p + st->field_off[i], st->field_len[i]};
 }
+
+static void submit_trailers(struct stream *st);
 
 /* --- responses -------------------------------------------------------------------------------- */
 
@@ -140,9 +148,13 @@ static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t le
         memcpy(buf, st->resp.p, n);
         tbp_buf_consume(&st->resp, n);
     }
-    if (st->resp.len == 0 && st->resp_eof)
+    if (st->resp.len == 0 && st->resp_eof) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
-    else if (n == 0)
+        if (st->n_trailers > 0) { /* the stream ends with the trailer HEADERS instead */
+            *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+            submit_trailers(st);
+        }
+    } else if (n == 0)
         return NGHTTP2_ERR_DEFERRED;
     if (st->up_paused && st->resp.len < STREAM_LOW)
         st->h->want_resume = 1; /* resumed after mem_send returns, never from inside it */
@@ -245,12 +257,57 @@ static int resp_body(void *ctx, const char *p, size_t n)
     return st->up_paused;
 }
 
-static void resp_end(void *ctx)
+/* Keeps the origin's trailer fields (lower-cased, hop-by-hop and framing ones dropped) to send
+ * as a HEADERS frame once the body is out. */
+static void keep_trailers(struct stream *st, const struct tbp_header *t, size_t n)
+{
+    size_t i, k;
+
+    for (i = 0; i < n && st->n_trailers < MAX_TRAILERS; i++) {
+        struct tbp_str name = t[i].name;
+        if (tbp_http_name_eq(name, "content-length") || tbp_http_name_eq(name, "host") ||
+            tbp_http_name_eq(name, "trailer") || tbp_http_name_eq(name, "connection") ||
+            tbp_http_name_eq(name, "transfer-encoding") || tbp_http_name_eq(name, "te") ||
+            tbp_http_name_eq(name, "keep-alive") || tbp_http_name_eq(name, "upgrade") ||
+            tbp_http_name_eq(name, "proxy-connection"))
+            continue;
+        st->trailer_off[2 * st->n_trailers] = st->tbuf.len;
+        st->trailer_len[2 * st->n_trailers] = name.len;
+        for (k = 0; k < name.len; k++) {
+            char ch = name.p[k] >= 'A' && name.p[k] <= 'Z' ? (char)(name.p[k] + 32) : name.p[k];
+            if (tbp_buf_append(&st->tbuf, &ch, 1) != 0)
+                return;
+        }
+        st->trailer_off[2 * st->n_trailers + 1] = st->tbuf.len;
+        st->trailer_len[2 * st->n_trailers + 1] = t[i].value.len;
+        if (tbp_buf_append(&st->tbuf, t[i].value.p, t[i].value.len) != 0)
+            return;
+        st->n_trailers++;
+    }
+}
+
+static void submit_trailers(struct stream *st)
+{
+    nghttp2_nv nva[MAX_TRAILERS];
+    size_t i;
+
+    for (i = 0; i < st->n_trailers; i++)
+        nva[i] =
+            (nghttp2_nv){(uint8_t *)st->tbuf.p + st->trailer_off[2 * i],
+                         (uint8_t *)st->tbuf.p + st->trailer_off[2 * i + 1], st->trailer_len[2 * i],
+                         st->trailer_len[2 * i + 1], NGHTTP2_NV_FLAG_NONE};
+    if (nghttp2_submit_trailer(st->h->s, st->id, nva, st->n_trailers) != 0)
+        nghttp2_submit_rst_stream(st->h->s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+}
+
+static void resp_end(void *ctx, const struct tbp_header *trailers, size_t n_trailers)
 {
     struct stream *st = ctx;
     struct h2 *h = st->h;
 
     st->up = NULL;
+    if (!st->head_request)
+        keep_trailers(st, trailers, n_trailers);
     st->resp_eof = 1;
     tbp_xlog_write(&st->x, h->c, "h2");
     nghttp2_session_resume_data(h->s, st->id);

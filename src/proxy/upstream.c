@@ -348,6 +348,10 @@ static void conn_complete(struct tbp_upconn *u)
     int reuse = u->req_done && u->resp_keep_alive && u->out.len == 0 && u->roff == u->rlen &&
                 p->n_idle < p->c.max_idle && u->state == UP_BUSY;
 
+    const struct tbp_header *trailers;
+    size_t n_trailers = 0;
+
+    trailers = tbp_h1_trailers(&u->parser, &n_trailers); /* valid until the next response */
     u->sink = NULL;
     tbp_timer_cancel(p->loop, &u->timer);
     if (reuse) {
@@ -368,7 +372,7 @@ static void conn_complete(struct tbp_upconn *u)
         conn_close(u);
     }
     if (sink != NULL)
-        sink->on_end(ctx);
+        sink->on_end(ctx, trailers, n_trailers);
 }
 
 /* Reads and parses response bytes until EAGAIN, a pause, or the end of the response. */

@@ -41,8 +41,9 @@ struct tbp_upstream_sink {
     void (*on_head)(void *ctx, const struct tbp_http_head *h);
     /* response body bytes; return 1 to pause reading (then call tbp_upstream_resume) */
     int (*on_body)(void *ctx, const char *p, size_t n);
-    /* the response is complete; the exchange is over and the connection is no longer yours */
-    void (*on_end)(void *ctx);
+    /* the response is complete, with its trailer fields (chunked responses; valid during the
+     * call); the exchange is over and the connection is no longer yours */
+    void (*on_end)(void *ctx, const struct tbp_header *trailers, size_t n_trailers);
     /* the exchange failed (status 502 or 504 for the client); the connection is gone */
     void (*on_error)(void *ctx, int status, const char *why);
     /* the request bytes queued with tbp_upstream_write went below the low-water mark */
