@@ -55,6 +55,7 @@ struct stream {
     size_t method, path, authority; /* field indexes of the pseudo-headers */
     int64_t content_length;         /* -1: none */
     int started;                    /* the exchange started (or was answered) */
+    int in_trailers;                /* hbuf now holds the request's trailer fields */
     int req_complete;               /* END_STREAM from the client */
     int req_chunked;
     int head_request;
@@ -435,9 +436,19 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
 
     (void)flags;
     (void)user;
-    if (st == NULL || st->started || f->hd.type != NGHTTP2_HEADERS ||
-        f->headers.cat != NGHTTP2_HCAT_REQUEST)
-        return 0; /* trailers and the like: not forwarded */
+    if (st == NULL || f->hd.type != NGHTTP2_HEADERS)
+        return 0;
+    if (st->started) {
+        if (f->headers.cat != NGHTTP2_HCAT_HEADERS)
+            return 0;
+        if (!st->in_trailers) { /* the request head was forwarded: its storage holds these */
+            st->in_trailers = 1;
+            tbp_buf_reset(&st->hbuf);
+            st->n_fields = 0;
+        }
+    } else if (f->headers.cat != NGHTTP2_HCAT_REQUEST) {
+        return 0;
+    }
     if (st->n_fields == sizeof(st->field_off) / sizeof(st->field_off[0]) / 2) {
         st->too_many = 1;
         return 0;
@@ -482,6 +493,26 @@ static int authority_matches_host(const struct stream *st)
     return 1;
 }
 
+/* The last chunk of the request body toward the origin, with the client's trailer fields. */
+static int write_request_end(struct stream *st)
+{
+    struct tbp_header fields[128];
+    struct tbp_buf end;
+    size_t i, n = 0;
+    int ret;
+
+    for (i = 0; st->in_trailers && i < st->n_fields && n < 128; i++)
+        fields[n++] = (struct tbp_header){field(st, 2 * i), field(st, 2 * i + 1)};
+    tbp_buf_init(&end, HEAD_MAX + 1024);
+    if (tbp_forward_trailers(fields, n, &end) != 0) {
+        tbp_buf_reset(&end);
+        (void)tbp_buf_append(&end, TBP_CHUNK_LAST, 5); /* unusable trailers are dropped */
+    }
+    ret = tbp_upstream_write(st->up, end.p, end.len);
+    tbp_buf_dispose(&end);
+    return ret;
+}
+
 static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *user)
 {
     struct stream *st = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
@@ -501,7 +532,7 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *user)
         return 0;
     }
     if ((f->hd.flags & NGHTTP2_FLAG_END_STREAM) && st->up != NULL) {
-        if (st->req_chunked && tbp_upstream_write(st->up, TBP_CHUNK_LAST, 5) < 0)
+        if (st->req_chunked && write_request_end(st) < 0)
             return 0;
         if (st->up != NULL)
             tbp_upstream_request_done(st->up);
