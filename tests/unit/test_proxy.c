@@ -1,18 +1,18 @@
 /*
  * Integration tests of tbproxy: the real daemon between a real TLS client and the demo origin.
  *
- * Every test starts its own world in a temporary directory: a self-signed P-256 certificate
- * (made in memory, written as PEM), `tborigin --listen 127.0.0.1:0` (its port read from its
- * "tborigin listening on" line) and `tbproxy` on a free port, in quick mode
- * (`--listen --upstream --cert --key`) or from a config file written there (for the upstream
- * read timeout of the 504 test). Readiness is the proxy accepting TCP connections. The test then
- * drives the proxy with the support client (tests/support/tlsclient.h: OpenSSL + libtb) and
- * asserts on what the client negotiated and received and on what the origin saw: /echo answers
- * the method, path, query, headers (names lower-cased) and body hash of the request it got.
+ * Every test starts its own world (tests/support/world.h) in a temporary directory: a
+ * self-signed P-256 certificate, the demo origin `tborigin` and `tbproxy` on a free port, in
+ * quick mode or from a config file written there (for the upstream read timeout of the 504
+ * test). The test then drives the proxy with the support client (tests/support/tlsclient.h:
+ * OpenSSL + libtb) and asserts on what the client negotiated and received and on what the
+ * origin saw: /echo answers the method, path, query, headers (names lower-cased) and body hash
+ * of the request it got.
  *
- * The .fini stops both daemons (SIGTERM, SIGKILL after 3 s) and removes the directory; the
- * support registry and setpriv --pdeathsig make sure no daemon outlives a test however it ends.
- * Every network operation has a 10 s timeout and every test a Criterion timeout.
+ * The .fini tears the world down (both daemons stopped, their logs checked for sanitizer
+ * reports, the directory removed); the support registry and setpriv --pdeathsig make sure no
+ * daemon outlives a test however it ends. Every network operation has a 10 s timeout and every
+ * test a Criterion timeout.
  *
  * Binaries: $TB_BIN/{tbproxy,tborigin} (make test sets TB_BIN), else build/rel/bin.
  */
@@ -24,253 +24,46 @@
 
 #include <criterion/criterion.h>
 #include <jansson.h>
-#include <openssl/bio.h>
 #include <openssl/evp.h>
-#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
-#include <openssl/x509.h>
 
 #include "proc.h"
 #include "tb/tb.h"
 #include "tlsclient.h"
+#include "world.h"
 
-#define START_TIMEOUT_MS 10000
-#define START_ATTEMPTS 3
 #define SUITE_TIMEOUT_S 60
 #define HDR_CAP (TB_MAX_HEADER + 1)
 
 #define ALPN_TB_P256 "http/1.1_tb_p256,http/1.1"
 #define ALPN_TB_RSA "http/1.1_tb_rsa2048,http/1.1"
 
-/* How a test's proxy is set up. */
-struct world_opts {
-    int config_file;          /* 1: `tbproxy -c FILE` (with read_timeout), 0: quick mode */
-    const char *read_timeout; /* upstream read_timeout in the config file ("1s"); NULL: default */
-    int origin_down;          /* 1: no origin; the upstream is a port that refuses connections */
-};
-
-/* One test's world. Static so that the .fini finds it after a failed assertion. */
-struct world {
-    char dir[512];
-    char cert[600], key[600], conf[600];
-    char bin[4096];
-    struct tbt_proc origin, proxy;
-    int origin_port, proxy_port;
-    int closed_fd; /* holds the refusing port of origin_down */
-};
-
-static struct world w = {.closed_fd = -1};
+/* One test's world (tests/support/world.h). Static so that the .fini finds it after a failed
+ * assertion. */
+static struct tbt_world w;
 
 /* --- the world ------------------------------------------------------------------------------ */
 
-static const char *bin_path(const char *name)
+static void world_start(const struct tbt_world_opts *o)
 {
-    const char *dir = getenv("TB_BIN");
+    tbt_world_start(&w, o);
+}
 
-    snprintf(w.bin, sizeof(w.bin), "%s/%s", dir != NULL && *dir ? dir : "build/rel/bin", name);
-    cr_assert_eq(access(w.bin, X_OK), 0, "%s: %s (build it, or set TB_BIN to its directory)", w.bin,
-                 strerror(errno));
-    return w.bin;
+static void world_start_default(void)
+{
+    tbt_world_start(&w, NULL);
 }
 
 /* The last part of the proxy's log, for failure messages (a static buffer). */
 static const char *proxy_log(void)
 {
-    static char buf[2048];
-    char *log;
-
-    if (w.proxy.log[0] == '\0')
-        return "(no proxy)";
-    log = tbt_proc_log(&w.proxy, sizeof(buf) - 1);
-    snprintf(buf, sizeof(buf), "%s", log != NULL ? log : "");
-    free(log);
-    return buf;
-}
-
-/* A self-signed certificate for key (CN localhost), valid for an hour. NULL on failure. */
-static X509 *self_signed(EVP_PKEY *key)
-{
-    X509 *x = X509_new();
-    X509_NAME *name;
-
-    if (x == NULL)
-        return NULL;
-    name = X509_get_subject_name(x);
-    if (X509_set_version(x, 2) != 1 || ASN1_INTEGER_set(X509_get_serialNumber(x), 1) != 1 ||
-        X509_gmtime_adj(X509_getm_notBefore(x), -60) == NULL ||
-        X509_gmtime_adj(X509_getm_notAfter(x), 3600) == NULL || X509_set_pubkey(x, key) != 1 ||
-        X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"localhost", -1,
-                                   -1, 0) != 1 ||
-        X509_set_issuer_name(x, name) != 1 || X509_sign(x, key, EVP_sha256()) == 0) {
-        X509_free(x);
-        return NULL;
-    }
-    return x;
-}
-
-/* Writes what a PEM writer puts into a memory BIO to dir/name. */
-static void write_pem(const char *name, EVP_PKEY *key, X509 *cert)
-{
-    BIO *b = BIO_new(BIO_s_mem());
-    char *data;
-    long len;
-
-    cr_assert_not_null(b);
-    cr_assert_eq(cert != NULL ? PEM_write_bio_X509(b, cert)
-                              : PEM_write_bio_PrivateKey(b, key, NULL, NULL, 0, NULL, NULL),
-                 1);
-    len = BIO_get_mem_data(b, &data);
-    cr_assert_gt(len, 0);
-    cr_assert_eq(tbt_write_file(w.dir, name, data, (size_t)len), 0, "writing %s/%s", w.dir, name);
-    BIO_free(b);
-}
-
-static void make_certificate(void)
-{
-    EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-    X509 *cert;
-
-    cr_assert_not_null(key);
-    cert = self_signed(key);
-    cr_assert_not_null(cert);
-    write_pem("cert.pem", NULL, cert);
-    write_pem("key.pem", key, NULL);
-    snprintf(w.cert, sizeof(w.cert), "%s/cert.pem", w.dir);
-    snprintf(w.key, sizeof(w.key), "%s/key.pem", w.dir);
-    X509_free(cert);
-    EVP_PKEY_free(key);
-}
-
-static void start_origin(void)
-{
-    char err[TBT_PROC_ERRLEN];
-    const char *args[] = {"--listen", "127.0.0.1:0", NULL};
-
-    cr_assert_eq(
-        tbt_proc_start(&w.origin, bin_path("tborigin"), args, w.dir, "tborigin", err, sizeof(err)),
-        0, "%s", err);
-    w.origin_port = tbt_proc_wait_listen_line(&w.origin, "tborigin listening on ", START_TIMEOUT_MS,
-                                              err, sizeof(err));
-    cr_assert_gt(w.origin_port, 0, "%s", err);
-}
-
-static void write_config(const char *read_timeout)
-{
-    char text[2048];
-    int n;
-
-    n = snprintf(text, sizeof(text),
-                 "# written by tests/unit/test_proxy.c\n"
-                 "workers = 2;\n"
-                 "listen = ( { address = \"127.0.0.1:%d\";\n"
-                 "             tls = { cert = \"cert.pem\"; key = \"key.pem\"; }; } );\n"
-                 "token_binding = { enabled = true; version = \"draft\";\n"
-                 "                  key_types = [ \"p256\", \"rsa2048\" ]; };\n"
-                 "upstreams = { app = { servers = [ \"127.0.0.1:%d\" ];\n"
-                 "                      connect_timeout = \"2s\"; read_timeout = \"%s\"; }; };\n"
-                 "routes = ( { host = \"*\"; prefix = \"/\"; upstream = \"app\"; } );\n"
-                 "log = { error = \"-\"; level = \"info\"; };\n",
-                 w.proxy_port, w.origin_port, read_timeout != NULL ? read_timeout : "60s");
-    cr_assert(n > 0 && (size_t)n < sizeof(text));
-    cr_assert_eq(tbt_write_file(w.dir, "tbproxy.conf", text, (size_t)n), 0);
-    snprintf(w.conf, sizeof(w.conf), "%s/tbproxy.conf", w.dir);
-}
-
-/*
- * Starts the proxy on a free port and waits until it accepts connections. The port is free when
- * chosen but another process may take it first: a proxy that exits before accepting is retried
- * on a new port (START_ATTEMPTS in all); its last log is in the failure message.
- */
-static void start_proxy(const struct world_opts *o)
-{
-    char err[TBT_PROC_ERRLEN], listen[64], upstream[64];
-    int attempt, rc = -1;
-
-    snprintf(upstream, sizeof(upstream), "127.0.0.1:%d", w.origin_port);
-    for (attempt = 0; attempt < START_ATTEMPTS && rc != 0; attempt++) {
-        tbt_proc_stop(&w.proxy);
-        w.proxy_port = tbt_port_free();
-        cr_assert_gt(w.proxy_port, 0, "no free port: %s", strerror(errno));
-        snprintf(listen, sizeof(listen), "127.0.0.1:%d", w.proxy_port);
-        if (o->config_file) {
-            const char *args[] = {"-c", w.conf, NULL};
-
-            write_config(o->read_timeout);
-            rc = tbt_proc_start(&w.proxy, bin_path("tbproxy"), args, w.dir, "tbproxy", err,
-                                sizeof(err));
-        } else {
-            const char *args[] = {"--listen", listen,  "--upstream", upstream, "--cert",
-                                  w.cert,     "--key", w.key,        NULL};
-
-            rc = tbt_proc_start(&w.proxy, bin_path("tbproxy"), args, w.dir, "tbproxy", err,
-                                sizeof(err));
-        }
-        cr_assert_eq(rc, 0, "%s", err);
-        rc = tbt_proc_wait_port(&w.proxy, (uint16_t)w.proxy_port, START_TIMEOUT_MS, err,
-                                sizeof(err));
-        if (rc != 0 && tbt_proc_alive(&w.proxy))
-            break; /* running but not accepting: no point in another port */
-    }
-    cr_assert_eq(rc, 0, "%s", err);
-}
-
-static void world_start(const struct world_opts *o)
-{
-    cr_assert_eq(tbt_tempdir("tbproxy-test", w.dir, sizeof(w.dir)), 0, "mkdtemp: %s",
-                 strerror(errno));
-    make_certificate();
-    if (o->origin_down) {
-        w.origin_port = tbt_port_closed(&w.closed_fd);
-        cr_assert_gt(w.origin_port, 0);
-    } else {
-        start_origin();
-    }
-    start_proxy(o);
-}
-
-static void world_start_default(void)
-{
-    static const struct world_opts quick;
-
-    world_start(&quick);
-}
-
-/*
- * A sanitizer report in a daemon's log (SAN=1 builds) is printed with the mark it starts with.
- * Criterion prints assertion messages from a .fini but does not count them as failures; the
- * marks in the output make tests/run-tests fail the run.
- */
-static void check_log(const struct tbt_proc *p)
-{
-    static const char *const marks[] = {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
-                                        "runtime error:"};
-    char *log;
-    size_t i;
-
-    if (p->log[0] == '\0' || (log = tbt_proc_log(p, 0)) == NULL)
-        return;
-    for (i = 0; i < sizeof(marks) / sizeof(marks[0]); i++) {
-        const char *hit = strstr(log, marks[i]);
-
-        cr_expect_null(hit, "%s reported: %.3000s", p->name, hit);
-    }
-    free(log);
+    return tbt_world_proxy_log(&w);
 }
 
 static void teardown(void)
 {
-    tbt_proc_stop(&w.proxy);
-    tbt_proc_stop(&w.origin);
-    tbt_proc_kill_all();
-    check_log(&w.proxy);
-    check_log(&w.origin);
-    if (w.closed_fd != -1)
-        close(w.closed_fd);
-    if (getenv("TBT_KEEP") == NULL)
-        tbt_rmdir_all(w.dir);
-    memset(&w, 0, sizeof(w));
-    w.closed_fd = -1;
+    tbt_world_teardown(&w);
 }
 
 TestSuite(proxy, .fini = teardown, .timeout = SUITE_TIMEOUT_S);
@@ -1001,7 +794,7 @@ Test(proxy, resumed_session_uses_server_finished,
 
 Test(proxy, origin_down_502, .description = "origin refusing connections: 502 with a short body")
 {
-    static const struct world_opts down = {.origin_down = 1};
+    static const struct tbt_world_opts down = {.origin_down = 1};
     struct tbt_tls c;
     struct tbt_http_response r = {0};
     long long t0;
@@ -1019,7 +812,7 @@ Test(proxy, origin_down_502, .description = "origin refusing connections: 502 wi
 
 Test(proxy, slow_origin_504, .description = "no byte from the origin within read_timeout: 504")
 {
-    static const struct world_opts slow = {.config_file = 1, .read_timeout = "1s"};
+    static const struct tbt_world_opts slow = {.config_file = 1, .read_timeout = "1s"};
     struct tbt_tls c;
     struct tbt_http_response r = {0};
     long long t0, took;
@@ -1046,34 +839,6 @@ Test(proxy, slow_origin_504, .description = "no byte from the origin within read
 
 /* --- bodies --------------------------------------------------------------------------------- */
 
-static void sha256_hex(const void *data, size_t len, char out[65])
-{
-    unsigned char md[32];
-    unsigned int mdlen = 0;
-    int i;
-
-    cr_assert_eq(EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL), 1);
-    for (i = 0; i < 32; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
-}
-
-/* Peak resident memory of a process (VmHWM, KiB), or -1. */
-static long peak_rss_kib(pid_t pid)
-{
-    char path[64], line[256];
-    long kib = -1;
-    FILE *f;
-
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    if ((f = fopen(path, "r")) == NULL)
-        return -1;
-    while (fgets(line, sizeof(line), f) != NULL)
-        if (sscanf(line, "VmHWM: %ld kB", &kib) == 1)
-            break;
-    fclose(f);
-    return kib;
-}
-
 #define BIG_BYTES (256u * 1024 * 1024)
 
 /*
@@ -1099,7 +864,7 @@ Test(proxy, large_bodies_in_bounded_memory)
     cr_assert_eq(tbt_tls_send_str(&c, "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"), 0);
     cr_assert_eq(tbt_tls_read_response(&c, &r, 0, 0), 0, "%s", c.err);
     tbt_http_response_dispose(&r);
-    before = peak_rss_kib(w.proxy.pid);
+    before = tbt_world_peak_rss_kib(w.proxy.pid);
     cr_assert_gt(before, 0);
     snprintf(line, sizeof(line),
              "POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: %u\r\n\r\n", BIG_BYTES);
@@ -1111,7 +876,7 @@ Test(proxy, large_bodies_in_bounded_memory)
     cr_expect_eq(json_integer_value(json_object_get(doc, "body_length")), (json_int_t)BIG_BYTES);
     json_decref(doc);
     tbt_http_response_dispose(&r);
-    after = peak_rss_kib(w.proxy.pid);
+    after = tbt_world_peak_rss_kib(w.proxy.pid);
     cr_expect_lt(after - before, 64 * 1024, "upload: proxy peak memory grew by %ld KiB",
                  after - before);
     tbt_tls_close(&c);
@@ -1127,7 +892,7 @@ Test(proxy, large_bodies_in_bounded_memory)
     cr_expect_eq(r.body_len, (size_t)(BIG_BYTES / 4));
     tbt_http_response_dispose(&r);
     before = after;
-    after = peak_rss_kib(w.proxy.pid);
+    after = tbt_world_peak_rss_kib(w.proxy.pid);
     cr_expect_lt(after - before, 64 * 1024, "download: proxy peak memory grew by %ld KiB",
                  after - before);
     tbt_tls_close(&c);
@@ -1148,7 +913,7 @@ Test(proxy, chunked_upload, .description = "a chunked POST of uneven chunks: len
     body = malloc(total);
     cr_assert_not_null(body);
     cr_assert_eq(RAND_bytes(body, (int)total), 1);
-    sha256_hex(body, total, hex);
+    tbt_world_sha256_hex(body, total, hex);
 
     world_start_default();
     connect_alpn(&c, "http/1.1");
@@ -1317,8 +1082,7 @@ static char *read_text(const char *path, size_t *len)
 
 Test(proxy, curl_plain, .description = "curl -sk https://127.0.0.1:PORT/echo through the proxy")
 {
-    struct tbt_proc curl;
-    char url[128], out[700], err[TBT_PROC_ERRLEN], *log, *body;
+    char url[128], out[700], *log, *body;
     const char *args[] = {
         "-sS", "-k", "--max-time",      "10", "-o",
         out,   "-w", "%{http_code}\\n", "-H", "Sec-Provided-Token-Binding-ID: c3Bvb2ZlZA",
@@ -1331,12 +1095,7 @@ Test(proxy, curl_plain, .description = "curl -sk https://127.0.0.1:PORT/echo thr
     world_start_default();
     snprintf(url, sizeof(url), "https://127.0.0.1:%d/echo?from=curl", w.proxy_port);
     snprintf(out, sizeof(out), "%s/curl.out", w.dir);
-    cr_assert_eq(tbt_proc_start(&curl, "curl", args, w.dir, "curl", err, sizeof(err)), 0, "%s",
-                 err);
-    st = tbt_proc_wait_exit(&curl, 15000);
-    if (st == -1)
-        tbt_proc_stop(&curl);
-    log = tbt_proc_log(&curl, 0);
+    st = tbt_world_run(&w, "curl", args, "curl", 15000, &log);
     cr_assert_eq(st, 0, "curl exit status %d: %s; proxy log: %s", st, log, proxy_log());
     cr_expect_str_eq(log, "200\n", "curl: %s", log);
     free(log);
