@@ -34,7 +34,7 @@
 #include "worker.h"
 
 #define MAX_STREAMS 100
-#define WINDOW (1 << 20)         /* initial stream window we advertise */
+#define WINDOW (256 * 1024)      /* initial stream window we advertise */
 #define STREAM_HIGH (128 * 1024) /* response bytes buffered per stream before the origin waits */
 #define STREAM_LOW (32 * 1024)
 #define HEAD_MAX (64 * 1024) /* header block bytes kept per stream */
@@ -79,6 +79,7 @@ struct h2 {
     struct stream *streams;
     unsigned n_streams;
     int goaway;      /* GOAWAY queued: close once it is sent */
+    int in_recv;     /* inside nghttp2_session_mem_recv: no mem_send now (h2_input pumps after) */
     int want_resume; /* some stream's origin reading can resume after the pump */
 };
 
@@ -251,11 +252,15 @@ static int resp_body(void *ctx, const char *p, size_t n)
         nghttp2_submit_rst_stream(st->h->s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
         return 1;
     }
-    nghttp2_session_resume_data(st->h->s, st->id);
+    struct h2 *h = st->h;
+    int paused;
+
+    nghttp2_session_resume_data(h->s, st->id);
     if (st->resp.len >= STREAM_HIGH)
         st->up_paused = 1;
-    pump(st->h);
-    return st->up_paused;
+    paused = st->up_paused;
+    pump(h); /* last: the stream may be gone after it */
+    return paused;
 }
 
 /* Keeps the origin's trailer fields (lower-cased, hop-by-hop and framing ones dropped) to send
@@ -592,6 +597,9 @@ static void pump(struct h2 *h)
     const uint8_t *data;
     ssize_t n;
 
+    if (h->in_recv)
+        return; /* nghttp2 is not reentrant: h2_input pumps once mem_recv returns */
+
     while (c->state != TBP_CONN_CLOSED && c->out.len < TBP_CONN_HIGH_WATER) {
         n = nghttp2_session_mem_send(h->s, &data);
         if (n < 0) {
@@ -615,8 +623,9 @@ static void pump(struct h2 *h)
             }
         }
     }
-    if (!nghttp2_session_want_read(h->s) && !nghttp2_session_want_write(h->s))
-        tbp_conn_linger(c); /* GOAWAY exchanged, or the session failed: close when sent */
+    if ((!nghttp2_session_want_read(h->s) && !nghttp2_session_want_write(h->s)) ||
+        (h->goaway && h->n_streams == 0))
+        tbp_conn_linger(c); /* GOAWAY sent and its streams done: close once all is out */
     tbp_conn_update(c);
 }
 
@@ -676,7 +685,11 @@ static int h2_want_input(const struct tbp_conn *c)
 static int h2_input(struct tbp_conn *c, const char *p, size_t n, size_t *consumed)
 {
     struct h2 *h = H2(c);
-    ssize_t r = nghttp2_session_mem_recv(h->s, (const uint8_t *)p, n);
+    ssize_t r;
+
+    h->in_recv = 1;
+    r = nghttp2_session_mem_recv(h->s, (const uint8_t *)p, n);
+    h->in_recv = 0;
 
     if (c->state == TBP_CONN_CLOSED)
         return -1;
