@@ -47,9 +47,14 @@ PROXY_OBJ := $(PROXY_SRC:src/proxy/%.c=$(B)/proxy/%.o)
 LLHTTP_SRC := $(wildcard $(LLHTTP_DIR)/*.c)
 LLHTTP_OBJ := $(LLHTTP_SRC:$(LLHTTP_DIR)/%.c=$(B)/llhttp/%.o)
 LIBTBP    := $(B)/libtbp.a
+# client side (tbclient, tbbench, tests): URL, TLS connect, HTTP/1.1 and HTTP/2 client code
+CLIENT_SRC := $(wildcard src/client/*.c)
+CLIENT_OBJ := $(CLIENT_SRC:src/client/%.c=$(B)/client/%.o)
+LIBTBC    := $(B)/libtbc.a
 DAEMON    := $(if $(wildcard src/proxy/main.c),$(B)/bin/tbproxy)
 TOOLS     := $(patsubst src/tools/%.c,$(B)/bin/%,$(wildcard src/tools/*.c))
-BENCHES   := $(patsubst bench/bench_%.c,$(B)/bin/bench-%,$(wildcard bench/bench_verify.c))
+BENCHES   := $(patsubst bench/bench_%.c,$(B)/bin/bench-%,$(wildcard bench/bench_verify.c)) \
+             $(if $(wildcard bench/tbbench.c),$(B)/bin/tbbench)
 TEST_SUPPORT_SRC := $(wildcard tests/support/*.c)
 TEST_SUPPORT_OBJ := $(TEST_SUPPORT_SRC:tests/support/%.c=$(B)/tests/support/%.o)
 TEST_SRC  := $(wildcard tests/unit/test_*.c)
@@ -58,7 +63,7 @@ FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN  := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 
 .PHONY: all deps check-deps test fuzz fuzz-smoke bench-verify format clean certs run
-all: $(LIBTB) $(LIBTBP) $(DAEMON) $(TOOLS) $(BENCHES)
+all: $(LIBTB) $(LIBTBP) $(LIBTBC) $(DAEMON) $(TOOLS) $(BENCHES)
 
 # --- dependencies ---------------------------------------------------------------------------
 deps:
@@ -82,10 +87,18 @@ $(LIBTB): $(LIB_OBJ)
 
 $(B)/tools/%.o: src/tools/%.c
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
+	$(CC) $(ALL_CFLAGS) -Isrc/client -c $< -o $@
 
-# every tool links libtbp and libtb; --as-needed drops the libraries a tool does not use
-$(B)/bin/%: $(B)/tools/%.o $(LIBTBP) $(LIBTB)
+$(B)/client/%.o: src/client/%.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Isrc/client -c $< -o $@
+
+$(LIBTBC): $(CLIENT_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@ && $(AR) rcs $@ $^
+
+# every tool links libtbc, libtbp and libtb; --as-needed drops the libraries a tool does not use
+$(B)/bin/%: $(B)/tools/%.o $(LIBTBC) $(LIBTBP) $(LIBTB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
@@ -107,11 +120,15 @@ $(B)/bin/tbproxy: $(B)/proxy/main.o $(LIBTBP) $(LIBTB)
 
 $(B)/bench/%.o: bench/%.c
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
+	$(CC) $(ALL_CFLAGS) -Isrc/client -c $< -o $@
 
 $(B)/bin/bench-verify: $(B)/bench/bench_verify.o $(LIBTB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+$(B)/bin/tbbench: $(B)/bench/tbbench.o $(LIBTBC) $(LIBTB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) -lm
 
 bench-verify: $(B)/bin/bench-verify
 	$(B)/bin/bench-verify
@@ -123,9 +140,9 @@ $(B)/tests/support/%.o: tests/support/%.c
 
 $(B)/tests/%.o: tests/unit/%.c
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -Itests/support -Isrc/proxy -c $< -o $@
+	$(CC) $(ALL_CFLAGS) -Itests/support -Isrc/proxy -Isrc/client -c $< -o $@
 
-$(B)/tests/test_%: $(B)/tests/test_%.o $(TEST_SUPPORT_OBJ) $(LIBTBP) $(LIBTB)
+$(B)/tests/test_%: $(B)/tests/test_%.o $(TEST_SUPPORT_OBJ) $(LIBTBC) $(LIBTBP) $(LIBTB)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) -lcriterion
 
 check-deps:
