@@ -126,7 +126,8 @@ $(B)/bin/bench-verify: $(B)/bench/bench_verify.o $(LIBTB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
-$(B)/bin/tbbench: $(B)/bench/tbbench.o $(LIBTBC) $(LIBTB)
+TBBENCH_OBJ := $(patsubst bench/%.c,$(B)/bench/%.o,$(wildcard bench/tbbench*.c))
+$(B)/bin/tbbench: $(TBBENCH_OBJ) $(LIBTBC) $(LIBTBP) $(LIBTB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) -lm
 

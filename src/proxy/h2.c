@@ -578,13 +578,15 @@ static int on_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t 
 static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t err, void *user)
 {
     struct stream *st = nghttp2_session_get_stream_user_data(s, id);
+    struct h2 *h = user;
 
     (void)err;
-    (void)user;
     if (st != NULL) {
         nghttp2_session_set_stream_user_data(s, id, NULL);
         stream_free(st);
     }
+    if (h->n_streams == 0 && h->c->state == TBP_CONN_OPEN) /* idle from now on */
+        tbp_timer_set(&h->c->w->loop, &h->c->timer, h->c->w->px->cfg->timeouts.idle_keepalive_ms);
     return 0;
 }
 
@@ -611,17 +613,19 @@ static void pump(struct h2 *h)
         if (tbp_conn_append(c, data, (size_t)n) != 0)
             return;
     }
-    if (h->want_resume) {
+    while (h->want_resume) {
         struct stream *st;
         h->want_resume = 0;
-        for (st = h->streams; st != NULL; st = st->next) {
-            if (st->up_paused && st->resp.len < STREAM_LOW && st->up != NULL) {
-                st->up_paused = 0;
-                tbp_upstream_resume(st->up); /* may call back: resp_body pumps again */
-                if (c->state == TBP_CONN_CLOSED)
-                    return;
-            }
-        }
+        for (st = h->streams; st != NULL; st = st->next)
+            if (st->up_paused && st->resp.len < STREAM_LOW && st->up != NULL)
+                break;
+        if (st == NULL)
+            break;
+        st->up_paused = 0;
+        h->want_resume = 1;          /* scan again: the resume may free streams (on_stream_close) */
+        tbp_upstream_resume(st->up); /* may call back: resp_body pumps again */
+        if (c->state == TBP_CONN_CLOSED)
+            return;
     }
     if ((!nghttp2_session_want_read(h->s) && !nghttp2_session_want_write(h->s)) ||
         (h->goaway && h->n_streams == 0))

@@ -236,9 +236,10 @@ void tbt_tls_close(struct tbt_tls *c)
         ERR_clear_error();
         SSL_free(c->ssl);
     }
-    SSL_CTX_free(c->ctx);
-    if (c->fd != -1)
+    /* a zeroed struct (never connected) has fd 0: only close what a connect opened */
+    if (c->fd != -1 && (c->ctx != NULL || c->ssl != NULL))
         close(c->fd);
+    SSL_CTX_free(c->ctx);
     free(c->rbuf);
     memset(c, 0, sizeof(*c));
     c->fd = -1;
