@@ -87,11 +87,11 @@ $(LIBTB): $(LIB_OBJ)
 
 $(B)/tools/%.o: src/tools/%.c
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -Isrc/client -c $< -o $@
+	$(CC) $(ALL_CFLAGS) -Isrc/client -Isrc/proxy -c $< -o $@
 
 $(B)/client/%.o: src/client/%.c
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -Isrc/client -c $< -o $@
+	$(CC) $(ALL_CFLAGS) -Isrc/client -Isrc/proxy -c $< -o $@
 
 $(LIBTBC): $(CLIENT_OBJ)
 	@mkdir -p $(@D)
@@ -120,7 +120,7 @@ $(B)/bin/tbproxy: $(B)/proxy/main.o $(LIBTBP) $(LIBTB)
 
 $(B)/bench/%.o: bench/%.c
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -Isrc/client -c $< -o $@
+	$(CC) $(ALL_CFLAGS) -Isrc/client -Isrc/proxy -c $< -o $@
 
 $(B)/bin/bench-verify: $(B)/bench/bench_verify.o $(LIBTB)
 	@mkdir -p $(@D)

@@ -3,7 +3,7 @@
  *
  * Each test builds a world (tests/support/world.h: a certificate, tborigin, tbproxy on a free
  * port) and drives the proxy over HTTP/2: with real clients spawned without a shell (curl
- * --http2, nghttp, h2load) and with the support client (tests/support/h2client.h: nghttp2 over
+ * --http2, nghttp, h2load) and with the support client (tests/support/h2test.h: nghttp2 over
  * the tlsclient TLS connection, so a Token Binding connection's tls_unique signs the header).
  * Assertions are on what the client received (status per stream, GOAWAY, the connection
  * closing) and on what the origin saw: /echo answers the request's headers (names lower-cased)
@@ -28,7 +28,7 @@
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 
-#include "h2client.h"
+#include "h2test.h"
 #include "proc.h"
 #include "tb/tb.h"
 #include "tlsclient.h"

@@ -26,8 +26,8 @@
  * Functions return 0 (or a positive value) on success and -1 with a one-line reason in h->err;
  * none of them calls Criterion. Not thread-safe.
  */
-#ifndef TBT_H2CLIENT_H
-#define TBT_H2CLIENT_H
+#ifndef TBT_H2TEST_H
+#define TBT_H2TEST_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,5 +1,5 @@
 /*
- * Test support: a blocking HTTP/2 client on nghttp2 (see h2client.h for the contract).
+ * Test support: a blocking HTTP/2 client on nghttp2 (see h2test.h for the contract).
  *
  * nghttp2 does no I/O: frames it wants sent are pulled with nghttp2_session_mem_send into
  * h->obuf (copied, since its pointer is only valid until the next call) and written with
@@ -26,7 +26,7 @@
 
 #include <openssl/err.h>
 
-#include "h2client.h"
+#include "h2test.h"
 
 #define OBUF_FILL (256 * 1024) /* frames pulled from nghttp2 per write round, at least */
 #define READ_CHUNK 16384
