@@ -81,6 +81,8 @@ struct h2 {
     int goaway;      /* GOAWAY queued: close once it is sent */
     int in_recv;     /* inside nghttp2_session_mem_recv: no mem_send now (h2_input pumps after) */
     int want_resume; /* some stream's origin reading can resume after the pump */
+    uint64_t flood_start; /* loop ms: the current PING/SETTINGS counting window */
+    unsigned flood_count;
 };
 
 #define H2(c) ((struct h2 *)(c)->pd)
@@ -518,11 +520,39 @@ static int write_request_end(struct stream *st)
     return ret;
 }
 
+/*
+ * PING and SETTINGS a client may send per FLOOD_WINDOW_MS. nghttp2's own limit counts only the
+ * acks still queued inside it, and pump() keeps that queue short by moving them to the output:
+ * so the proxy counts what it receives, and ends a flood with GOAWAY ENHANCE_YOUR_CALM.
+ */
+#define FLOOD_WINDOW_MS 10000
+#define FLOOD_MAX 1000
+
+static int flooded(struct h2 *h, const nghttp2_frame *f)
+{
+    uint64_t now = tbp_loop_now(&h->c->w->loop);
+
+    if ((f->hd.type != NGHTTP2_PING && f->hd.type != NGHTTP2_SETTINGS) ||
+        (f->hd.flags & NGHTTP2_FLAG_ACK))
+        return 0;
+    if (now - h->flood_start > FLOOD_WINDOW_MS) {
+        h->flood_start = now;
+        h->flood_count = 0;
+    }
+    return ++h->flood_count > FLOOD_MAX;
+}
+
 static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *user)
 {
     struct stream *st = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
+    struct h2 *h = user;
 
-    (void)user;
+    if (flooded(h, f)) {
+        tbp_log_error(h->c->w->px, TBP_LOG_WARN, "%s:%u: h2: PING/SETTINGS flood", h->c->ip,
+                      h->c->port);
+        nghttp2_session_terminate_session(s, NGHTTP2_ENHANCE_YOUR_CALM);
+        return 0;
+    }
     if (st == NULL)
         return 0;
     if (f->hd.flags & NGHTTP2_FLAG_END_STREAM)
