@@ -5,6 +5,7 @@
 #   make SAN=1 test the same under ASan+UBSan (separate build directory)
 #   make fuzz       libFuzzer targets (clang) in build/fuzz/
 #   make bench-verify   the Token Binding verify microbenchmark
+#   make bench      tbproxy vs nginx, HAProxy, nghttpx (bench/README.md); about 2 minutes
 #   make deps       install the Debian packages the project needs (idempotent)
 #   make format     clang-format every C file
 
@@ -175,6 +176,18 @@ fuzz-smoke: fuzz
 	      $$work tests/fuzz/corpus/$${name#fuzz_} > $$work.log 2>&1; rc=$$?; \
 	  tail -n 12 $$work.log; [ $$rc = 0 ] || exit 1; \
 	done
+
+# --- the comparison with nginx, HAProxy and nghttpx (bench/README.md) -------------------------
+BENCH_DEPS := nginx haproxy nghttp2-proxy gnuplot-nox
+
+.PHONY: bench bench-deps
+bench-deps:
+	@$(MAKE) --no-print-directory deps DEPS="$(BENCH_DEPS)"
+
+# always the optimised build, whatever SAN says
+bench: check-deps bench-deps
+	@$(MAKE) --no-print-directory all SAN=0
+	bench/compare --bin $(abspath $(BUILD)/rel/bin)
 
 # --- running it -----------------------------------------------------------------------------
 # dev CA + localhost server certificate (P-256) in certs/, made once with the openssl CLI
