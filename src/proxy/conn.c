@@ -116,6 +116,22 @@ int tbp_conn_flush(struct tbp_conn *c)
     return 0;
 }
 
+static void conn_post_flush(struct tbp_post *p)
+{
+    struct tbp_conn *c = CONTAINER(p, struct tbp_conn, post);
+
+    if (c->state == TBP_CONN_CLOSED || c->state == TBP_CONN_HANDSHAKE)
+        return;
+    if (tbp_conn_flush(c) == 0)
+        tbp_conn_update(c);
+}
+
+void tbp_conn_schedule_flush(struct tbp_conn *c)
+{
+    if (c->state != TBP_CONN_CLOSED)
+        tbp_loop_post(&c->w->loop, &c->post);
+}
+
 static int want_input(const struct tbp_conn *c)
 {
     return c->state == TBP_CONN_OPEN && c->proto->want_input(c);
@@ -283,6 +299,7 @@ int tbp_client_accept(struct tbp_worker *w, int fd, size_t listener,
     c->io.fd = fd;
     c->io.cb = conn_io;
     c->timer.cb = conn_timer;
+    c->post.cb = conn_post_flush;
     c->state = TBP_CONN_HANDSHAKE;
     c->tls.tb_key_params = -1;
     c->tb.key_params = -1;

@@ -74,13 +74,17 @@ struct tbp_conn {
     int trusted;
     int ssl_want_write; /* the last SSL call asked for writability */
     const struct tbp_protocol *proto;
-    void *pd; /* the protocol's state */
+    void *pd;             /* the protocol's state */
+    struct tbp_post post; /* writes what callbacks queued during a loop turn */
 };
 
 /* Queues bytes for the client. 0, or -1 if the connection was closed (buffer cap exceeded). */
 int tbp_conn_append(struct tbp_conn *c, const void *p, size_t n);
 /* Writes what can be written now. 0, or -1 if the connection is closed. */
 int tbp_conn_flush(struct tbp_conn *c);
+/* Writes the queued output once the current batch of callbacks is done (one SSL_write for all
+ * of it, no epoll change when it all goes out). */
+void tbp_conn_schedule_flush(struct tbp_conn *c);
 /* Re-registers the events the connection needs now. */
 void tbp_conn_update(struct tbp_conn *c);
 /* Does all that can be done now: handshake, write, read, write. */

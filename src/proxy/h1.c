@@ -95,7 +95,7 @@ static void resp_head(void *ctx, const struct tbp_http_head *rh)
     h->resp_started = 1;
     (void)tbp_conn_append(h->c, head.p, head.len);
     tbp_buf_dispose(&head);
-    tbp_conn_update(h->c);
+    tbp_conn_schedule_flush(h->c);
 }
 
 static int resp_body(void *ctx, const char *p, size_t n)
@@ -120,7 +120,7 @@ static int resp_body(void *ctx, const char *p, size_t n)
         return 1; /* write as we go: the client gets bytes without waiting for the loop */
     if (c->out.len >= TBP_CONN_HIGH_WATER)
         h->up_paused = 1;
-    tbp_conn_update(c);
+    tbp_conn_schedule_flush(c);
     return h->up_paused;
 }
 

@@ -660,7 +660,7 @@ static void pump(struct h2 *h)
     if ((!nghttp2_session_want_read(h->s) && !nghttp2_session_want_write(h->s)) ||
         (h->goaway && h->n_streams == 0))
         tbp_conn_linger(c); /* GOAWAY sent and its streams done: close once all is out */
-    tbp_conn_update(c);
+    tbp_conn_schedule_flush(c);
 }
 
 static int h2_start(struct tbp_conn *c)

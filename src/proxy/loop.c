@@ -27,6 +27,7 @@ int tbp_loop_init(struct tbp_loop *l)
     l->heap = NULL;
     l->n_timers = l->cap_timers = 0;
     l->deferred = NULL;
+    l->posts = NULL;
     return l->epfd == -1 ? -1 : 0;
 }
 
@@ -168,6 +169,25 @@ static void fire_timers(struct tbp_loop *l)
     }
 }
 
+void tbp_loop_post(struct tbp_loop *l, struct tbp_post *p)
+{
+    if (p->queued)
+        return;
+    p->queued = 1;
+    p->next = l->posts;
+    l->posts = p;
+}
+
+static void run_posts(struct tbp_loop *l)
+{
+    while (l->posts != NULL) {
+        struct tbp_post *p = l->posts;
+        l->posts = p->next;
+        p->queued = 0;
+        p->cb(p);
+    }
+}
+
 void tbp_loop_defer(struct tbp_loop *l, struct tbp_deferred *d)
 {
     d->next = l->deferred;
@@ -195,7 +215,9 @@ int tbp_loop_turn(struct tbp_loop *l, int max_wait_ms)
         if (io->fd != -1)
             io->cb(io, evs[i].events);
     }
+    run_posts(l);
     fire_timers(l);
+    run_posts(l);
     run_deferred(l);
     return 0;
 }

@@ -27,6 +27,14 @@ struct tbp_timer {
     void (*cb)(struct tbp_timer *t);
 };
 
+/* Work to run once after this turn's I/O callbacks (and again after its timers): used to send
+ * what several callbacks queued in one system call, instead of one per callback. */
+struct tbp_post {
+    struct tbp_post *next;
+    int queued;
+    void (*cb)(struct tbp_post *p);
+};
+
 struct tbp_deferred {
     struct tbp_deferred *next;
     void (*free_cb)(struct tbp_deferred *d);
@@ -39,6 +47,7 @@ struct tbp_loop {
     struct tbp_timer **heap;
     size_t n_timers, cap_timers;
     struct tbp_deferred *deferred;
+    struct tbp_post *posts;
 };
 
 int tbp_loop_init(struct tbp_loop *l);
@@ -61,6 +70,11 @@ void tbp_io_close(struct tbp_loop *l, struct tbp_io *io);
 /* Arms (or re-arms) t to fire in ms milliseconds. -1 if the heap cannot grow. */
 int tbp_timer_set(struct tbp_loop *l, struct tbp_timer *t, uint64_t ms);
 void tbp_timer_cancel(struct tbp_loop *l, struct tbp_timer *t);
+
+/* Runs p->cb once after the current batch of callbacks; a no-op if p is already queued. The
+ * owner must keep p valid until then (deferred frees run after posts, so a closed object's post
+ * still runs: the callback checks the owner's state). */
+void tbp_loop_post(struct tbp_loop *l, struct tbp_post *p);
 
 /* Frees d (d->free_cb) after the current loop turn. */
 void tbp_loop_defer(struct tbp_loop *l, struct tbp_deferred *d);

@@ -70,11 +70,13 @@ struct tbp_upconn {
     const struct tbp_upstream_sink *sink;
     void *ctx;
     struct tbp_timer timer;
+    struct tbp_post post; /* sends what was queued during a loop turn */
 };
 
 static void conn_io(struct tbp_io *io, uint32_t events);
 static void conn_timer(struct tbp_timer *t);
 static void conn_read(struct tbp_upconn *u);
+static void conn_post_flush(struct tbp_post *p);
 
 #define CONTAINER(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
@@ -232,6 +234,7 @@ static struct tbp_upconn *conn_new(struct tbp_pool *p)
     u->io.fd = -1;
     u->io.cb = conn_io;
     u->timer.cb = conn_timer;
+    u->post.cb = conn_post_flush;
     tbp_buf_init(&u->out, OUT_MAX);
     tbp_buf_init(&u->replay, REPLAY_MAX);
     if (tbp_h1_parser_init(&u->parser, 0, NULL, &response_cb, u) != 0) {
@@ -465,6 +468,14 @@ static void conn_timer(struct tbp_timer *t)
     }
 }
 
+static void conn_post_flush(struct tbp_post *p)
+{
+    struct tbp_upconn *u = CONTAINER(p, struct tbp_upconn, post);
+
+    if (u->state == UP_BUSY && u->out.len > 0)
+        conn_flush(u);
+}
+
 /* --- exchanges ------------------------------------------------------------------------------- */
 
 struct tbp_upconn *tbp_upstream_start(struct tbp_pool *p, const struct tbp_upstream_sink *sink,
@@ -509,7 +520,7 @@ int tbp_upstream_write(struct tbp_upconn *u, const void *p, size_t n)
     if (u->replayable && tbp_buf_append(&u->replay, p, n) != 0)
         u->replayable = 0;
     if (u->state == UP_BUSY)
-        tbp_io_set(u->pool->loop, &u->io, (u->paused ? 0 : EPOLLIN | EPOLLRDHUP) | EPOLLOUT);
+        tbp_loop_post(u->pool->loop, &u->post); /* one send for all written this turn */
     if (u->out.len >= HIGH_WATER) {
         u->above_high = 1;
         return 1;
