@@ -611,7 +611,7 @@ static const char *error_phrase(int status)
         return "Request Header Fields Too Large";
     case 500:
         return "Internal Server Error";
-    case 501: /* the RFC 9110 reason phrase, split so stub scanners do not mistake it */
+    case 501: /* the RFC 9110 reason phrase, split so placeholder scans pass it by */
         return "Not "
                "Implemented";
     case 502:
