@@ -659,3 +659,10 @@ int tbp_forward_error_response(int status, const char *reason_text, int close, s
         tbp_buf_truncate(out, start);
     return rc;
 }
+
+int tbp_forward_chunked_end(const struct tbp_header *fields, size_t n_fields, struct tbp_buf *out)
+{
+    if (tbp_forward_trailers(fields, n_fields, out) == 0)
+        return 0;
+    return tbp_buf_append(out, TBP_CHUNK_LAST, sizeof(TBP_CHUNK_LAST) - 1); /* out unchanged */
+}

@@ -105,6 +105,13 @@ int tbp_forward_is_hop(const struct tbp_http_head *h, const struct tbp_header *f
 int tbp_forward_trailers(const struct tbp_header *fields, size_t n_fields, struct tbp_buf *out);
 
 /*
+ * The end of a chunked body as the proxy sends it: tbp_forward_trailers, or, when the trailer
+ * fields cannot be written (invalid, too large), the last chunk alone: trailers are advisory and
+ * never worth failing a body over. Returns 0, or TBP_EBUF / TBP_ENOMEM.
+ */
+int tbp_forward_chunked_end(const struct tbp_header *fields, size_t n_fields, struct tbp_buf *out);
+
+/*
  * Appends a complete short response for status 400, 403, 404, 413, 431, 500, 501, 502, 503, 504
  * or 505: status line, "Content-Type: text/plain; charset=utf-8", Content-Length,
  * "Connection: close" when `close`, and a one-line body "<status> <phrase>[: <reason_text>]\n",

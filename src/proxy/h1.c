@@ -145,11 +145,7 @@ static int end_chunked(struct tbp_conn *c, const struct tbp_header *trailers, si
     int ret;
 
     tbp_buf_init(&end, 128 * 1024);
-    ret = tbp_forward_trailers(trailers, n, &end);
-    if (ret != 0) {
-        tbp_buf_reset(&end);
-        ret = tbp_buf_append(&end, TBP_CHUNK_LAST, 5); /* unusable trailers are dropped */
-    }
+    ret = tbp_forward_chunked_end(trailers, n, &end);
     if (ret == 0)
         ret = tbp_conn_append(c, end.p, end.len);
     tbp_buf_dispose(&end);
@@ -270,11 +266,9 @@ static int write_request_end(struct h1 *h)
 
     trailers = tbp_h1_trailers(&h->parser, &n);
     tbp_buf_init(&end, 128 * 1024);
-    if (tbp_forward_trailers(trailers, n, &end) != 0) {
-        tbp_buf_reset(&end);
-        (void)tbp_buf_append(&end, TBP_CHUNK_LAST, 5);
-    }
-    ret = tbp_upstream_write(h->up, end.p, end.len);
+    ret = tbp_forward_chunked_end(trailers, n, &end);
+    if (ret == 0)
+        ret = tbp_upstream_write(h->up, end.p, end.len);
     tbp_buf_dispose(&end);
     return ret;
 }

@@ -511,11 +511,9 @@ static int write_request_end(struct stream *st)
     for (i = 0; st->in_trailers && i < st->n_fields && n < 128; i++)
         fields[n++] = (struct tbp_header){field(st, 2 * i), field(st, 2 * i + 1)};
     tbp_buf_init(&end, HEAD_MAX + 1024);
-    if (tbp_forward_trailers(fields, n, &end) != 0) {
-        tbp_buf_reset(&end);
-        (void)tbp_buf_append(&end, TBP_CHUNK_LAST, 5); /* unusable trailers are dropped */
-    }
-    ret = tbp_upstream_write(st->up, end.p, end.len);
+    ret = tbp_forward_chunked_end(fields, n, &end);
+    if (ret == 0)
+        ret = tbp_upstream_write(st->up, end.p, end.len);
     tbp_buf_dispose(&end);
     return ret;
 }

@@ -995,6 +995,21 @@ Test(forward_chunk, trailer_refusals)
     tbp_buf_dispose(&out);
 }
 
+Test(forward_chunk, chunked_end_drops_unusable_trailers)
+{
+    struct tbp_header crlf[] = {H("X-A", "ok"), H("X-B", "a\r\n\r\nGET / HTTP/1.1")};
+    struct tbp_header good[] = {H("X-Checksum", "abc")};
+    struct tbp_buf out;
+
+    tbp_buf_init(&out, 4096);
+    cr_assert_eq(tbp_forward_chunked_end(crlf, COUNT(crlf), &out), 0);
+    cr_expect_str_eq(out.p, TBP_CHUNK_LAST, "bad trailers: the last chunk alone");
+    tbp_buf_reset(&out);
+    cr_assert_eq(tbp_forward_chunked_end(good, COUNT(good), &out), 0);
+    cr_expect_str_eq(out.p, "0\r\nX-Checksum: abc\r\n\r\n");
+    tbp_buf_dispose(&out);
+}
+
 /* ---- error responses --------------------------------------------------------------------------
  */
 
