@@ -110,10 +110,15 @@ static int remember(struct tbp_binding *b, const struct tbp_str *v, const struct
 
 int tbp_binding_check(struct tbp_binding *b, const struct tbp_http_head *h, const char **reason)
 {
-    const struct tbp_header *hdr = tbp_http_find(h, "token-binding");
-    size_t count = hdr ? tbp_http_count(h, "token-binding") : 0;
+    const struct tbp_header *hdr = NULL;
     struct tb_verifier *v;
+    size_t i, count = 0;
     int ret;
+
+    for (i = 0; i < h->n_headers; i++) { /* one pass: the first Token-Binding and how many */
+        if (tbp_http_name_eq(h->headers[i].name, "token-binding") && count++ == 0)
+            hdr = &h->headers[i];
+    }
 
     if (b->key_params < 0) {
         if (count == 0)
