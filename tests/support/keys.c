@@ -107,3 +107,20 @@ EVP_PKEY *tbt_key_load(const char *pem)
     }
     return key;
 }
+
+void tbt_keyset_load(struct tbt_keyset *k)
+{
+    k->p256_a = tbt_key_load(TBT_PEM_P256_A);
+    k->p256_b = tbt_key_load(TBT_PEM_P256_B);
+    k->rsa_a = tbt_key_load(TBT_PEM_RSA_A);
+    k->rsa_b = tbt_key_load(TBT_PEM_RSA_B);
+}
+
+void tbt_keyset_free(struct tbt_keyset *k)
+{
+    EVP_PKEY_free(k->p256_a);
+    EVP_PKEY_free(k->p256_b);
+    EVP_PKEY_free(k->rsa_a);
+    EVP_PKEY_free(k->rsa_b);
+    k->p256_a = k->p256_b = k->rsa_a = k->rsa_b = NULL;
+}

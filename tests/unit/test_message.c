@@ -19,30 +19,20 @@
 
 #define NONE (-2) /* no referred binding */
 
-static EVP_PKEY *p256_a, *p256_b, *rsa_a, *rsa_b;
-
-static EVP_PKEY *load(const char *pem)
-{
-    EVP_PKEY *k = NULL;
-
-    cr_assert_eq(tb_key_load_pem(pem, strlen(pem), &k), 0, "fixed PEM key loads");
-    return k;
-}
+static struct tbt_keyset fixed; /* the fixed keys, by the names the tests use */
+#define p256_a (fixed.p256_a)
+#define p256_b (fixed.p256_b)
+#define rsa_a (fixed.rsa_a)
+#define rsa_b (fixed.rsa_b)
 
 static void setup(void)
 {
-    p256_a = load(TBT_PEM_P256_A);
-    p256_b = load(TBT_PEM_P256_B);
-    rsa_a = load(TBT_PEM_RSA_A);
-    rsa_b = load(TBT_PEM_RSA_B);
+    tbt_keyset_load(&fixed);
 }
 
 static void teardown(void)
 {
-    EVP_PKEY_free(p256_a);
-    EVP_PKEY_free(p256_b);
-    EVP_PKEY_free(rsa_a);
-    EVP_PKEY_free(rsa_b);
+    tbt_keyset_free(&fixed);
 }
 
 TestSuite(message, .init = setup, .fini = teardown);
