@@ -12,10 +12,10 @@
 CC      ?= cc
 SAN     ?= 0
 BUILD   ?= build
-PKGS    := openssl jansson libconfig libmicrohttpd libnghttp2
+PKGS    := openssl jansson libconfig libmicrohttpd libnghttp2 libjwt
 DEPS    := gcc make pkg-config openssl libssl-dev libjansson-dev libcriterion-dev clang \
            libclang-rt-14-dev python3 libconfig-dev libmicrohttpd-dev node-llhttp curl \
-           libnghttp2-dev nghttp2-client python3-h2 wrk
+           libnghttp2-dev nghttp2-client python3-h2 wrk libjwt-dev
 
 ifeq ($(SAN),1)
 B       := $(BUILD)/san
@@ -29,7 +29,7 @@ endif
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || \
-                echo -lssl -lcrypto -ljansson -lconfig -lmicrohttpd -lnghttp2)
+                echo -lssl -lcrypto -ljansson -lconfig -lmicrohttpd -lnghttp2 -ljwt)
 # llhttp 8.1 C sources as Debian ships them (node-llhttp), strict mode, no lenient flags
 LLHTTP_DIR := /usr/share/llhttp
 LLHTTP_INC := /usr/share/include/llhttp
@@ -98,10 +98,14 @@ $(LIBTBC): $(CLIENT_OBJ)
 	@mkdir -p $(@D)
 	rm -f $@ && $(AR) rcs $@ $^
 
-# every tool links libtbc, libtbp and libtb; --as-needed drops the libraries a tool does not use
-$(B)/bin/%: $(B)/tools/%.o $(LIBTBC) $(LIBTBP) $(LIBTB)
-	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+# every tool links libtbc, libtbp and libtb; --as-needed drops the libraries a tool does not use.
+# A tool X may have more sources in src/tools/X/ (e.g. src/tools/tbtoken/jwt.c).
+define TOOL_RULE
+$(B)/bin/$(1): $(B)/tools/$(1).o $(patsubst src/tools/%.c,$(B)/tools/%.o,$(wildcard src/tools/$(1)/*.c)) $(LIBTBC) $(LIBTBP) $(LIBTB)
+	@mkdir -p $$(@D)
+	$$(CC) $$(LDFLAGS) $$^ -o $$@ $$(LDLIBS)
+endef
+$(foreach t,$(TOOLS:$(B)/bin/%=%),$(eval $(call TOOL_RULE,$(t))))
 
 $(B)/llhttp/%.o: $(LLHTTP_DIR)/%.c
 	@mkdir -p $(@D)
@@ -206,5 +210,5 @@ format:
 clean:
 	rm -rf $(BUILD)
 
--include $(LIB_OBJ:.o=.d) $(PROXY_OBJ:.o=.d) $(CLIENT_OBJ:.o=.d) $(TBBENCH_OBJ:.o=.d) $(TEST_SUPPORT_OBJ:.o=.d) $(TEST_BIN:=.d)
+-include $(LIB_OBJ:.o=.d) $(PROXY_OBJ:.o=.d) $(CLIENT_OBJ:.o=.d) $(TBBENCH_OBJ:.o=.d) $(TEST_SUPPORT_OBJ:.o=.d) $(TEST_BIN:=.d) $(wildcard $(B)/tools/*.d $(B)/tools/*/*.d)
 .SECONDARY:

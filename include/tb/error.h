@@ -26,6 +26,14 @@ enum tb_err {
     TB_EINVAL = -10,      /* bad argument from the caller (buffer too small, unknown enum) */
     TB_ECRYPTO = -11,     /* an OpenSSL call failed for a reason other than bad input */
     TB_ECHANNEL = -12,    /* no channel value: TLS 1.3, or the handshake has not finished */
+    /* bound tokens (cookie.h, jwt.h) */
+    TB_EUNBOUND = -13,  /* the cookie or token carries no binding (no tag, no cnf.tbh) */
+    TB_EMISMATCH = -14, /* bound, but not to this Token Binding ID (or altered since) */
+    TB_EKEYID = -15,    /* names a key id that is not configured */
+    TB_EALG = -16,      /* JWT algorithm not allowed for the key ("none", confusion, ...) */
+    TB_EEXPIRED = -17,  /* JWT past its exp (plus leeway) */
+    TB_ENOTYET = -18,   /* JWT before its nbf / iat (minus leeway) */
+    TB_ECLAIM = -19,    /* JWT iss / aud / claim types not as required */
 };
 
 /* Stable lower-case name of an error code ("base64", "parse", ...); "unknown" for others. */

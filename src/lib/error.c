@@ -33,6 +33,20 @@ const char *tb_strerror(int err)
         return "crypto";
     case TB_ECHANNEL:
         return "channel";
+    case TB_EUNBOUND:
+        return "unbound";
+    case TB_EMISMATCH:
+        return "mismatch";
+    case TB_EKEYID:
+        return "unknown_key";
+    case TB_EALG:
+        return "alg";
+    case TB_EEXPIRED:
+        return "expired";
+    case TB_ENOTYET:
+        return "not_yet_valid";
+    case TB_ECLAIM:
+        return "claim";
     default:
         return "unknown";
     }

@@ -187,14 +187,21 @@ Test(tbh, strerror_names)
     cr_expect_str_eq(tb_strerror(TB_EKEYPARAMS), "key_params");
     cr_expect_str_eq(tb_strerror(TB_EUNSUPPORTED), "unsupported");
     cr_expect_str_eq(tb_strerror(TB_ESIGNATURE), "signature");
+    cr_expect_str_eq(tb_strerror(TB_EUNBOUND), "unbound");
+    cr_expect_str_eq(tb_strerror(TB_EMISMATCH), "mismatch");
+    cr_expect_str_eq(tb_strerror(TB_EKEYID), "unknown_key");
+    cr_expect_str_eq(tb_strerror(TB_EALG), "alg");
+    cr_expect_str_eq(tb_strerror(TB_EEXPIRED), "expired");
+    cr_expect_str_eq(tb_strerror(TB_ENOTYET), "not_yet_valid");
+    cr_expect_str_eq(tb_strerror(TB_ECLAIM), "claim");
 }
 
 Test(tbh, strerror_every_code_has_a_distinct_name)
 {
-    const char *seen[16];
+    const char *seen[32];
     size_t n = 0;
 
-    for (int e = TB_ECHANNEL; e <= TB_OK; e++) {
+    for (int e = TB_ECLAIM; e <= TB_OK; e++) {
         const char *s = tb_strerror(e);
         cr_assert_not_null(s);
         cr_expect_str_neq(s, "unknown", "code %d has a name", e);
@@ -206,7 +213,7 @@ Test(tbh, strerror_every_code_has_a_distinct_name)
 
 Test(tbh, strerror_unknown_for_others)
 {
-    static const int others[] = {1, 2, 100, -13, -100, INT_MIN, INT_MAX};
+    static const int others[] = {1, 2, 100, -20, -100, INT_MIN, INT_MAX};
 
     for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++)
         cr_expect_str_eq(tb_strerror(others[i]), "unknown", "code %d", others[i]);
