@@ -4,7 +4,9 @@
 
 #include "tb/base64url.h"
 #include "tb/channel.h"
+#include "tb/cookie.h"
 #include "tb/error.h"
+#include "tb/jwt.h"
 #include "tb/message.h"
 #include "tb/sign.h"
 #include "tb/tbh.h"

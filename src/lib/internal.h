@@ -16,4 +16,33 @@ int tb_binding_append(uint8_t *buf, size_t *len, size_t cap, const struct tb_bin
 int tb_signed_bytes(enum tb_version version, uint8_t type, int key_params, const uint8_t *channel,
                     size_t channel_len, uint8_t *out);
 
+/* --- JWT key sets (jwt_keys.c builds them, jwt.c uses them) ------------------------------- */
+#include "tb/jwt.h"
+
+#define TB_JWT_MAX_KEYS 64 /* keys in one set (PEM blocks or JWKS entries) */
+#define TB_JWT_MAX_KID 255 /* bytes of a "kid" */
+
+struct tb_jwt_key {
+    enum tb_jwt_alg alg; /* the one algorithm this key verifies */
+    char *kid;           /* NUL-terminated, or NULL when the key has no id */
+    uint8_t *bytes;      /* what libjwt is given: a NUL-terminated PEM public key, or a secret */
+    size_t len;          /* bytes in bytes, without the PEM's NUL */
+};
+
+/* 1 if kid is 1..TB_JWT_MAX_KID printable ASCII characters. */
+int tb_jwt_kid_ok(const char *kid);
+
+/* The algorithm an OpenSSL key can sign or verify for (EC P-256: TB_JWT_ES256, RSA of
+ * 2048..8192 bits: TB_JWT_RS256), or TB_EINVAL with a one-line reason in err. */
+struct evp_pkey_st;
+int tb_jwt_pkey_alg(struct evp_pkey_st *pkey, char *err, size_t errlen);
+
+struct tb_jwt_keys {
+    unsigned algs;   /* union of key[i].alg */
+    int secret;      /* 1: HMAC secrets (HS256), 0: public keys (ES256 / RS256) */
+    int has_kids;    /* 1 if any key has a kid: a token's kid must then name one */
+    size_t n;        /* 1..TB_JWT_MAX_KEYS */
+    struct tb_jwt_key key[];
+};
+
 #endif

@@ -3,11 +3,15 @@
  *
  *   tbtoken verify --version draft|rfc --negotiated KEYTYPE --channel HEX [--] HEADER
  *   tbtoken inspect [--version draft|rfc] [--] HEADER
+ *   tbtoken cookie genkey|bind|check ...      (tbtoken/cookie.c)
+ *   tbtoken jwt issue|verify ...              (tbtoken/jwt.c)
  *
  * `verify` checks one header value exactly as the proxy does and prints one JSON object with the
  * verdict, the reason on error, and the forwarded IDs and tbh values on success. Exit status:
  * 0 ok, 1 error verdict, 2 bad usage. `inspect` decodes without verifying, for people debugging
- * a client. The header value is printed nowhere: it may be a live credential.
+ * a client. The header value is printed nowhere: it may be a live credential. `cookie` makes
+ * cookie keys and binds or checks bound cookies (tb/cookie.h); subcommands with more than a
+ * screenful of code live in src/tools/tbtoken/ behind cmd.h.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +20,7 @@
 #include <jansson.h>
 
 #include "tb/tb.h"
+#include "tbtoken/cmd.h"
 
 #define EXIT_VERDICT_ERROR 1
 #define EXIT_USAGE 2
@@ -38,6 +43,10 @@ static int usage(const char *why)
             "usage: tbtoken verify --version draft|rfc --negotiated KEYTYPE --channel HEX [--] "
             "HEADER\n"
             "       tbtoken inspect [--version draft|rfc] [--] HEADER\n"
+            "       tbtoken cookie genkey [--id ID]\n"
+            "       tbtoken cookie bind|check --keys FILE (--tbid B64URL | --tbh TBH) [--] NAME "
+            "VALUE\n"
+            "       tbtoken jwt issue|verify ...   (tbtoken jwt --help)\n"
             "KEYTYPE: p256, rsa2048 (draft); ecdsap256, rsa2048_pss, rsa2048_pkcs1.5 (rfc)\n"
             "HEX: the channel value, tls_unique (draft) or EKM (rfc)\n");
     return EXIT_USAGE;
@@ -269,6 +278,10 @@ int main(int argc, char **argv)
         return cmd_verify(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "inspect") == 0)
         return cmd_inspect(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "cookie") == 0)
+        return tbtoken_cookie_main(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "jwt") == 0)
+        return tbtoken_jwt_main(argc - 2, argv + 2);
     if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
         usage(NULL);
         return 0;
