@@ -1,6 +1,6 @@
 /*
  * The daemon's configuration: a libconfig file (or the command-line quick mode) turned into one
- * immutable `struct tbp_config` on the heap, plus the command-line parser.
+ * immutable `struct tbp_config` on the heap (the command line is cli.h).
  *
  * A loaded config is read-only and shared by every worker thread; nothing in it changes after
  * tbp_config_load / tbp_config_quick return, and every pointer inside it stays valid until
@@ -30,6 +30,8 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
+#include "tb/cookie.h"
+#include "tb/jwt.h"
 #include "tb/message.h"
 
 #define TBP_VERSION "0.1.0"
@@ -58,6 +60,8 @@
 #define TBP_DEF_MAX_HEADER_BYTES 65536
 #define TBP_DEF_MAX_HEADERS 100
 #define TBP_DEF_MAX_CONNECTIONS_PER_WORKER 10000
+#define TBP_DEF_JWT_LEEWAY_S 60 /* routes[].jwt.leeway */
+#define TBP_MAX_JWT_LEEWAY_S 3600
 
 /* Hard caps on list lengths. */
 #define TBP_MAX_LISTENERS 64
@@ -65,6 +69,7 @@
 #define TBP_MAX_SERVERS 256 /* per upstream */
 #define TBP_MAX_ROUTES 4096
 #define TBP_MAX_TRUSTED 1024
+#define TBP_MAX_BIND_COOKIES 64 /* names in one route's bind_cookies */
 #define TBP_TB_MAX_KEY_TYPES 2
 #define TBP_TB_MAX_PROTOCOLS 2
 
@@ -126,11 +131,49 @@ struct tbp_upstream {
     uint32_t fail_timeout_ms;    /* a failed server is skipped this long (0 = never): 10 s */
 };
 
+/* What happens to a bound cookie (bind_cookies) from a client without Token Binding. */
+enum tbp_unbound_policy {
+    TBP_UNBOUND_DROP = 0, /* "drop" (default): dropped from Cookie, counted */
+    TBP_UNBOUND_PASS = 1, /* "pass": an unbound (suffix-less) value passes as is; a bound one is
+                             still dropped, and Set-Cookie goes to such clients unbound */
+};
+
+/* Where a route's JWT comes from. */
+enum tbp_jwt_source {
+    TBP_JWT_FROM_AUTHORIZATION = 0, /* "authorization": "Authorization: Bearer <token>" */
+    TBP_JWT_FROM_COOKIE = 1,        /* "cookie:NAME" */
+};
+
+/* A route's `jwt` group: requests without a valid token bound to the provided TBID get 401. */
+struct tbp_jwt_route {
+    enum tbp_jwt_source from; /* `from`: TBP_JWT_FROM_AUTHORIZATION */
+    const char *cookie;       /* TBP_JWT_FROM_COOKIE: the cookie name (a token); else NULL */
+    struct tb_jwt_keys *keys; /* `keys` (public PEM / JWKS) or `secret` (HMAC): owned */
+    unsigned algs;            /* `algs`, bits of enum tb_jwt_alg, each fitting the keys */
+    const char *issuer;       /* `issuer`: NULL when not checked */
+    const char *audience;     /* `audience`: NULL when not checked */
+    unsigned leeway_s;        /* `leeway` (duration, whole seconds): 60 s */
+    const char *sub_header;   /* `sub_header`: header carrying the verified "sub", or NULL;
+                                 stripped from every incoming request of the route. A token,
+                                 as written (compare case-insensitively), never a header the
+                                 proxy manages (Token Binding, hop-by-hop, Host, Cookie, ...) */
+};
+
 struct tbp_route {
     const char *host;   /* lower case: "*" (any), "*.example.com" (subdomains), "example.com" */
     const char *prefix; /* path prefix, starts with '/', plain byte comparison: "/" */
     size_t prefix_len;
     const struct tbp_upstream *upstream; /* required; points into tbp_config.upstreams */
+    /* companion module: bound cookies, bound JWTs, federation (all off by default) */
+    size_t n_bind_cookies;     /* `bind_cookies = ["session", ...]`: names bound (needs
+                                  cookie_keys); 0 with bind_all_cookies 0: none */
+    const char **bind_cookies; /* the names (RFC 6265 tokens, distinct, at most
+                                  TBP_MAX_BIND_COOKIES), case-sensitive as cookie names are */
+    int bind_all_cookies;      /* `bind_cookies = "*"` (or ["*"]): every cookie */
+    enum tbp_unbound_policy unbound_cookies; /* `unbound_cookies`: TBP_UNBOUND_DROP */
+    int refer_token_binding; /* `refer_token_binding`: add "Include-Referer-Token-Binding-ID:
+                                true" to this route's 3xx responses: 0 */
+    const struct tbp_jwt_route *jwt; /* `jwt = {...}`, NULL when absent */
 };
 
 struct tbp_timeouts {             /* all > 0 */
@@ -179,6 +222,7 @@ struct tbp_config {
     size_t n_trusted; /* trusted_proxies: [] (trust no one) */
     struct tbp_cidr *trusted;
     struct tbp_log_config log;
+    struct tb_cookie_keyring *cookie_keys; /* `cookie_keys = "file"`: owned; NULL when unset */
     struct tbp_config_mem *mem;
 };
 
@@ -221,40 +265,5 @@ const struct tbp_route *tbp_config_route(const struct tbp_config *cfg, const cha
 const char *tbp_log_level_name(enum tbp_log_level level);
 /* "http/1.1", "h2". */
 const char *tbp_proto_name(enum tbp_proto proto);
-
-/* --- command line ----------------------------------------------------------------------- */
-
-enum tbp_cli_action {
-    TBP_CLI_RUN = 0,     /* start the proxy */
-    TBP_CLI_CHECK = 1,   /* -t: load the configuration, report, exit 0 or 1 */
-    TBP_CLI_HELP = 2,    /* -h / --help: print tbp_cli_usage to stdout, exit 0 */
-    TBP_CLI_VERSION = 3, /* -v / --version: print "tbproxy TBP_VERSION", exit 0 */
-};
-
-/* What the command line asked for. Strings point into argv. */
-struct tbp_cli {
-    enum tbp_cli_action action;
-    const char *config; /* -c FILE / --config FILE; NULL in quick mode */
-    const char *listen; /* quick mode: listen, upstream, cert and key all set, or all NULL */
-    const char *upstream;
-    const char *cert;
-    const char *key;
-};
-
-/*
- * Parses argv[1..argc-1]: -c/--config FILE, -t/--test, --listen A, --upstream A, --cert FILE,
- * --key FILE (quick mode: all four, exclusive with -c), -h/--help, -v/--version. Short options
- * may be clustered ("-tc FILE") and take their value attached or next ("-cFILE", "-c FILE");
- * long ones "--opt VALUE" or "--opt=VALUE"; "--" ends options. -h and -v win over everything
- * else that parses. Returns 0 and fills *out, or TB_EINVAL with a one-line message in err
- * (the daemon prints it with the usage hint and exits 2). Reentrant: no getopt state.
- */
-int tbp_cli_parse(int argc, char **argv, struct tbp_cli *out, char *err, size_t errlen);
-
-/* Loads the configuration the command line names: tbp_config_load or tbp_config_quick. */
-int tbp_cli_config(const struct tbp_cli *cli, struct tbp_config **out, char *err, size_t errlen);
-
-/* Writes the usage text to `f`; `prog` is argv[0] (NULL: "tbproxy"). */
-void tbp_cli_usage(FILE *f, const char *prog);
 
 #endif

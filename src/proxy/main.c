@@ -16,6 +16,7 @@
 
 #include <openssl/ssl.h>
 
+#include "cli.h"
 #include "config.h"
 #include "tb/tb.h"
 #include "worker.h"

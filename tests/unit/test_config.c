@@ -2,7 +2,9 @@
  * config: the shipped conf/tbproxy.conf loads and holds the defaults it claims; a minimal file
  * gets every default; every validation error names the file, the line and the setting path;
  * durations in both forms; trusted-proxy CIDR matching (v4, v6, v4-mapped); route matching;
- * quick mode; the command line, conflicts included.
+ * quick mode; the command line, conflicts included; the companion-module settings (cookie_keys,
+ * bind_cookies, unbound_cookies, refer_token_binding, jwt): each parsed, each error, a failed
+ * load and a reload freeing the keys they loaded.
  *
  * Each test runs in a fresh temporary directory (mkdtemp) holding cert.pem and key.pem, so the
  * configs below can name them relatively (paths resolve against the config file's directory);
@@ -19,9 +21,16 @@
 #include <unistd.h>
 
 #include <criterion/criterion.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
 
+#include "cli.h"
 #include "config.h"
+#include "keys.h"
+#include "tb/cookie.h"
 #include "tb/error.h"
+#include "tb/jwt.h"
 
 static char dir[PATH_MAX];
 static char conf_path[PATH_MAX + 32];
@@ -153,11 +162,18 @@ static void copy_file(const char *from, const char *to)
     cr_assert_eq(fclose(out), 0);
 }
 
-/* conf/tbproxy.conf copied to DIR/conf/, with DIR/certs/server.{pem,key}: what `make run` has. */
+/*
+ * conf/tbproxy.conf copied to DIR/conf/, with DIR/certs/server.{pem,key} (not read at load time),
+ * cookie.keys and idp-es256.pub.pem (both parsed at load time): what `make run` has.
+ */
 static struct tbp_config *load_shipped(void)
 {
     char p[PATH_MAX + 64];
     struct tbp_config *cfg = NULL;
+    unsigned char raw[32], b64[64];
+    char line[80];
+    EVP_PKEY *idp;
+    BIO *b;
     int ret;
 
     snprintf(p, sizeof(p), "%s/conf", dir);
@@ -168,6 +184,17 @@ static struct tbp_config *load_shipped(void)
     write_file(p, "cert\n");
     snprintf(p, sizeof(p), "%s/certs/server.key", dir);
     write_file(p, "key\n");
+    cr_assert_eq(RAND_bytes(raw, sizeof(raw)), 1);
+    cr_assert_eq(EVP_EncodeBlock(b64, raw, sizeof(raw)), 44);
+    snprintf(line, sizeof(line), "k1 %s\n", (const char *)b64);
+    snprintf(p, sizeof(p), "%s/certs/cookie.keys", dir);
+    write_file(p, line);
+    snprintf(p, sizeof(p), "%s/certs/idp-es256.pub.pem", dir);
+    idp = tbt_key_load(TBT_PEM_P256_A);
+    b = BIO_new_file(p, "w");
+    cr_assert(b != NULL && PEM_write_bio_PUBKEY(b, idp) == 1);
+    BIO_free(b);
+    EVP_PKEY_free(idp);
     snprintf(p, sizeof(p), "%s/conf/tbproxy.conf", dir);
     copy_file("conf/tbproxy.conf", p);
     ret = tbp_config_load(p, &cfg, err, sizeof(err));
@@ -191,10 +218,21 @@ Test(config, shipped_conf_loads)
     cr_expect_str_eq(cfg->upstreams[0].name, "app");
     cr_assert_eq(cfg->upstreams[0].n_servers, 1);
     cr_expect_str_eq(cfg->upstreams[0].servers[0].text, "127.0.0.1:8080");
-    cr_assert_eq(cfg->n_routes, 1);
-    cr_expect_eq(cfg->routes[0].upstream, &cfg->upstreams[0]);
-    cr_expect_str_eq(cfg->routes[0].host, "*");
-    cr_expect_str_eq(cfg->routes[0].prefix, "/");
+    /* the companion-module demo: /login, /callback (referrals), /api/ (jwt), / (bound cookie) */
+    cr_assert_eq(cfg->n_routes, 4);
+    cr_expect_str_eq(cfg->routes[0].prefix, "/login");
+    cr_expect(cfg->routes[0].refer_token_binding && cfg->routes[1].refer_token_binding);
+    cr_expect_str_eq(cfg->routes[1].prefix, "/callback");
+    cr_expect_str_eq(cfg->routes[2].prefix, "/api/");
+    cr_assert_not_null(cfg->routes[2].jwt);
+    cr_expect_eq(cfg->routes[2].jwt->algs, TB_JWT_ES256);
+    cr_expect_str_eq(cfg->routes[2].jwt->sub_header, "X-Auth-Sub");
+    cr_expect_eq(cfg->routes[3].upstream, &cfg->upstreams[0]);
+    cr_expect_str_eq(cfg->routes[3].host, "*");
+    cr_expect_str_eq(cfg->routes[3].prefix, "/");
+    cr_assert_eq(cfg->routes[3].n_bind_cookies, 1);
+    cr_expect_str_eq(cfg->routes[3].bind_cookies[0], "session");
+    cr_expect_not_null(cfg->cookie_keys);
     cr_expect_str_eq(cfg->log.access, "-");
     cr_expect_str_eq(cfg->log.error, "-");
     cr_expect_geq(cfg->workers, 1);
@@ -437,7 +475,8 @@ Test(config, unknown_settings_are_errors)
                         " server = [ \"127.0.0.1:2\" ]; }; };\n" ROUTES,
                  4, "upstreams.app.server: unknown setting");
     expect_error(LISTEN UPS "routes = ( { upstream = \"app\";\n path = \"/\"; } );\n", 4,
-                 "routes[0].path: unknown setting (known here: host prefix upstream)");
+                 "routes[0].path: unknown setting (known here: host prefix upstream bind_cookies "
+                 "unbound_cookies refer_token_binding jwt)");
     expect_error(MIN "timeouts = { connect = 5; };\n", 4, "timeouts.connect: unknown setting");
     expect_error(MIN "limits = { max_body = 5; };\n", 4, "limits.max_body: unknown setting");
     expect_error(MIN "log = { file = \"-\"; };\n", 4, "log.file: unknown setting");
@@ -816,6 +855,552 @@ Test(config, route_matching)
     cr_expect_str_eq(route_to(c, "other", "/dynamic"), "(none)");
     cr_expect_str_eq(route_to(c, "other", "/stati"), "(none)");
     tbp_config_free(c);
+}
+
+/* --- companion module: cookie_keys, bound cookies, federation, jwt ------------------------ */
+
+/*
+ * The companion suite's directory also holds key material, made at test time:
+ *   cookie.keys      two cookie keys, "k1" then "k2" (k2 binds)
+ *   keys/other.keys  one key "solo" (a relative path into a subdirectory)
+ *   p256.pem         the public half of TBT_PEM_P256_A
+ *   rsa.pem          the public half of TBT_PEM_RSA_A (2048 bits)
+ *   both.pem         both public keys, one after the other
+ *   hmac.secret      a 42-byte secret and a newline
+ *   garbage.pem      text that is no key at all
+ *   short.secret     a secret too short for HS256
+ */
+static void write_path(const char *name, const char *text)
+{
+    char p[PATH_MAX + 64];
+
+    snprintf(p, sizeof(p), "%s/%s", dir, name);
+    write_file(p, text);
+}
+
+/* "ID BASE64(32 random bytes)\n" */
+static void cookie_key_line(char *out, size_t cap, const char *id)
+{
+    unsigned char raw[32], b64[64];
+
+    cr_assert_eq(RAND_bytes(raw, sizeof(raw)), 1);
+    cr_assert_eq(EVP_EncodeBlock(b64, raw, sizeof(raw)), 44);
+    snprintf(out, cap, "%s %s\n", id, (const char *)b64);
+}
+
+/* The public halves of the private keys `pems` (NULL-terminated), PEM, into dir/name. */
+static void write_public(const char *name, const char *const *pems)
+{
+    char p[PATH_MAX + 64];
+    BIO *b;
+
+    snprintf(p, sizeof(p), "%s/%s", dir, name);
+    b = BIO_new_file(p, "w");
+    cr_assert_not_null(b);
+    for (; *pems != NULL; pems++) {
+        EVP_PKEY *k = tbt_key_load(*pems);
+        cr_assert_eq(PEM_write_bio_PUBKEY(b, k), 1);
+        EVP_PKEY_free(k);
+    }
+    BIO_free(b);
+}
+
+static void companion_setup(void)
+{
+    char text[512], k1[128], k2[128], p[PATH_MAX + 32];
+
+    setup();
+    cookie_key_line(k1, sizeof(k1), "k1");
+    cookie_key_line(k2, sizeof(k2), "k2");
+    snprintf(text, sizeof(text), "%s\n# rotation: the last key binds\n%s", k1, k2);
+    write_path("cookie.keys", text);
+    snprintf(p, sizeof(p), "%s/keys", dir);
+    cr_assert_eq(mkdir(p, 0700), 0);
+    cookie_key_line(k1, sizeof(k1), "solo");
+    write_path("keys/other.keys", k1);
+    write_public("p256.pem", (const char *const[]){TBT_PEM_P256_A, NULL});
+    write_public("rsa.pem", (const char *const[]){TBT_PEM_RSA_A, NULL});
+    write_public("both.pem", (const char *const[]){TBT_PEM_P256_A, TBT_PEM_RSA_A, NULL});
+    write_path("hmac.secret", "0123456789abcdef0123456789abcdef0123456789\n");
+    write_path("garbage.pem", "this is not a key\n");
+    write_path("short.secret", "0123456789\n");
+}
+
+TestSuite(companion, .init = companion_setup, .fini = teardown);
+
+/* Lines 1-3: listener, upstream, cookie_keys; the route's own settings start at line 5. */
+#define CK "cookie_keys = \"cookie.keys\";\n"
+#define ROUTE_OPEN "routes = ( { upstream = \"app\";\n"
+#define ROUTE_CLOSE " } );\n"
+#define TB_OFF "token_binding = { enabled = false; };\n"
+
+/* A config whose one route has `body` (from line 5), followed by `tail`. */
+static void route_text(char *out, size_t cap, const char *body, const char *tail)
+{
+    int n = snprintf(out, cap, LISTEN UPS CK ROUTE_OPEN "%s" ROUTE_CLOSE "%s", body, tail);
+
+    cr_assert(n > 0 && (size_t)n < cap);
+}
+
+static struct tbp_config *route_ok(const char *body)
+{
+    char text[4096];
+
+    route_text(text, sizeof(text), body, "");
+    return load_ok(text);
+}
+
+static void route_error(const char *body, const char *tail, unsigned line, const char *want)
+{
+    char text[4096];
+
+    route_text(text, sizeof(text), body, tail);
+    expect_error(text, line, want);
+}
+
+/* The load fails at `line` with a message that starts with `want` and contains `also`. */
+static void route_error_has(const char *body, unsigned line, const char *want, const char *also)
+{
+    route_error(body, "", line, want);
+    cr_expect(strstr(err, also) != NULL, "error \"%s\" lacks \"%s\"", err, also);
+}
+
+Test(companion, defaults_are_off)
+{
+    struct tbp_config *c = load_ok(MIN);
+    const struct tbp_route *r = &c->routes[0];
+
+    cr_expect_null(c->cookie_keys);
+    cr_expect_eq(r->n_bind_cookies, 0);
+    cr_expect_null(r->bind_cookies);
+    cr_expect_eq(r->bind_all_cookies, 0);
+    cr_expect_eq(r->unbound_cookies, TBP_UNBOUND_DROP);
+    cr_expect_eq(r->refer_token_binding, 0);
+    cr_expect_null(r->jwt);
+    tbp_config_free(c);
+}
+
+Test(companion, quick_mode_has_none_of_it)
+{
+    char cert[PATH_MAX + 32], key[PATH_MAX + 32];
+    struct tbp_config *c = NULL;
+
+    snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
+    snprintf(key, sizeof(key), "%s/key.pem", dir);
+    cr_assert_eq(tbp_config_quick("127.0.0.1:1", "127.0.0.1:2", cert, key, &c, err, sizeof(err)), 0,
+                 "%s", err);
+    cr_expect_null(c->cookie_keys);
+    cr_expect_eq(c->routes[0].n_bind_cookies, 0);
+    cr_expect_eq(c->routes[0].bind_all_cookies, 0);
+    cr_expect_eq(c->routes[0].unbound_cookies, TBP_UNBOUND_DROP);
+    cr_expect_eq(c->routes[0].refer_token_binding, 0);
+    cr_expect_null(c->routes[0].jwt);
+    tbp_config_free(c);
+}
+
+Test(companion, cookie_keys_load_relative_to_the_config_dir)
+{
+    struct tbp_config *c = load_ok(MIN CK);
+
+    cr_assert_not_null(c->cookie_keys);
+    cr_expect_eq(tb_cookie_keyring_count(c->cookie_keys), 2);
+    cr_expect_str_eq(tb_cookie_keyring_active_id(c->cookie_keys), "k2");
+    tbp_config_free(c);
+    c = load_ok(MIN "cookie_keys = \"keys/other.keys\";\n");
+    cr_assert_not_null(c->cookie_keys);
+    cr_expect_eq(tb_cookie_keyring_count(c->cookie_keys), 1);
+    cr_expect_str_eq(tb_cookie_keyring_active_id(c->cookie_keys), "solo");
+    tbp_config_free(c);
+}
+
+Test(companion, cookie_keys_errors)
+{
+    char want[PATH_MAX + 128];
+
+    snprintf(want, sizeof(want),
+             "cookie_keys: cannot read \"nope.keys\" (%s/nope.keys): No such file or directory",
+             dir);
+    expect_error(MIN "\ncookie_keys = \"nope.keys\";\n", 5, want);
+    expect_error(MIN "cookie_keys = 1;\n", 4, "cookie_keys: expected a string");
+    expect_error(MIN "cookie_keys = \"\";\n", 4, "cookie_keys: must not be empty");
+    snprintf(want, sizeof(want), "cookie_keys: cannot read \"%s\": not a regular file", dir);
+    char text[PATH_MAX + 256];
+    snprintf(text, sizeof(text), MIN "cookie_keys = \"%s\";\n", dir);
+    expect_error(text, 4, want);
+    /* what the keyring loader says comes after the setting's location; it names the key file */
+    write_path("bad.keys", "k1 not-base64!\n");
+    expect_error(MIN "cookie_keys = \"bad.keys\";\n", 4, "cookie_keys: ");
+    cr_expect(strstr(err, "bad.keys") != NULL, "%s", err);
+    write_path("empty.keys", "# no keys\n");
+    expect_error(MIN "cookie_keys = \"empty.keys\";\n", 4, "cookie_keys: ");
+    cr_expect(strstr(err, "empty.keys") != NULL, "%s", err);
+}
+
+Test(companion, bind_cookies_parsed)
+{
+    struct tbp_config *c =
+        route_ok(" bind_cookies = [ \"session\", \"__Host-id\", \"a.b!#$%&'*+-^_`|~\" ];\n"
+                 " unbound_cookies = \"pass\";\n refer_token_binding = true;\n");
+    const struct tbp_route *r = &c->routes[0];
+
+    cr_assert_eq(r->n_bind_cookies, 3);
+    cr_expect_str_eq(r->bind_cookies[0], "session");
+    cr_expect_str_eq(r->bind_cookies[1], "__Host-id");
+    cr_expect_str_eq(r->bind_cookies[2], "a.b!#$%&'*+-^_`|~");
+    cr_expect_eq(r->bind_all_cookies, 0);
+    cr_expect_eq(r->unbound_cookies, TBP_UNBOUND_PASS);
+    cr_expect_eq(r->refer_token_binding, 1);
+    cr_expect_not_null(c->cookie_keys);
+    tbp_config_free(c);
+
+    c = route_ok(" bind_cookies = \"*\"; unbound_cookies = \"drop\";\n");
+    cr_expect_eq(c->routes[0].bind_all_cookies, 1);
+    cr_expect_eq(c->routes[0].n_bind_cookies, 0);
+    cr_expect_eq(c->routes[0].unbound_cookies, TBP_UNBOUND_DROP);
+    tbp_config_free(c);
+
+    c = route_ok(" bind_cookies = ( \"*\" ); refer_token_binding = false;\n");
+    cr_expect_eq(c->routes[0].bind_all_cookies, 1);
+    cr_expect_eq(c->routes[0].refer_token_binding, 0);
+    tbp_config_free(c);
+
+    /* the names are copies: they outlive the libconfig tree; two routes keep their own */
+    c = load_ok(LISTEN UPS CK "routes = ( { prefix = \"/a/\"; upstream = \"app\";"
+                              " bind_cookies = [ \"x\" ]; refer_token_binding = true; },\n"
+                              " { upstream = \"app\"; bind_cookies = [ \"y\", \"z\" ]; } );\n");
+    cr_assert_eq(c->routes[0].n_bind_cookies, 1);
+    cr_expect_str_eq(c->routes[0].bind_cookies[0], "x");
+    cr_expect_eq(c->routes[0].refer_token_binding, 1);
+    cr_assert_eq(c->routes[1].n_bind_cookies, 2);
+    cr_expect_str_eq(c->routes[1].bind_cookies[1], "z");
+    cr_expect_eq(c->routes[1].refer_token_binding, 0);
+    cr_expect_eq(c->routes[1].unbound_cookies, TBP_UNBOUND_DROP);
+    tbp_config_free(c);
+}
+
+Test(companion, bind_cookies_limit)
+{
+    char body[2048], text[4096];
+    size_t n = 0;
+    int i;
+
+    n += (size_t)snprintf(body + n, sizeof(body) - n, " bind_cookies = [ ");
+    for (i = 0; i < TBP_MAX_BIND_COOKIES; i++)
+        n += (size_t)snprintf(body + n, sizeof(body) - n, "%s\"c%d\"", i ? ", " : "", i);
+    snprintf(body + n, sizeof(body) - n, " ];\n");
+    struct tbp_config *c = route_ok(body);
+    cr_expect_eq(c->routes[0].n_bind_cookies, TBP_MAX_BIND_COOKIES);
+    cr_expect_str_eq(c->routes[0].bind_cookies[TBP_MAX_BIND_COOKIES - 1], "c63");
+    tbp_config_free(c);
+    snprintf(body + n, sizeof(body) - n, ", \"one-more\" ];\n");
+    route_text(text, sizeof(text), body, "");
+    expect_error(text, 5, "routes[0].bind_cookies: too many entries (65, at most 64)");
+}
+
+Test(companion, bind_cookies_errors)
+{
+    /* without cookie_keys, or without Token Binding */
+    expect_error(LISTEN UPS ROUTE_OPEN " bind_cookies = [ \"session\" ];" ROUTE_CLOSE, 4,
+                 "routes[0].bind_cookies: needs the top-level cookie_keys");
+    route_error(" bind_cookies = \"*\";\n", TB_OFF, 5,
+                "routes[0].bind_cookies: needs token_binding.enabled = true");
+    /* names */
+    route_error(" bind_cookies = [ \"ok\",\n \"se ssion\" ];\n", "", 6,
+                "routes[0].bind_cookies[1]: bad cookie name \"se ssion\" (a token: letters, "
+                "digits and !#$%&'*+-.^_`|~)");
+    route_error(" bind_cookies = [ \"a=b\" ];\n", "", 5,
+                "routes[0].bind_cookies[0]: bad cookie name \"a=b\"");
+    route_error(" bind_cookies = [ \"a;b\" ];\n", "", 5, "routes[0].bind_cookies[0]: bad cookie");
+    route_error(" bind_cookies = [ \"\" ];\n", "", 5, "routes[0].bind_cookies[0]: bad cookie");
+    route_error(" bind_cookies = [ \"caf\xc3\xa9\" ];\n", "", 5,
+                "routes[0].bind_cookies[0]: bad cookie");
+    route_error(" bind_cookies = [ \"a\\\"b\" ];\n", "", 5,
+                "routes[0].bind_cookies[0]: bad cookie");
+    route_error(" bind_cookies = [ \"sid\", \"id\",\n \"sid\" ];\n", "", 6,
+                "routes[0].bind_cookies[2]: duplicate cookie name \"sid\" (also bind_cookies[0])");
+    route_error(" bind_cookies = [ \"session\", \"*\" ];\n", "", 5,
+                "routes[0].bind_cookies[1]: \"*\" (every cookie) must be the only entry");
+    route_error(" bind_cookies = [ \"*\", \"session\" ];\n", "", 5,
+                "routes[0].bind_cookies[0]: \"*\" (every cookie) must be the only entry");
+    /* shapes */
+    route_error(" bind_cookies = \"session\";\n", "", 5,
+                "routes[0].bind_cookies: expected \"*\" (every cookie) or a list of cookie names");
+    route_error(" bind_cookies = [ ];\n", "", 5, "routes[0].bind_cookies: must not be empty");
+    route_error(" bind_cookies = 1;\n", "", 5,
+                "routes[0].bind_cookies: expected a list of strings");
+    route_error(" bind_cookies = ( \"a\", 2 );\n", "", 5,
+                "routes[0].bind_cookies[1]: expected a string");
+    /* unbound_cookies and refer_token_binding */
+    route_error(" unbound_cookies = \"pass\";\n", "", 5,
+                "routes[0].unbound_cookies: only meaningful with bind_cookies");
+    route_error(" bind_cookies = \"*\";\n unbound_cookies = \"allow\";\n", "", 6,
+                "routes[0].unbound_cookies: unknown policy \"allow\" (known: drop, pass)");
+    route_error(" bind_cookies = \"*\";\n unbound_cookies = \"Drop\";\n", "", 6,
+                "routes[0].unbound_cookies: unknown policy \"Drop\"");
+    route_error(" bind_cookies = \"*\"; unbound_cookies = false;\n", "", 5,
+                "routes[0].unbound_cookies: expected a string");
+    route_error(" refer_token_binding = 1;\n", "", 5,
+                "routes[0].refer_token_binding: expected true or false");
+    route_error(" refer_token_binding = \"yes\";\n", "", 5,
+                "routes[0].refer_token_binding: expected true or false");
+    /* the second route is the one named */
+    expect_error(LISTEN UPS CK "routes = ( { prefix = \"/a/\"; upstream = \"app\"; },\n"
+                               " { upstream = \"app\";\n bind_cookies = [ \"-\", \"(x)\" ]; } );\n",
+                 6, "routes[1].bind_cookies[1]: bad cookie name \"(x)\"");
+}
+
+/* jwt = { ... } inside the route, from line 5. */
+#define JWT_P256 " jwt = { keys = \"p256.pem\"; algs = [ \"ES256\" ];\n"
+
+Test(companion, jwt_parsed)
+{
+    struct tbp_config *c = route_ok(JWT_P256 "  from = \"cookie:auth_token\"; issuer = "
+                                             "\"https://idp.example\";\n"
+                                             "  audience = \"rp\"; leeway = \"2m\"; binding = "
+                                             "\"provided\"; sub_header = \"X-Auth-Sub\"; };\n");
+    const struct tbp_jwt_route *j = c->routes[0].jwt;
+
+    cr_assert_not_null(j);
+    cr_expect_eq(j->from, TBP_JWT_FROM_COOKIE);
+    cr_expect_str_eq(j->cookie, "auth_token");
+    cr_assert_not_null(j->keys);
+    cr_expect_eq(tb_jwt_keys_algs(j->keys), TB_JWT_ES256);
+    cr_expect_eq(j->algs, TB_JWT_ES256);
+    cr_expect_str_eq(j->issuer, "https://idp.example");
+    cr_expect_str_eq(j->audience, "rp");
+    cr_expect_eq(j->leeway_s, 120);
+    cr_expect_str_eq(j->sub_header, "X-Auth-Sub");
+    tbp_config_free(c);
+
+    /* the defaults: from the Authorization header, 60 s of leeway, nothing else checked */
+    c = route_ok(JWT_P256 " };\n");
+    j = c->routes[0].jwt;
+    cr_assert_not_null(j);
+    cr_expect_eq(j->from, TBP_JWT_FROM_AUTHORIZATION);
+    cr_expect_null(j->cookie);
+    cr_expect_eq(j->leeway_s, TBP_DEF_JWT_LEEWAY_S);
+    cr_expect_eq(j->leeway_s, 60);
+    cr_expect_null(j->issuer);
+    cr_expect_null(j->audience);
+    cr_expect_null(j->sub_header);
+    cr_expect_eq(c->routes[0].n_bind_cookies, 0, "jwt does not imply bound cookies");
+    tbp_config_free(c);
+
+    /* two kinds of public keys; an HMAC secret; leeway bounds */
+    c = route_ok(" jwt = { keys = \"both.pem\"; algs = [ \"RS256\", \"ES256\" ]; leeway = 0; };\n");
+    cr_expect_eq(c->routes[0].jwt->algs, TB_JWT_ES256 | TB_JWT_RS256);
+    cr_expect_eq(c->routes[0].jwt->leeway_s, 0);
+    tbp_config_free(c);
+    c = route_ok(" jwt = { keys = \"rsa.pem\"; algs = [ \"RS256\" ]; leeway = \"1h\"; };\n");
+    cr_expect_eq(c->routes[0].jwt->algs, TB_JWT_RS256);
+    cr_expect_eq(c->routes[0].jwt->leeway_s, 3600);
+    tbp_config_free(c);
+    c = route_ok(" jwt = { secret = \"hmac.secret\"; algs = [ \"HS256\" ]; leeway = 30; "
+                 "from = \"authorization\"; };\n");
+    cr_expect_eq(c->routes[0].jwt->algs, TB_JWT_HS256);
+    cr_expect_eq(tb_jwt_keys_algs(c->routes[0].jwt->keys), TB_JWT_HS256);
+    cr_expect_eq(c->routes[0].jwt->leeway_s, 30);
+    tbp_config_free(c);
+}
+
+Test(companion, jwt_with_bound_cookies_on_several_routes)
+{
+    struct tbp_config *c = load_ok(
+        LISTEN UPS CK
+        "routes = ( { prefix = \"/api/\"; upstream = \"app\";\n"
+        "  jwt = { keys = \"p256.pem\"; algs = [ \"ES256\" ]; sub_header = \"x-user\"; }; },\n"
+        " { prefix = \"/hs/\"; upstream = \"app\";\n"
+        "  jwt = { secret = \"hmac.secret\"; algs = [ \"HS256\" ]; }; },\n"
+        " { upstream = \"app\"; bind_cookies = [ \"session\" ]; refer_token_binding = true; } "
+        ");\n");
+
+    cr_assert_eq(c->n_routes, 3);
+    cr_assert_not_null(c->routes[0].jwt);
+    cr_assert_not_null(c->routes[1].jwt);
+    cr_expect_neq(c->routes[0].jwt, c->routes[1].jwt);
+    cr_expect_neq(c->routes[0].jwt->keys, c->routes[1].jwt->keys);
+    cr_expect_str_eq(c->routes[0].jwt->sub_header, "x-user");
+    cr_expect_null(c->routes[2].jwt);
+    cr_expect_eq(c->routes[2].n_bind_cookies, 1);
+    cr_expect_eq(c->routes[2].refer_token_binding, 1);
+    tbp_config_free(c);
+}
+
+Test(companion, jwt_key_errors)
+{
+    char want[PATH_MAX + 128];
+
+    route_error(" jwt = { algs = [ \"ES256\" ]; };\n", "", 5,
+                "routes[0].jwt.keys: missing (keys = \"public.pem\" or a JWKS file, or "
+                "secret = \"hmac.secret\")");
+    route_error(" jwt = { keys = \"p256.pem\";\n secret = \"hmac.secret\"; algs = [ \"ES256\" ]; "
+                "};\n",
+                "", 6, "routes[0].jwt.secret: keys and secret are exclusive");
+    snprintf(want, sizeof(want),
+             "routes[0].jwt.keys: cannot read \"nope.pem\" (%s/nope.pem): No such file", dir);
+    route_error(" jwt = {\n keys = \"nope.pem\"; algs = [ \"ES256\" ]; };\n", "", 6, want);
+    route_error(" jwt = { keys = \"\"; algs = [ \"ES256\" ]; };\n", "", 5,
+                "routes[0].jwt.keys: must not be empty");
+    route_error(" jwt = { keys = [ \"p256.pem\" ]; algs = [ \"ES256\" ]; };\n", "", 5,
+                "routes[0].jwt.keys: expected a string");
+    /* what the key loaders say follows the location and names the file */
+    route_error_has(" jwt = { keys = \"garbage.pem\"; algs = [ \"ES256\" ]; };\n", 5,
+                    "routes[0].jwt.keys: ", "garbage.pem");
+    route_error_has(" jwt = { secret = \"short.secret\"; algs = [ \"HS256\" ]; };\n", 5,
+                    "routes[0].jwt.secret: ", "short.secret");
+    route_error_has(" jwt = { keys = \"hmac.secret\"; algs = [ \"HS256\" ]; };\n", 5,
+                    "routes[0].jwt.keys: ", "hmac.secret");
+    /* algorithm confusion, configuration side: a public key can never become an HMAC secret */
+    route_error(" jwt = { secret = \"p256.pem\"; algs = [ \"HS256\" ]; };\n", "", 5,
+                "routes[0].jwt.secret: \"p256.pem\" holds a PEM key, not an HMAC secret");
+}
+
+Test(companion, jwt_alg_errors)
+{
+    route_error(" jwt = { keys = \"p256.pem\"; };\n", "", 5, "routes[0].jwt.algs: missing");
+    route_error(" jwt = { keys = \"p256.pem\"; algs = [ ]; };\n", "", 5,
+                "routes[0].jwt.algs: must not be empty");
+    route_error(" jwt = { keys = \"p256.pem\"; algs = \"ES256\"; };\n", "", 5,
+                "routes[0].jwt.algs: expected a list of strings");
+    route_error(" jwt = { keys = \"p256.pem\";\n algs = [ \"ES256\", \"none\" ]; };\n", "", 6,
+                "routes[0].jwt.algs[1]: \"none\" is never accepted");
+    route_error(" jwt = { keys = \"p256.pem\"; algs = [ \"HS512\" ]; };\n", "", 5,
+                "routes[0].jwt.algs[0]: unknown algorithm \"HS512\" (known: ES256, RS256, HS256)");
+    route_error(" jwt = { keys = \"p256.pem\"; algs = [ \"es256\" ]; };\n", "", 5,
+                "routes[0].jwt.algs[0]: unknown algorithm \"es256\"");
+    route_error(" jwt = { keys = \"p256.pem\"; algs = [ \"ES256\", \"ES256\" ]; };\n", "", 5,
+                "routes[0].jwt.algs[1]: duplicate algorithm \"ES256\"");
+    /* each algorithm must be one the keys can verify */
+    route_error(" jwt = { keys = \"p256.pem\"; algs = [ \"HS256\" ]; };\n", "", 5,
+                "routes[0].jwt.algs[0]: HS256 cannot be verified with the public keys in keys "
+                "(they verify: ES256)");
+    route_error(" jwt = { keys = \"p256.pem\"; algs = [ \"ES256\", \"RS256\" ]; };\n", "", 5,
+                "routes[0].jwt.algs[1]: RS256 cannot be verified with the public keys in keys "
+                "(they verify: ES256)");
+    route_error(" jwt = { keys = \"both.pem\"; algs = [ \"HS256\" ]; };\n", "", 5,
+                "routes[0].jwt.algs[0]: HS256 cannot be verified with the public keys in keys "
+                "(they verify: ES256, RS256)");
+    route_error(" jwt = { secret = \"hmac.secret\"; algs = [ \"ES256\" ]; };\n", "", 5,
+                "routes[0].jwt.algs[0]: ES256 cannot be verified with the HMAC secret (it "
+                "verifies: HS256)");
+}
+
+Test(companion, jwt_option_errors)
+{
+    route_error(" jwt = true;\n", "", 5, "routes[0].jwt: expected a group");
+    route_error(" jwt = {\n alg = \"ES256\"; };\n", "", 6,
+                "routes[0].jwt.alg: unknown setting (known here: from keys secret algs issuer "
+                "audience leeway binding sub_header)");
+    route_error(JWT_P256 " };\n", TB_OFF, 5,
+                "routes[0].jwt: needs token_binding.enabled = true (a bound JWT cannot be checked "
+                "without Token Binding)");
+    route_error(JWT_P256 " from = \"header\"; };\n", "", 6,
+                "routes[0].jwt.from: unknown source \"header\" (known: \"authorization\", "
+                "\"cookie:NAME\")");
+    route_error(JWT_P256 " from = \"Authorization\"; };\n", "", 6,
+                "routes[0].jwt.from: unknown source");
+    route_error(JWT_P256 " from = \"cookie:\"; };\n", "", 6,
+                "routes[0].jwt.from: bad cookie name \"\"");
+    route_error(JWT_P256 " from = \"cookie:a b\"; };\n", "", 6,
+                "routes[0].jwt.from: bad cookie name \"a b\"");
+    route_error(JWT_P256 " from = 1; };\n", "", 6, "routes[0].jwt.from: expected a string");
+    route_error(JWT_P256 " issuer = \"\"; };\n", "", 6, "routes[0].jwt.issuer: must not be empty");
+    route_error(JWT_P256 " audience = 5; };\n", "", 6, "routes[0].jwt.audience: expected a string");
+    route_error(JWT_P256 " leeway = \"61m\"; };\n", "", 6,
+                "routes[0].jwt.leeway: 61m is out of range (0ms..1h)");
+    route_error(JWT_P256 " leeway = 3601; };\n", "", 6,
+                "routes[0].jwt.leeway: 3601s is out of range");
+    route_error(JWT_P256 " leeway = \"1500ms\"; };\n", "", 6,
+                "routes[0].jwt.leeway: whole seconds only (got 1500ms)");
+    route_error(JWT_P256 " leeway = -1; };\n", "", 6,
+                "routes[0].jwt.leeway: a duration cannot be negative");
+    route_error(JWT_P256 " binding = \"referred\"; };\n", "", 6,
+                "routes[0].jwt.binding: unknown binding \"referred\" (known: provided)");
+    route_error(JWT_P256 " binding = true; };\n", "", 6,
+                "routes[0].jwt.binding: expected a string");
+    route_error(JWT_P256 " sub_header = \"X Auth\"; };\n", "", 6,
+                "routes[0].jwt.sub_header: bad header name \"X Auth\"");
+    route_error(JWT_P256 " sub_header = \"\"; };\n", "", 6,
+                "routes[0].jwt.sub_header: bad header name \"\"");
+    route_error(JWT_P256 " sub_header = \"X-Sub:\"; };\n", "", 6,
+                "routes[0].jwt.sub_header: bad header name");
+    static const char *const managed[] = {"Cookie",
+                                          "authorization",
+                                          "Host",
+                                          "Content-Length",
+                                          "Transfer-Encoding",
+                                          "Connection",
+                                          "Keep-Alive",
+                                          "TE",
+                                          "Upgrade",
+                                          "Proxy-Connection",
+                                          "Trailer",
+                                          "Token-Binding",
+                                          "Sec-Token-Binding",
+                                          "SEC-PROVIDED-TOKEN-BINDING-ID",
+                                          "Sec-Referred-Token-Binding-ID",
+                                          "Sec-Other-Token-Binding-ID",
+                                          "Include-Referer-Token-Binding-ID",
+                                          "X-Forwarded-For",
+                                          "Forwarded"};
+    char body[256], want[256];
+    for (size_t i = 0; i < sizeof(managed) / sizeof(managed[0]); i++) {
+        snprintf(body, sizeof(body), JWT_P256 " sub_header = \"%s\"; };\n", managed[i]);
+        snprintf(want, sizeof(want),
+                 "routes[0].jwt.sub_header: \"%s\" is a header the proxy manages itself",
+                 managed[i]);
+        route_error(body, "", 6, want);
+    }
+}
+
+/* A failed load frees the keys it had loaded (ASan's leak check runs at each test's exit). */
+Test(companion, failed_loads_free_loaded_keys)
+{
+    struct tbp_config *c = NULL;
+
+    cr_assert_eq(load(LISTEN UPS CK
+                      "routes = ( { prefix = \"/a/\"; upstream = \"app\";\n"
+                      "  jwt = { keys = \"both.pem\"; algs = [ \"ES256\" ]; }; },\n"
+                      " { prefix = \"/b/\"; upstream = \"app\";\n"
+                      "  jwt = { secret = \"hmac.secret\"; algs = [ \"HS256\" ]; }; },\n"
+                      " { upstream = \"nope\"; } );\n",
+                      &c),
+                 TB_EINVAL);
+    cr_expect_null(c);
+    cr_expect(strstr(err, "routes[2].upstream: unknown upstream \"nope\"") != NULL, "%s", err);
+    /* keys loaded, then an error later in the same jwt group */
+    cr_assert_eq(load(LISTEN UPS CK ROUTE_OPEN JWT_P256 " leeway = \"1h1s\"; };" ROUTE_CLOSE, &c),
+                 TB_EINVAL);
+    /* keys loaded, then trusted_proxies (read after the routes) fails */
+    cr_assert_eq(load(LISTEN UPS CK ROUTE_OPEN JWT_P256 " };" ROUTE_CLOSE
+                                                        "trusted_proxies = [ \"nope\" ];\n",
+                      &c),
+                 TB_EINVAL);
+    cr_expect_null(c);
+}
+
+/* A reload builds a second config while the first is in use: both hold their own keys. */
+Test(companion, reload_loads_twice)
+{
+    static const char text[] =
+        LISTEN UPS CK "routes = ( { upstream = \"app\"; bind_cookies = [ \"session\" ];\n"
+                      "  unbound_cookies = \"pass\"; refer_token_binding = true;\n"
+                      "  jwt = { keys = \"both.pem\"; algs = [ \"ES256\", \"RS256\" ];\n"
+                      "    issuer = \"iss\"; audience = \"aud\"; sub_header = \"X-Sub\"; }; } );\n";
+    struct tbp_config *a = load_ok(text), *b = load_ok(text);
+
+    cr_expect_neq(a->cookie_keys, b->cookie_keys);
+    cr_expect_neq(a->routes[0].jwt->keys, b->routes[0].jwt->keys);
+    cr_expect_str_eq(a->routes[0].bind_cookies[0], b->routes[0].bind_cookies[0]);
+    cr_expect_str_eq(a->routes[0].jwt->issuer, "iss");
+    cr_expect_str_eq(b->routes[0].jwt->audience, "aud");
+    cr_expect_eq(tb_cookie_keyring_count(a->cookie_keys), tb_cookie_keyring_count(b->cookie_keys));
+    tbp_config_free(a);
+    /* b stays whole after a is gone */
+    cr_expect_str_eq(b->routes[0].bind_cookies[0], "session");
+    cr_expect_eq(tb_jwt_keys_algs(b->routes[0].jwt->keys), TB_JWT_ES256 | TB_JWT_RS256);
+    cr_expect_str_eq(tb_cookie_keyring_active_id(b->cookie_keys), "k2");
+    tbp_config_free(b);
 }
 
 /* --- quick mode --------------------------------------------------------------------------- */
