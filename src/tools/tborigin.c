@@ -2,6 +2,8 @@
  * tborigin: the demo origin behind tbproxy, on libmicrohttpd.
  *
  *   tborigin [--listen HOST:PORT] [--delay-ms N] [--exit-with-stdin]
+ *            [--idp-key FILE [--idp-issuer URL] [--idp-audience AUD] [--idp-code-ttl N]]
+ *            [--idp-url URL]
  *
  * It shows what the proxy forwarded and gives the tests an origin that misbehaves on request:
  *
@@ -13,7 +15,16 @@
  *   /status/N      an empty-ish response with status N (200..599)
  *   /slow?ms=N     answers 200 after N ms (N <= 600000)
  *   /redirect?to=U 302 to U with `Include-Referer-Token-Binding-ID: true`
+ *   /cookies/set?NAME=VALUE[&...]
+ *                  200 "ok" with one `Set-Cookie: NAME=VALUE; Path=/; HttpOnly` per query
+ *                  parameter, in order (400 if a name is not an RFC 6265 token or a value has
+ *                  other than cookie-octets: no CTLs, spaces, '"', ',', ';' or '\')
  *   /healthz       200 "ok"
+ *   /api/...       what /echo answers, for any path under /api/ (the demo's JWT-protected API)
+ *   /idp/authorize, /idp/token
+ *                  the identity provider of the federation demo (tborigin/fed.c), with --idp-key
+ *   /login, /callback
+ *                  the relying party's side of it, with --idp-url (the IdP as clients see it)
  *   anything else  404
  *
  * In /echo, "path" and "query" are the request-target as received, split at the first '?', not
@@ -57,6 +68,7 @@
 
 #include "tb/base64url.h"
 #include "tb/tbh.h"
+#include "tborigin/fed.h"
 
 #define EXIT_START_FAILED 1
 #define EXIT_USAGE 2
@@ -70,6 +82,8 @@
 #define BYTES_BLOCK (64u * 1024)        /* /bytes/N is produced in blocks of at most this */
 #define MAX_ID_CHARS 16384              /* longer Sec-*-Token-Binding-ID values are not decoded */
 #define MAX_PAGE (256u * 1024)          /* cap on the HTML page */
+#define MAX_SET_COOKIES 64              /* /cookies/set: at most this many parameters */
+#define MAX_SET_COOKIE_LEN 4096         /* one Set-Cookie value, attributes included */
 
 /* Where a request goes; decided once from the raw path. */
 enum route {
@@ -81,16 +95,19 @@ enum route {
     ROUTE_SLOW,      /* /slow?ms=N: wait, then 200 */
     ROUTE_REDIRECT,  /* /redirect?to=URL: 302 */
     ROUTE_HEALTHZ,   /* /healthz: 200 */
+    ROUTE_COOKIES,   /* /cookies/set?N=V: Set-Cookie each */
+    ROUTE_FED,       /* /idp/..., /login, /callback: tborigin/fed.c */
 };
 
 /* One request. Made by uri_logged() (or the handler), freed by request_completed(). */
 struct request {
-    char *target;     /* the request-target as received, NUL-terminated; owned */
-    size_t path_len;  /* bytes of target before the first '?' */
-    int started;      /* the handler has seen the headers */
-    enum route route; /* set when started */
-    uint64_t number;  /* N of /bytes/N and /status/N */
-    EVP_MD_CTX *md;   /* /echo: running SHA-256 of the body; NULL otherwise */
+    char *target;           /* the request-target as received, NUL-terminated; owned */
+    size_t path_len;        /* bytes of target before the first '?' */
+    int started;            /* the handler has seen the headers */
+    enum route route;       /* set when started */
+    enum tbo_fed_route fed; /* ROUTE_FED: which one */
+    uint64_t number;        /* N of /bytes/N and /status/N */
+    EVP_MD_CTX *md;         /* /echo: running SHA-256 of the body; NULL otherwise */
     uint64_t body_len;
 };
 
@@ -98,9 +115,10 @@ struct options {
     const char *listen;
     unsigned delay_ms;
     int exit_with_stdin;
+    struct tbo_fed_options fed;
 };
 
-static struct options opt = {DEFAULT_LISTEN, 0, 0};
+static struct options opt = {.listen = DEFAULT_LISTEN};
 static atomic_int stopping;
 static int stop_pipe[2] = {-1, -1}; /* written by the stop signals and --exit-with-stdin */
 /* The /bytes pattern, long enough to copy a whole block from any phase of the alphabet. */
@@ -110,12 +128,22 @@ static int usage(const char *why)
 {
     if (why != NULL)
         fprintf(stderr, "tborigin: %s\n", why);
-    fprintf(stderr, "usage: tborigin [--listen HOST:PORT] [--delay-ms N] [--exit-with-stdin]\n"
-                    "  --listen HOST:PORT  address to listen on (default " DEFAULT_LISTEN
-                    "; port 0 picks a free one;\n"
-                    "                      IPv6 as [::1]:PORT)\n"
-                    "  --delay-ms N        hold every response N ms (default 0)\n"
-                    "  --exit-with-stdin   also exit when stdin reaches end of file\n");
+    fprintf(stderr,
+            "usage: tborigin [--listen HOST:PORT] [--delay-ms N] [--exit-with-stdin]\n"
+            "                [--idp-key FILE [--idp-issuer URL] [--idp-audience AUD]]\n"
+            "                [--idp-url URL]\n"
+            "  --listen HOST:PORT  address to listen on (default " DEFAULT_LISTEN
+            "; port 0 picks a free one;\n"
+            "                      IPv6 as [::1]:PORT)\n"
+            "  --delay-ms N        hold every response N ms (default 0)\n"
+            "  --exit-with-stdin   also exit when stdin reaches end of file\n"
+            "  --idp-key FILE      be the demo identity provider (/idp/authorize,\n"
+            "                      /idp/token), signing ES256 with this P-256 key (PEM)\n"
+            "  --idp-issuer URL    the tokens' \"iss\" (default: this origin as requested)\n"
+            "  --idp-audience AUD  the tokens' \"aud\" (default: the redirect_uri's origin)\n"
+            "  --idp-code-ttl N    authorization codes expire after N seconds (default 300)\n"
+            "  --idp-url URL       be the demo relying party (/login, /callback) of the\n"
+            "                      identity provider at URL, as clients reach it\n");
     return EXIT_USAGE;
 }
 
@@ -153,6 +181,19 @@ static int parse_options(int argc, char **argv)
             i++;
         } else if (strcmp(a, "--exit-with-stdin") == 0) {
             opt.exit_with_stdin = 1;
+        } else if (strcmp(a, "--idp-key") == 0 && i + 1 < argc) {
+            opt.fed.idp_key = argv[++i];
+        } else if (strcmp(a, "--idp-issuer") == 0 && i + 1 < argc) {
+            opt.fed.idp_issuer = argv[++i];
+        } else if (strcmp(a, "--idp-audience") == 0 && i + 1 < argc) {
+            opt.fed.idp_audience = argv[++i];
+        } else if (strcmp(a, "--idp-url") == 0 && i + 1 < argc) {
+            opt.fed.idp_url = argv[++i];
+        } else if (strcmp(a, "--idp-code-ttl") == 0 && i + 1 < argc) {
+            if (parse_u64(argv[i + 1], strlen(argv[i + 1]), 86400, &v) != 0 || v == 0)
+                return usage("--idp-code-ttl: a number of seconds, 1 to 86400");
+            opt.fed.code_ttl_s = (unsigned)v;
+            i++;
         } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             usage(NULL);
             exit(0);
@@ -526,6 +567,93 @@ static enum MHD_Result redirect(struct MHD_Connection *conn)
     return ret;
 }
 
+/* --- /cookies/set ------------------------------------------------------------------------- */
+
+/* 1 if s is an RFC 6265 cookie-name: a non-empty RFC 2616 token. */
+static int is_cookie_name(const char *s)
+{
+    if (*s == '\0')
+        return 0;
+    for (; *s != '\0'; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c <= 0x20 || c >= 0x7f || strchr("()<>@,;:\\\"/[]?={}", c) != NULL)
+            return 0;
+    }
+    return 1;
+}
+
+/* 1 if s is an RFC 6265 cookie-value without quotes: cookie-octets only (may be empty). */
+static int is_cookie_value(const char *s)
+{
+    for (; *s != '\0'; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c <= 0x20 || c >= 0x7f || c == '"' || c == ',' || c == ';' || c == '\\')
+            return 0;
+    }
+    return 1;
+}
+
+/* What /cookies/set collects from the query: the response and whether every pair was good. */
+struct cookie_set {
+    struct MHD_Response *resp;
+    unsigned count;
+    const char *error; /* the 400 text once a parameter is refused; NULL while all are good */
+};
+
+/* MHD_get_connection_values callback: one query parameter, already percent-decoded by MHD. */
+static enum MHD_Result add_set_cookie(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value)
+{
+    struct cookie_set *cs = cls;
+    char line[MAX_SET_COOKIE_LEN];
+    int n;
+
+    (void)kind;
+    if (value == NULL || !is_cookie_name(key) || !is_cookie_value(value)) {
+        cs->error = "/cookies/set?NAME=VALUE: NAME must be a token, VALUE cookie-octets\n";
+        return MHD_NO;
+    }
+    if (++cs->count > MAX_SET_COOKIES) {
+        cs->error = "/cookies/set: too many cookies\n";
+        return MHD_NO;
+    }
+    n = snprintf(line, sizeof(line), "%s=%s; Path=/; HttpOnly", key, value);
+    if (n < 0 || (size_t)n >= sizeof(line)) {
+        cs->error = "/cookies/set: cookie too long\n";
+        return MHD_NO;
+    }
+    if (MHD_add_response_header(cs->resp, MHD_HTTP_HEADER_SET_COOKIE, line) != MHD_YES) {
+        cs->error = "/cookies/set: cookie refused\n";
+        return MHD_NO;
+    }
+    return MHD_YES;
+}
+
+static enum MHD_Result cookies_set(struct MHD_Connection *conn)
+{
+    static const char text[] = "ok\n";
+    struct cookie_set cs = {NULL, 0, NULL};
+    enum MHD_Result ret = MHD_NO;
+
+    cs.resp = MHD_create_response_from_buffer(sizeof(text) - 1, (void *)text,
+                                              MHD_RESPMEM_PERSISTENT);
+    if (cs.resp == NULL)
+        return MHD_NO;
+    if (MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_set_cookie, &cs) < 0)
+        cs.error = "/cookies/set: bad query\n";
+    if (cs.error == NULL && cs.count == 0)
+        cs.error = "/cookies/set?NAME=VALUE[&NAME=VALUE...]\n";
+    if (cs.error != NULL) {
+        MHD_destroy_response(cs.resp);
+        return send_text(conn, MHD_HTTP_BAD_REQUEST, cs.error);
+    }
+    if (MHD_add_response_header(cs.resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                "text/plain; charset=utf-8") == MHD_YES)
+        ret = MHD_queue_response(conn, MHD_HTTP_OK, cs.resp);
+    MHD_destroy_response(cs.resp);
+    return ret;
+}
+
 /* Sets rq->route (and rq->number) from the raw path. */
 static void route(struct request *rq)
 {
@@ -545,6 +673,12 @@ static void route(struct request *rq)
         rq->route = ROUTE_REDIRECT;
     else if (IS("/healthz"))
         rq->route = ROUTE_HEALTHZ;
+    else if (IS("/cookies/set"))
+        rq->route = ROUTE_COOKIES;
+    else if (n >= 5 && memcmp(p, "/api/", 5) == 0)
+        rq->route = ROUTE_ECHO;
+    else if ((rq->fed = tbo_fed_match(p, n)) != TBO_FED_NONE)
+        rq->route = ROUTE_FED;
     else if (HAS_PREFIX("/bytes/") && parse_u64(p + 7, n - 7, UINT64_MAX, &rq->number) == 0)
         rq->route = ROUTE_BYTES;
     else if (HAS_PREFIX("/status/") && parse_u64(p + 8, n - 8, 599, &rq->number) == 0 &&
@@ -574,6 +708,10 @@ static enum MHD_Result respond(struct MHD_Connection *conn, struct request *rq, 
         return redirect(conn);
     case ROUTE_HEALTHZ:
         return send_text(conn, MHD_HTTP_OK, "ok\n");
+    case ROUTE_COOKIES:
+        return cookies_set(conn);
+    case ROUTE_FED:
+        return tbo_fed_respond(conn, rq->fed);
     case ROUTE_NOT_FOUND:
         break;
     }
@@ -786,18 +924,26 @@ int main(int argc, char **argv)
     unsigned flags;
     int rc, fd, family = AF_INET;
     size_t i;
+    char err[256];
 
     if ((rc = parse_options(argc, argv)) != 0)
         return rc;
+    if (tbo_fed_init(&opt.fed, err, sizeof(err)) != 0) {
+        fprintf(stderr, "tborigin: %s\n", err);
+        return EXIT_START_FAILED;
+    }
     for (i = 0; i < sizeof(pattern); i++)
         pattern[i] = (char)('a' + i % 26);
     if (stop_signals_init(&stop_set) == -1) {
         fprintf(stderr, "tborigin: signal setup: %s\n", strerror(errno));
+        tbo_fed_dispose();
         return EXIT_START_FAILED;
     }
 
-    if ((fd = listen_on(opt.listen, &family, shown, sizeof(shown))) == -1)
+    if ((fd = listen_on(opt.listen, &family, shown, sizeof(shown))) == -1) {
+        tbo_fed_dispose();
         return EXIT_START_FAILED;
+    }
     flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO |
             MHD_USE_ERROR_LOG | (family == AF_INET6 ? MHD_USE_IPv6 : 0);
     /* clang-format off */
@@ -813,12 +959,14 @@ int main(int argc, char **argv)
     if (d == NULL) {
         fprintf(stderr, "tborigin: the HTTP daemon did not start on %s\n", shown);
         close(fd);
+        tbo_fed_dispose();
         return EXIT_START_FAILED;
     }
     if (opt.exit_with_stdin) {
         if ((rc = pthread_create(&watcher, NULL, watch_stdin, NULL)) != 0) {
             fprintf(stderr, "tborigin: pthread_create: %s\n", strerror(rc));
             MHD_stop_daemon(d);
+            tbo_fed_dispose();
             return EXIT_START_FAILED;
         }
         pthread_detach(watcher);
@@ -829,5 +977,6 @@ int main(int argc, char **argv)
     wait_for_stop(&stop_set);
     atomic_store(&stopping, 1);
     MHD_stop_daemon(d);
+    tbo_fed_dispose();
     return 0;
 }

@@ -10,6 +10,12 @@
  * The client side is deliberately small: one request (or a pipelined batch) per connection,
  * written whole, then the response read until the origin closes, then parsed and, when chunked,
  * decoded. Every socket has send and receive timeouts, every wait a deadline.
+ *
+ * The federation demo (tborigin/fed.c) is tested here on its own, as its proxy would reach it:
+ * the requests carry made-up Sec-Provided- / Sec-Referred-Token-Binding-ID headers, the IdP key
+ * is made per test in a temporary directory, and the JWTs it issues are checked independently of
+ * libtb's JWT code (OpenSSL verifies the ES256 signature, jansson reads the claims). The whole
+ * flow through two proxies is tests/unit/test_federation.c.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -31,8 +37,12 @@
 
 #include <criterion/criterion.h>
 #include <jansson.h>
+#include <openssl/bn.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 
+#include "proc.h"
 #include "tb/base64url.h"
 #include "tb/tbh.h"
 
@@ -69,6 +79,7 @@ struct response {
 static char tool[4096];
 static struct origin origin = {-1, -1, -1, 0};
 static struct response resp;
+static char keydir[512]; /* the IdP tests' key files; "" when not made */
 
 static long now_ms(void)
 {
@@ -151,6 +162,9 @@ static void teardown(void)
 {
     origin_stop();
     response_reset();
+    if (keydir[0] != '\0')
+        tbt_rmdir_all(keydir);
+    keydir[0] = '\0';
 }
 
 TestSuite(tborigin, .init = setup, .fini = teardown, .timeout = 120);
@@ -812,6 +826,64 @@ Test(tborigin, redirect, .description = "/redirect?to=URL: 302 asking for the re
     cr_expect_eq(resp.status, 400);
 }
 
+/* The index-th (from 0) Set-Cookie value of the current response, or NULL. */
+static const char *set_cookie(int index)
+{
+    static char value[4096];
+    const char *p = resp.raw, *end = resp.raw + resp.head_len, *eol;
+    int seen = 0;
+
+    /* find_header() skips its first line, so start it at the line before each Set-Cookie */
+    while ((eol = memchr(p, '\n', (size_t)(end - p))) != NULL && eol + 1 < end) {
+        if (end - (eol + 1) > 11 && strncasecmp(eol + 1, "Set-Cookie:", 11) == 0 &&
+            seen++ == index)
+            return find_header(p, end, "Set-Cookie", value, sizeof(value)) ? value : NULL;
+        p = eol + 1;
+    }
+    return NULL;
+}
+
+Test(tborigin, cookies_set, .description = "/cookies/set?N=V sets each cookie, refuses bad ones")
+{
+    static const char *const bad[] = {
+        "/cookies/set",                 /* nothing to set */
+        "/cookies/set?a",               /* no '=' */
+        "/cookies/set?=v",              /* empty name */
+        "/cookies/set?a%20b=v",         /* space in the name */
+        "/cookies/set?a(b=v",           /* separator in the name */
+        "/cookies/set?a=b%20c",         /* space in the value */
+        "/cookies/set?a=b+c",           /* '+' is a space in a query */
+        "/cookies/set?a=b%3Bc",         /* ';' */
+        "/cookies/set?a=b%2Cc",         /* ',' */
+        "/cookies/set?a=%22b%22",       /* '"' */
+        "/cookies/set?a=b%5Cc",         /* '\' */
+        "/cookies/set?a=b%0Dc",         /* CR */
+        "/cookies/set?a=b%7Fc",         /* DEL */
+        "/cookies/set?a=b%C3%A9",       /* non-ASCII */
+        "/cookies/set?ok=1&a=b%09c",    /* one good, one with a tab */
+    };
+    size_t i;
+
+    origin_start_default();
+    get("/cookies/set?session=abc123&theme=dark-mode_2&empty=");
+    cr_assert_eq(resp.status, 200, "%s", resp.raw);
+    cr_expect_str_eq(resp.body, "ok\n");
+    cr_expect_str_eq(set_cookie(0), "session=abc123; Path=/; HttpOnly", "%s", resp.raw);
+    cr_expect_str_eq(set_cookie(1), "theme=dark-mode_2; Path=/; HttpOnly", "%s", resp.raw);
+    cr_expect_str_eq(set_cookie(2), "empty=; Path=/; HttpOnly", "%s", resp.raw);
+    cr_expect_null(set_cookie(3), "%s", resp.raw);
+
+    get("/cookies/set?tag=a%2Fb%3Dc!%23%24");
+    cr_assert_eq(resp.status, 200, "%s", resp.raw);
+    cr_expect_str_eq(set_cookie(0), "tag=a/b=c!#$; Path=/; HttpOnly", "%s", resp.raw);
+
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        get(bad[i]);
+        cr_expect_eq(resp.status, 400, "%s: %s", bad[i], resp.raw);
+        cr_expect_null(set_cookie(0), "%s: no cookie on a refusal: %s", bad[i], resp.raw);
+    }
+}
+
 Test(tborigin, keep_alive, .description = "pipelined requests on one connection, in order")
 {
     static const char req[] = "GET /status/201 HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -947,4 +1019,426 @@ Test(tborigin, bad_usage, .description = "bad arguments exit 2, an unusable addr
         cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == want[i], "%s %s: exit %d, expected %d",
                   cases[i][0], cases[i][1] ? cases[i][1] : "", WEXITSTATUS(st), want[i]);
     }
+}
+
+/* --- the federation demo: identity provider and relying party ---------------------------- */
+
+/* Made-up Token Binding IDs (tborigin only hashes them): the client's IdP and RP keys, another. */
+static const uint8_t id_idp[] = {0x02, 0x00, 0x41, 0x04, 0x11, 0x22, 0x33, 0x44};
+static const uint8_t id_rp[] = {0x02, 0x00, 0x41, 0x04, 0x55, 0x66, 0x77, 0x88};
+static const uint8_t id_other[] = {0x02, 0x00, 0x41, 0x04, 0x99, 0xaa, 0xbb, 0xcc};
+
+#define B64(id, out) cr_assert_gt(tb_base64url_encode(id, sizeof(id), out, sizeof(out)), 0)
+
+/* GET path with extra header lines (each ending in \r\n, or "") and Connection: close. */
+static void get_h(const char *path, const char *extra)
+{
+    char req[8192];
+    int n = snprintf(req, sizeof(req),
+                     "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%sConnection: close\r\n\r\n", path,
+                     extra);
+
+    cr_assert(n > 0 && (size_t)n < sizeof(req));
+    exchange(req, (size_t)n);
+}
+
+/* The two forwarded-ID header lines for provided and referred (either may be NULL). */
+static const char *binding_headers(const uint8_t *p, size_t plen, const uint8_t *r, size_t rlen)
+{
+    static char out[1024];
+    char a[128] = "", b[128] = "";
+    int n = 0;
+
+    if (p != NULL)
+        cr_assert_gt(tb_base64url_encode(p, plen, a, sizeof(a)), 0);
+    if (r != NULL)
+        cr_assert_gt(tb_base64url_encode(r, rlen, b, sizeof(b)), 0);
+    if (p != NULL)
+        n = snprintf(out, sizeof(out), "Sec-Provided-Token-Binding-ID: %s\r\n", a);
+    else
+        out[0] = '\0';
+    if (r != NULL)
+        snprintf(out + n, sizeof(out) - (size_t)n, "Sec-Referred-Token-Binding-ID: %s\r\n", b);
+    return out;
+}
+
+#define IDS(p, r) binding_headers(p, sizeof(p), r, sizeof(r))
+
+/* Writes a new key pair into keydir: idp.pem (P-256 private), rsa.pem (RSA-2048 private). */
+static EVP_PKEY *make_idp_keys(void)
+{
+    EVP_PKEY *ec = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    EVP_PKEY *rsa = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+    EVP_PKEY *keys[2] = {ec, rsa};
+    const char *names[2] = {"idp.pem", "rsa.pem"};
+    int i;
+
+    cr_assert(ec != NULL && rsa != NULL);
+    cr_assert_eq(tbt_tempdir("tborigin-idp", keydir, sizeof(keydir)), 0);
+    for (i = 0; i < 2; i++) {
+        BIO *b = BIO_new(BIO_s_mem());
+        char *data;
+        long len;
+
+        cr_assert_not_null(b);
+        cr_assert_eq(PEM_write_bio_PrivateKey(b, keys[i], NULL, NULL, 0, NULL, NULL), 1);
+        len = BIO_get_mem_data(b, &data);
+        cr_assert_eq(tbt_write_file(keydir, names[i], data, (size_t)len), 0);
+        BIO_free(b);
+    }
+    EVP_PKEY_free(rsa);
+    return ec;
+}
+
+static const char *key_path(const char *name)
+{
+    static char buf[2][600];
+    static int next;
+    char *b = buf[next++ % 2];
+
+    snprintf(b, sizeof(buf[0]), "%s/%s", keydir, name);
+    return b;
+}
+
+/* The value of query parameter name in url (up to '&' or the end) into out, or "" if absent. */
+static void query_param(const char *url, const char *name, char *out, size_t cap)
+{
+    const char *q = strchr(url, '?'), *p;
+    size_t nlen = strlen(name), vlen;
+
+    out[0] = '\0';
+    for (p = q; p != NULL; p = strchr(p + 1, '&')) {
+        if (strncmp(p + 1, name, nlen) == 0 && p[1 + nlen] == '=') {
+            p += nlen + 2;
+            vlen = strcspn(p, "&");
+            if (vlen >= cap)
+                vlen = cap - 1;
+            memcpy(out, p, vlen);
+            out[vlen] = '\0';
+            return;
+        }
+    }
+}
+
+/* /idp/authorize for the given binding headers; expects a 302 and returns the code. */
+static const char *authorize_code(const char *ids, const char *query)
+{
+    static char code[128];
+    char path[1024];
+    const char *loc;
+
+    snprintf(path, sizeof(path), "/idp/authorize?redirect_uri=https%%3A%%2F%%2Frp.test%%2Fcb%s",
+             query);
+    get_h(path, ids);
+    cr_assert_eq(resp.status, 302, "%s", resp.raw);
+    loc = header("Location");
+    cr_assert_not_null(loc, "%s", resp.raw);
+    cr_assert_eq(strncmp(loc, "https://rp.test/cb?code=", 24), 0, "Location: %s", loc);
+    query_param(loc, "code", code, sizeof(code));
+    cr_assert_eq(strlen(code), 43, "a 32-byte base64url code: %s", loc);
+    return code;
+}
+
+/* base64url-decodes s[0..n) into a new NUL-terminated buffer (*len bytes). */
+static uint8_t *b64_decode(const char *s, size_t n, size_t *len)
+{
+    uint8_t *out = malloc(tb_base64url_decoded_max(n) + 1);
+    int k;
+
+    cr_assert_not_null(out);
+    k = tb_base64url_decode(s, n, out, tb_base64url_decoded_max(n));
+    cr_assert_geq(k, 0, "not base64url: %.*s", (int)n, s);
+    out[k] = '\0';
+    *len = (size_t)k;
+    return out;
+}
+
+/*
+ * Verifies a compact JWS independently of libtb's JWT code: header alg ES256, the R||S signature
+ * over "header.payload" with key. Returns the claims (caller decrefs).
+ */
+static json_t *verify_es256(const char *jwt, EVP_PKEY *key)
+{
+    const char *dot1 = strchr(jwt, '.'), *dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
+    uint8_t *hdr, *payload, *sig, *der = NULL;
+    size_t hlen, plen, slen;
+    ECDSA_SIG *es = ECDSA_SIG_new();
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    json_t *h, *claims;
+    int derlen;
+
+    cr_assert(dot1 != NULL && dot2 != NULL && strchr(dot2 + 1, '.') == NULL, "not a JWS: %s",
+              jwt);
+    hdr = b64_decode(jwt, (size_t)(dot1 - jwt), &hlen);
+    payload = b64_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), &plen);
+    sig = b64_decode(dot2 + 1, strlen(dot2 + 1), &slen);
+    h = json_loads((char *)hdr, 0, NULL);
+    cr_assert_str_eq(json_str(h, "alg"), "ES256", "header: %s", hdr);
+    cr_assert_eq(slen, 64, "an ES256 signature is R||S, 64 bytes");
+    cr_assert(es != NULL && md != NULL);
+    cr_assert_eq(ECDSA_SIG_set0(es, BN_bin2bn(sig, 32, NULL), BN_bin2bn(sig + 32, 32, NULL)), 1);
+    derlen = i2d_ECDSA_SIG(es, &der);
+    cr_assert_gt(derlen, 0);
+    cr_assert_eq(EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, key), 1);
+    cr_expect_eq(EVP_DigestVerify(md, der, (size_t)derlen, (const unsigned char *)jwt,
+                                  (size_t)(dot2 - jwt)),
+                 1, "the ES256 signature does not verify with the IdP key");
+    claims = json_loads((char *)payload, 0, NULL);
+    cr_assert(json_is_object(claims), "claims: %s", payload);
+    OPENSSL_free(der);
+    ECDSA_SIG_free(es);
+    EVP_MD_CTX_free(md);
+    json_decref(h);
+    free(hdr);
+    free(payload);
+    free(sig);
+    return claims;
+}
+
+/* Starts an IdP origin with the test keys and the extra args (NULL-terminated). */
+static EVP_PKEY *idp_start(const char *const *extra)
+{
+    const char *args[MAX_ARGS + 1] = {"--idp-key", NULL};
+    EVP_PKEY *key = make_idp_keys();
+    int n = 2;
+
+    args[1] = key_path("idp.pem");
+    for (; extra != NULL && *extra != NULL && n < MAX_ARGS - 4; extra++)
+        args[n++] = *extra;
+    args[n] = NULL;
+    origin_start(args);
+    return key;
+}
+
+Test(tborigin, fed_disabled, .description = "without --idp-key / --idp-url those paths are 404")
+{
+    static const char *const paths[] = {"/idp/authorize?redirect_uri=https%3A%2F%2Fa%2F",
+                                        "/idp/token?code=x", "/login", "/callback?code=x"};
+    size_t i;
+
+    origin_start_default();
+    for (i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        get_h(paths[i], IDS(id_idp, id_rp));
+        cr_expect_eq(resp.status, 404, "%s: %s", paths[i], resp.raw);
+    }
+}
+
+Test(tborigin, idp_authorize_needs_bindings, .description = "/idp/authorize: both IDs, sane args")
+{
+    const char *ok = "/idp/authorize?redirect_uri=https%3A%2F%2Frp.test%2Fcb";
+    char path[1024];
+
+    EVP_PKEY_free(idp_start(NULL));
+    get_h(ok, "");
+    cr_expect_eq(resp.status, 400);
+    cr_expect(strstr(resp.body, "no token binding") != NULL, "%s", resp.body);
+    get_h(ok, binding_headers(id_idp, sizeof(id_idp), NULL, 0));
+    cr_expect_eq(resp.status, 400);
+    cr_expect_str_eq(resp.body, "no referred token binding: the relying party must send "
+                                "Include-Referer-Token-Binding-ID\n");
+    get_h(ok, "Sec-Provided-Token-Binding-ID: not*base64\r\n"
+              "Sec-Referred-Token-Binding-ID: AgBBBA\r\n");
+    cr_expect_eq(resp.status, 400, "a malformed ID: %s", resp.raw);
+    get_h("/idp/authorize", IDS(id_idp, id_rp));
+    cr_expect_eq(resp.status, 400, "no redirect_uri: %s", resp.raw);
+    get_h("/idp/authorize?redirect_uri=%2Fcb", IDS(id_idp, id_rp));
+    cr_expect_eq(resp.status, 400, "a relative redirect_uri: %s", resp.raw);
+    get_h("/idp/authorize?redirect_uri=https%3A%2F%2Frp.test%2Fcb%0D%0AX%3A1", IDS(id_idp, id_rp));
+    cr_expect_eq(resp.status, 400, "CR LF in redirect_uri: %s", resp.raw);
+    get_h("/idp/authorize?redirect_uri=https%3A%2F%2Frp.test%2Fcb%23frag", IDS(id_idp, id_rp));
+    cr_expect_eq(resp.status, 400, "a fragment: %s", resp.raw);
+    snprintf(path, sizeof(path), "%s&user=a%%20b", ok);
+    get_h(path, IDS(id_idp, id_rp));
+    cr_expect_eq(resp.status, 400, "user with a space: %s", resp.raw);
+    get_h(ok, IDS(id_idp, id_rp));
+    cr_expect_eq(resp.status, 302, "%s", resp.raw);
+    cr_expect_str_eq(header("Cache-Control"), "no-store");
+    cr_expect_null(header("Include-Referer-Token-Binding-ID"),
+                   "the IdP's redirect back does not ask for a referral");
+}
+
+Test(tborigin, idp_token_flow, .description = "code -> ES256 JWT bound to the referred ID, once")
+{
+    const char *const extra[] = {"--idp-issuer", "https://idp.test", "--idp-audience", "rp-demo",
+                                 NULL};
+    char code[64], path[256], tbh_rp[TB_TBH_LEN + 1];
+    EVP_PKEY *key = idp_start(extra);
+    json_t *claims, *cnf;
+    const char *loc;
+    json_int_t iat, exp;
+
+    snprintf(code, sizeof(code), "%s",
+             authorize_code(IDS(id_idp, id_rp), "&state=x%20y%26z&user=alice"));
+    loc = header("Location");
+    cr_expect(strstr(loc, "&state=x%20y%26z") != NULL, "state re-encoded: %s", loc);
+    snprintf(path, sizeof(path), "/idp/token?code=%s", code);
+    get_h(path, IDS(id_idp, id_rp));
+    cr_assert_eq(resp.status, 200, "%s", resp.raw);
+    cr_expect_str_eq(header("Content-Type"), "application/json");
+    cr_expect_str_eq(header("Cache-Control"), "no-store");
+    cr_assert(json_is_object(resp.json), "%s", resp.body);
+    cr_expect_str_eq(json_str(resp.json, "token_type"), "Bearer");
+    cr_expect_eq(json_integer_value(json_object_get(resp.json, "expires_in")), 300);
+    cr_assert_not_null(json_str(resp.json, "access_token"), "%s", resp.body);
+    claims = verify_es256(json_str(resp.json, "access_token"), key);
+    cr_expect_str_eq(json_str(claims, "iss"), "https://idp.test");
+    cr_expect_str_eq(json_str(claims, "aud"), "rp-demo");
+    cr_expect_str_eq(json_str(claims, "sub"), "alice");
+    iat = json_integer_value(json_object_get(claims, "iat"));
+    exp = json_integer_value(json_object_get(claims, "exp"));
+    cr_expect(iat > 0 && iat <= (json_int_t)time(NULL) + 1 && exp == iat + 300, "iat %lld exp %lld",
+              (long long)iat, (long long)exp);
+    cnf = json_object_get(claims, "cnf");
+    cr_assert_eq(tb_tbh(id_rp, sizeof(id_rp), tbh_rp, sizeof(tbh_rp)), TB_TBH_LEN);
+    cr_expect_str_eq(json_str(cnf, "tbh"), tbh_rp, "cnf.tbh is the tbh of the REFERRED ID");
+    json_decref(claims);
+
+    get_h(path, IDS(id_idp, id_rp));
+    cr_expect_eq(resp.status, 400, "a code is single-use: %s", resp.raw);
+    cr_expect_str_eq(json_str(resp.json, "error"), "invalid_grant", "%s", resp.body);
+    get_h("/idp/token?code=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", IDS(id_idp, id_rp));
+    cr_expect_eq(resp.status, 400, "an unknown code: %s", resp.raw);
+    get_h("/idp/token", IDS(id_idp, id_rp));
+    cr_expect_eq(resp.status, 400, "no code: %s", resp.raw);
+    cr_expect_str_eq(json_str(resp.json, "error"), "invalid_grant", "%s", resp.body);
+    EVP_PKEY_free(key);
+}
+
+Test(tborigin, idp_token_same_bindings, .description = "/idp/token wants the IDs /authorize saw")
+{
+    char code[64], path[256];
+    json_t *claims;
+    EVP_PKEY *key = idp_start(NULL);
+
+    snprintf(code, sizeof(code), "%s", authorize_code(IDS(id_idp, id_rp), ""));
+    snprintf(path, sizeof(path), "/idp/token?code=%s", code);
+    get_h(path, binding_headers(id_idp, sizeof(id_idp), NULL, 0));
+    cr_expect_eq(resp.status, 400, "no referred ID: %s", resp.raw);
+    cr_expect(strstr(resp.body, "no referred token binding") != NULL, "%s", resp.body);
+    get_h(path, "");
+    cr_expect_eq(resp.status, 400, "no IDs: %s", resp.raw);
+    get_h(path, IDS(id_other, id_rp));
+    cr_expect_eq(resp.status, 400, "another provided ID: %s", resp.raw);
+    get_h(path, IDS(id_idp, id_other));
+    cr_expect_eq(resp.status, 400, "another referred ID: %s", resp.raw);
+    get_h(path, IDS(id_rp, id_idp));
+    cr_expect_eq(resp.status, 400, "swapped: %s", resp.raw);
+    cr_expect_str_eq(json_str(resp.json, "error"), "invalid_grant", "%s", resp.body);
+    /* none of that consumed the code: its client still gets the token */
+    get_h(path, IDS(id_idp, id_rp));
+    cr_assert_eq(resp.status, 200, "%s", resp.raw);
+    claims = verify_es256(json_str(resp.json, "access_token"), key);
+    cr_expect_str_eq(json_str(claims, "sub"), "demo-user");
+    cr_expect_str_eq(json_str(claims, "aud"), "https://rp.test", "default aud: redirect origin");
+    cr_expect_str_eq(json_str(claims, "iss"), "http://127.0.0.1", "default iss: this origin");
+    json_decref(claims);
+    EVP_PKEY_free(key);
+}
+
+Test(tborigin, idp_code_expires, .description = "--idp-code-ttl 1: a code is dead after 1 s")
+{
+    const char *const extra[] = {"--idp-code-ttl", "1", NULL};
+    char path[256];
+
+    EVP_PKEY_free(idp_start(extra));
+    snprintf(path, sizeof(path), "/idp/token?code=%s", authorize_code(IDS(id_idp, id_rp), ""));
+    sleep_ms(2100);
+    get_h(path, IDS(id_idp, id_rp));
+    cr_expect_eq(resp.status, 400, "%s", resp.raw);
+    cr_expect(strstr(resp.body, "expired") != NULL, "%s", resp.body);
+}
+
+Test(tborigin, idp_code_table_bounded, .description = "1100 codes: the oldest are evicted")
+{
+    enum { TOTAL = 1100, BATCH = 100 };
+    char first[64], last[64], path[256], req[BATCH * 400], *p;
+    int b, i, n;
+
+    EVP_PKEY_free(idp_start(NULL));
+    snprintf(first, sizeof(first), "%s", authorize_code(IDS(id_idp, id_rp), ""));
+    for (b = 0; b < TOTAL / BATCH; b++) { /* pipelined, BATCH per connection */
+        for (i = 0, n = 0; i < BATCH; i++)
+            n += snprintf(req + n, sizeof(req) - (size_t)n,
+                          "GET /idp/authorize?redirect_uri=https%%3A%%2F%%2Frp.test%%2F "
+                          "HTTP/1.1\r\nHost: x\r\n%s%s\r\n",
+                          IDS(id_idp, id_rp), i == BATCH - 1 ? "Connection: close\r\n" : "");
+        cr_assert_lt((size_t)n, sizeof(req));
+        exchange_raw(req, (size_t)n);
+        for (i = 0, p = resp.raw; (p = strstr(p, "HTTP/1.1 302")) != NULL; p++)
+            i++;
+        cr_assert_eq(i, BATCH, "%d redirects in batch %d", i, b);
+    }
+    snprintf(last, sizeof(last), "%s", authorize_code(IDS(id_idp, id_rp), ""));
+    snprintf(path, sizeof(path), "/idp/token?code=%s", first);
+    get_h(path, IDS(id_idp, id_rp));
+    cr_expect_eq(resp.status, 400, "the first code was evicted: %s", resp.raw);
+    snprintf(path, sizeof(path), "/idp/token?code=%s", last);
+    get_h(path, IDS(id_idp, id_rp));
+    cr_expect_eq(resp.status, 200, "the last code works: %s", resp.raw);
+}
+
+Test(tborigin, idp_bad_key, .description = "--idp-key must be a P-256 private key; bad URLs exit 1")
+{
+    const char *const missing[] = {"--idp-key", "/nonexistent/idp.pem", NULL};
+    const char *rsa[] = {"--idp-key", NULL, NULL};
+    const char *const bad_url[] = {"--idp-url", "idp.test", NULL};
+    const char *const bad_ttl[] = {"--idp-code-ttl", "0", NULL};
+    const char *const *cases[] = {missing, rsa, bad_url, bad_ttl};
+    const int want[] = {1, 1, 1, 2};
+    int i, rc, st;
+
+    EVP_PKEY_free(make_idp_keys());
+    rsa[1] = key_path("rsa.pem");
+    for (i = 0; i < 4; i++) {
+        rc = spawn_origin(cases[i], 1);
+        cr_assert_eq(rc, 0, "posix_spawn: %s", strerror(rc));
+        st = wait_exit(origin.pid, EXIT_TIMEOUT_MS);
+        if (st != -1)
+            origin.pid = -1;
+        close_fd(&origin.stdin_w);
+        close_fd(&origin.out_r);
+        cr_assert_neq(st, -1, "%s: still running", cases[i][0]);
+        cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == want[i], "%s %s: exit %d, expected %d",
+                  cases[i][0], cases[i][1], WEXITSTATUS(st), want[i]);
+    }
+}
+
+Test(tborigin, rp_login_callback, .description = "/login and /callback send the client to the IdP")
+{
+    const char *const extra[] = {"--idp-url", "https://idp.test:9443/", NULL};
+
+    origin_start(extra);
+    get_h("/login", "X-Forwarded-Proto: https\r\n");
+    cr_assert_eq(resp.status, 302, "%s", resp.raw);
+    cr_expect_str_eq(header("Location"), "https://idp.test:9443/idp/authorize?redirect_uri="
+                                         "https%3A%2F%2F127.0.0.1%2Fcallback");
+    cr_expect_null(header("Include-Referer-Token-Binding-ID"),
+                   "tborigin leaves the referral to the proxy route");
+    get_h("/login?user=bob", "");
+    cr_expect_str_eq(header("Location"), "https://idp.test:9443/idp/authorize?redirect_uri="
+                                         "http%3A%2F%2F127.0.0.1%2Fcallback&user=bob");
+    exchange("GET /login HTTP/1.1\r\nHost: a b\r\nConnection: close\r\n\r\n",
+             sizeof("GET /login HTTP/1.1\r\nHost: a b\r\nConnection: close\r\n\r\n") - 1);
+    cr_expect_eq(resp.status, 400, "an odd Host: %s", resp.raw);
+    get_h("/callback?code=abc-_DEF&state=s", "");
+    cr_assert_eq(resp.status, 302, "%s", resp.raw);
+    cr_expect_str_eq(header("Location"), "https://idp.test:9443/idp/token?code=abc-_DEF");
+    cr_expect_null(header("Include-Referer-Token-Binding-ID"));
+    get_h("/callback?code=a%26b", "");
+    cr_expect_str_eq(header("Location"), "https://idp.test:9443/idp/token?code=a%26b");
+    get_h("/callback", "");
+    cr_expect_eq(resp.status, 400, "%s", resp.raw);
+    get_h("/idp/authorize?redirect_uri=https%3A%2F%2Fa%2F", IDS(id_idp, id_rp));
+    cr_expect_eq(resp.status, 404, "an RP only is no IdP: %s", resp.raw);
+}
+
+Test(tborigin, api_echoes, .description = "/api/... answers like /echo")
+{
+    origin_start_default();
+    get_h("/api/me?x=1", "X-Auth-Sub: alice\r\n");
+    cr_assert_eq(resp.status, 200, "%s", resp.raw);
+    cr_expect_str_eq(json_str(resp.json, "path"), "/api/me");
+    cr_expect_str_eq(json_str(json_object_get(resp.json, "headers"), "x-auth-sub"), "alice");
+    get("/apix");
+    cr_expect_eq(resp.status, 404);
 }
