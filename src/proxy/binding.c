@@ -40,6 +40,7 @@ static void forget(struct tbp_binding *b)
     free(b->other);
     b->value = b->provided = b->referred = b->other = NULL;
     b->value_len = 0;
+    b->tbh[0] = '\0';
 }
 
 void tbp_binding_dispose(struct tbp_binding *b)
@@ -89,7 +90,8 @@ static char *others_dup(const struct tb_roles *r)
     return p;
 }
 
-/* Keeps the verified value and its IDs for the next request. -1 on allocation failure. */
+/* Keeps the verified value, its IDs and the provided ID's tbh for the next request. -1 on
+ * allocation failure. */
 static int remember(struct tbp_binding *b, const struct tbp_str *v, const struct tb_roles *r)
 {
     forget(b);
@@ -98,7 +100,8 @@ static int remember(struct tbp_binding *b, const struct tbp_str *v, const struct
     b->referred = r->referred ? b64_dup(&r->referred->id) : NULL;
     b->other = others_dup(r);
     if (b->value == NULL || b->provided == NULL || (r->referred && b->referred == NULL) ||
-        (r->n_other && b->other == NULL)) {
+        (r->n_other && b->other == NULL) ||
+        tb_tbh(r->provided->id.p, r->provided->id.len, b->tbh, sizeof(b->tbh)) != TB_TBH_LEN) {
         forget(b);
         return -1;
     }

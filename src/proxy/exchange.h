@@ -3,17 +3,37 @@
  * share. tbp_exchange_start() is the single code path for the Token Binding check, the route,
  * the upstream connection and the rewritten request head; struct tbp_xlog carries what the
  * access log says about the exchange.
+ *
+ * The companion module (issue 6) runs here too, once per exchange and only on routes that use it
+ * (no extra work on the others): bound cookies and the JWT check edit a copy of the request head
+ * (tbp_exchange_request_edit) before it is forwarded, and the response head of such a route is
+ * edited by tbp_exchange_response (Set-Cookie bound, Include-Referer-Token-Binding-ID added on
+ * redirects) before either front end sends it. The front ends remember the route per exchange
+ * (h1: per request, h2: per stream) for the response.
  */
 #ifndef TBP_EXCHANGE_H
 #define TBP_EXCHANGE_H
 
 #include <stdint.h>
 
+#include "config.h"
 #include "conn.h"
+#include "cookies.h"
+#include "forward.h"
 #include "http.h"
+#include "jwtcheck.h"
 #include "upstream.h"
 
 #define TBP_XLOG_FIELD 256
+
+/* What the companion module did to one exchange: for the access log and the counters. */
+struct tbp_companion {
+    int cookies;                      /* the route binds cookies: ck is meaningful */
+    struct tbp_cookie_tally ck;       /* request cookies by outcome, Set-Cookie values bound */
+    int jwt;                          /* the route checks a JWT: jwt_outcome is meaningful */
+    enum tbp_jwt_outcome jwt_outcome; /* TBP_JWT_OK or why the request got 401 */
+    int refer_added;                  /* Include-Referer-Token-Binding-ID added to a redirect */
+};
 
 struct tbp_xlog {
     uint64_t t_start, t_upstream; /* loop ms: request head, response head from the origin */
@@ -23,6 +43,7 @@ struct tbp_xlog {
     const char *tb; /* "ok", "none" or the failure reason */
     char req[TBP_XLOG_FIELD], referer[TBP_XLOG_FIELD], ua[TBP_XLOG_FIELD];
     char upstream[64];
+    struct tbp_companion co; /* logged as "ck=KEPT/DROPPED" [" setck=N"] and "jwt=OUTCOME" */
 };
 
 /* Starts the log record of a request (time, request line, referer, user agent). */
@@ -33,13 +54,60 @@ void tbp_xlog_status(struct tbp_xlog *x, struct tbp_conn *c, int status);
 void tbp_xlog_write(const struct tbp_xlog *x, struct tbp_conn *c, const char *proto);
 
 /*
- * Token Binding check (spec "Validation"), route, upstream connection, rewritten request head
- * written to it. h must carry a Host header (HTTP/2: made from :authority). `framing` is how the
- * body goes to the origin. Returns 0 with *up set (the sink gets the response), or the status
- * to answer with *why: 400 (x->tb_failed set when it was Token Binding), 403, 404, 502.
+ * Token Binding check (spec "Validation"), route, companion edits (bound cookies, JWT), upstream
+ * connection, rewritten request head written to it. h must carry a Host header (HTTP/2: made
+ * from :authority). `framing` is how the body goes to the origin. *route is set to the route
+ * (NULL when none matched): keep it for tbp_exchange_response. Returns 0 with *up set (the sink
+ * gets the response), or the status to answer with *why: 400 (x->tb_failed set when it was
+ * Token Binding), 401 (the route's JWT check failed: an ordinary answer, the connection stays),
+ * 403, 404, 500, 502.
  */
 int tbp_exchange_start(struct tbp_conn *c, const struct tbp_http_head *h, int head_request,
                        enum tbp_body_framing framing, const struct tbp_upstream_sink *sink,
-                       void *ctx, struct tbp_xlog *x, struct tbp_upconn **up, const char **why);
+                       void *ctx, struct tbp_xlog *x, struct tbp_upconn **up,
+                       const struct tbp_route **route, const char **why);
+
+/*
+ * The response head to send to the client of connection c for an exchange on route (NULL: none),
+ * through tbp_exchange_response_edit with the connection's tbh, counted and noted in x. e must be
+ * zeroed; dispose of it (tbp_head_edit_dispose) once *out has been written. Returns 0 with *out
+ * set, or a negative code: the response cannot be sent (close the connection / reset the
+ * stream).
+ */
+int tbp_exchange_response(struct tbp_conn *c, const struct tbp_route *route,
+                          const struct tbp_http_head *rh, struct tbp_head_edit *e,
+                          const struct tbp_http_head **out, struct tbp_xlog *x);
+
+/* --- the companion edits, without a connection (unit-tested on hand-made heads) --------------- */
+
+/* Does route r use bound cookies or a JWT check on requests? */
+int tbp_exchange_companion(const struct tbp_route *r);
+
+/*
+ * The request head to forward on route r: `in` itself when r uses neither bound cookies nor a
+ * JWT, or binds cookies but the request has none (nothing is done, nothing allocated), else
+ * e->head (e: zeroed by the caller, disposed of by
+ * the caller after forwarding) after the cookie step (tbp_cookies_request) and the JWT check
+ * (tbp_jwt_request), in that order. kr: the proxy's cookie keyring; tbh: the provided ID's tbh,
+ * NULL or "" without Token Binding; now: seconds for the JWT clock (0: time(NULL)). Outcomes are
+ * added to *co. Returns 0 with *out set, 401 (co->jwt_outcome says why), or 500 (out of memory).
+ */
+int tbp_exchange_request_edit(const struct tbp_route *r, const struct tb_cookie_keyring *kr,
+                              const char *tbh, int64_t now, const struct tbp_http_head *in,
+                              struct tbp_head_edit *e, const struct tbp_http_head **out,
+                              struct tbp_companion *co);
+
+/*
+ * The response head to send on route r (NULL: none): rh itself when nothing changes, else e->head
+ * (e zeroed by the caller, disposed of after sending) with the listed Set-Cookie values bound to
+ * tbh (tbp_cookies_response; without Token Binding they pass unchanged) and, on a
+ * refer_token_binding route, "Include-Referer-Token-Binding-ID: true" added to a 3xx response
+ * other than 304 unless the origin sent it (or Include-Referred-Token-Binding-ID). Outcomes are
+ * added to *co. Returns 0 with *out set, or a negative TB_E* / TBP_E* code.
+ */
+int tbp_exchange_response_edit(const struct tbp_route *r, const struct tb_cookie_keyring *kr,
+                               const char *tbh, const struct tbp_http_head *rh,
+                               struct tbp_head_edit *e, const struct tbp_http_head **out,
+                               struct tbp_companion *co);
 
 #endif

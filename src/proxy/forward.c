@@ -8,12 +8,18 @@
  * header" is decided by walking the Connection values' comma-separated tokens each time, which is
  * cheap at the header counts the parsers allow (TBP_MAX_HEADERS_DEFAULT). On any failure the
  * output buffer is truncated back to where it started.
+ *
+ * Head edits (struct tbp_head_edit) allocate the field list and the arena once, at their final
+ * size, so slices into the arena never move; they only rearrange slices, the writing and every
+ * check stay here.
  */
 #include "forward.h"
 
 #include <arpa/inet.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define ERROR_TEXT_MAX 128
@@ -626,9 +632,15 @@ static const char *error_phrase(int status)
     return NULL;
 }
 
-int tbp_forward_error_response(int status, const char *reason_text, int close, struct tbp_buf *out)
+const char *tbp_forward_challenge(int status)
 {
-    const char *phrase = error_phrase(status);
+    return status == 401 ? "Bearer error=\"invalid_token\"" : NULL;
+}
+
+/* An error response; phrase NULL: the status is refused. challenge: a WWW-Authenticate value. */
+static int error_response(int status, const char *phrase, const char *challenge,
+                          const char *reason_text, int close, struct tbp_buf *out)
+{
     char body[ERROR_TEXT_MAX + 64];
     size_t start = out->len, i;
     int n, rc;
@@ -649,10 +661,13 @@ int tbp_forward_error_response(int status, const char *reason_text, int close, s
     rc = tbp_buf_appendf(out,
                          "HTTP/1.1 %d %s\r\n"
                          "Content-Type: text/plain; charset=utf-8\r\n"
+                         "%s%s%s"
                          "Content-Length: %d\r\n"
                          "%s"
                          "\r\n",
-                         status, phrase, n, close ? "Connection: close\r\n" : "");
+                         status, phrase, challenge ? "WWW-Authenticate: " : "",
+                         challenge ? challenge : "", challenge ? "\r\n" : "", n,
+                         close ? "Connection: close\r\n" : "");
     if (rc == 0)
         rc = put(out, body, (size_t)n);
     if (rc != 0)
@@ -660,9 +675,87 @@ int tbp_forward_error_response(int status, const char *reason_text, int close, s
     return rc;
 }
 
+int tbp_forward_error_response(int status, const char *reason_text, int close, struct tbp_buf *out)
+{
+    return error_response(status, error_phrase(status), NULL, reason_text, close, out);
+}
+
+int tbp_forward_unauthorized(const char *reason_text, int close, struct tbp_buf *out)
+{
+    return error_response(401, "Unauthorized", tbp_forward_challenge(401), reason_text, close, out);
+}
+
 int tbp_forward_chunked_end(const struct tbp_header *fields, size_t n_fields, struct tbp_buf *out)
 {
     if (tbp_forward_trailers(fields, n_fields, out) == 0)
         return 0;
     return tbp_buf_append(out, TBP_CHUNK_LAST, sizeof(TBP_CHUNK_LAST) - 1); /* out unchanged */
+}
+
+/* ---- edited copies of a head ----------------------------------------------------------------- */
+
+int tbp_head_edit_init(struct tbp_head_edit *e, const struct tbp_http_head *in, size_t extra,
+                       size_t arena_cap)
+{
+    memset(e, 0, sizeof(*e));
+    e->head = *in;
+    e->cap = in->n_headers + extra;
+    e->head.headers = malloc((e->cap > 0 ? e->cap : 1) * sizeof(*e->head.headers));
+    e->arena = malloc(arena_cap > 0 ? arena_cap : 1);
+    if (e->head.headers == NULL || e->arena == NULL) {
+        tbp_head_edit_dispose(e);
+        return TBP_ENOMEM;
+    }
+    if (in->n_headers > 0)
+        memcpy(e->head.headers, in->headers, in->n_headers * sizeof(*in->headers));
+    e->arena_cap = arena_cap;
+    return 0;
+}
+
+void tbp_head_edit_dispose(struct tbp_head_edit *e)
+{
+    free(e->head.headers);
+    free(e->arena);
+    memset(e, 0, sizeof(*e));
+}
+
+char *tbp_head_edit_alloc(struct tbp_head_edit *e, size_t n)
+{
+    char *p;
+
+    if (e->arena == NULL || n > e->arena_cap - e->arena_len)
+        return NULL;
+    p = e->arena + e->arena_len;
+    e->arena_len += n;
+    return p;
+}
+
+int tbp_head_edit_set(struct tbp_head_edit *e, const char *name, const struct tbp_str *value)
+{
+    struct tbp_header *f = e->head.headers;
+    size_t i, o = 0, first = SIZE_MAX, len = strlen(name);
+
+    for (i = 0; i < e->head.n_headers; i++) {
+        if (f[i].name.len != len || !eq_ci(f[i].name.p, name, len)) {
+            f[o++] = f[i];
+            continue;
+        }
+        if (first != SIZE_MAX || value == NULL)
+            continue;
+        first = o; /* the first one stays in place with the new value */
+        f[o].name = f[i].name;
+        f[o++].value = *value;
+    }
+    e->head.n_headers = o;
+    if (value == NULL || first != SIZE_MAX)
+        return 0;
+    return tbp_head_edit_add(e, cstr(name), *value);
+}
+
+int tbp_head_edit_add(struct tbp_head_edit *e, struct tbp_str name, struct tbp_str value)
+{
+    if (e->head.headers == NULL || e->head.n_headers >= e->cap)
+        return TBP_EBUF;
+    e->head.headers[e->head.n_headers++] = (struct tbp_header){name, value};
+    return 0;
 }

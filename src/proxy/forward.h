@@ -20,6 +20,10 @@
  *
  * All functions append to a caller-owned struct tbp_buf and, on failure, leave it as it was
  * (len restored), so the caller can answer with tbp_forward_error_response() into the same buffer.
+ *
+ * A head the companion module changes (bound cookies, a JWT's sub header, Set-Cookie binding) is
+ * an edited copy (struct tbp_head_edit, at the end of this file) that goes through the same
+ * functions: edits never bypass the checks and the rewrite.
  */
 #ifndef TBP_FORWARD_H
 #define TBP_FORWARD_H
@@ -112,6 +116,13 @@ int tbp_forward_trailers(const struct tbp_header *fields, size_t n_fields, struc
 int tbp_forward_chunked_end(const struct tbp_header *fields, size_t n_fields, struct tbp_buf *out);
 
 /*
+ * The challenge the proxy sends with its own answers of this status: for 401 (a route's JWT
+ * check failed; RFC 6750 section 3) "Bearer error=\"invalid_token\"", the value of a
+ * WWW-Authenticate field; NULL for every other status.
+ */
+const char *tbp_forward_challenge(int status);
+
+/*
  * Appends a complete short response for status 400, 403, 404, 413, 431, 500, 501, 502, 503, 504
  * or 505: status line, "Content-Type: text/plain; charset=utf-8", Content-Length,
  * "Connection: close" when `close`, and a one-line body "<status> <phrase>[: <reason_text>]\n",
@@ -122,5 +133,60 @@ int tbp_forward_chunked_end(const struct tbp_header *fields, size_t n_fields, st
  * failure out is unchanged.
  */
 int tbp_forward_error_response(int status, const char *reason_text, int close, struct tbp_buf *out);
+
+/*
+ * The same for 401 Unauthorized (a route's JWT check failed), which never goes out without its
+ * challenge: "WWW-Authenticate: Bearer error=\"invalid_token\"" (tbp_forward_challenge) after
+ * Content-Type. Same contract and reason_text rules as tbp_forward_error_response.
+ */
+int tbp_forward_unauthorized(const char *reason_text, int close, struct tbp_buf *out);
+
+/* --- edited copies of a head (the companion module: bound cookies, JWTs) -------------------- */
+
+/*
+ * An edited copy of a parsed head: `head` is the original message with a private field list the
+ * caller may change (remove fields, replace values, add fields), and an arena of fixed size for
+ * the new values, allocated once, so pointers into it stay valid until dispose. Fields keep
+ * pointing into the original's buffer: the original must outlive the edit. The edited head then
+ * goes through tbp_forward_request_head / tbp_forward_response_head like any other, so every
+ * line is still checked and written again.
+ *
+ * Embedded by the caller: zero it (or tbp_head_edit_init it) before tbp_head_edit_dispose.
+ */
+struct tbp_head_edit {
+    struct tbp_http_head head; /* the edited message; head.headers is owned by the edit */
+    size_t cap;                /* entries head.headers has room for */
+    char *arena;               /* bytes for new values (owned), fixed size */
+    size_t arena_len, arena_cap;
+};
+
+/*
+ * Starts an edit of `in`: head = *in with its own copy of the field list, room for `extra` more
+ * fields and arena_cap bytes of new values. Returns 0 or TBP_ENOMEM (e then holds nothing to
+ * free; dispose is still safe).
+ */
+int tbp_head_edit_init(struct tbp_head_edit *e, const struct tbp_http_head *in, size_t extra,
+                       size_t arena_cap);
+
+/* Frees the field list and the arena; e is zeroed. Safe on a zeroed edit. */
+void tbp_head_edit_dispose(struct tbp_head_edit *e);
+
+/*
+ * Reserves n bytes of the arena. Returns a pointer that stays valid until dispose, or NULL when
+ * the arena has no room for them (never reallocates).
+ */
+char *tbp_head_edit_alloc(struct tbp_head_edit *e, size_t n);
+
+/*
+ * Every field called `name` (compared case-insensitively) is removed; when value is not NULL,
+ * one field with that value (and the first removed field's name, or `name` itself, which must
+ * then outlive the edit, if there was none) takes the place of the first one (at the end if
+ * there was none). The order of the other fields is kept. Returns 0, or TBP_EBUF when a field
+ * has to be added and the list is full.
+ */
+int tbp_head_edit_set(struct tbp_head_edit *e, const char *name, const struct tbp_str *value);
+
+/* Appends a field; name and value must outlive the edit. 0, or TBP_EBUF when the list is full. */
+int tbp_head_edit_add(struct tbp_head_edit *e, struct tbp_str name, struct tbp_str value);
 
 #endif

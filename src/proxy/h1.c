@@ -39,6 +39,7 @@ struct h1 {
     int resp_chunked; /* the response body goes to the client chunked */
     int head_request;
     int keep_alive;
+    const struct tbp_route *route; /* the current request's, for the response (NULL: none) */
     struct tbp_xlog x;
 };
 
@@ -58,7 +59,8 @@ static void answer_error(struct h1 *h, int status, const char *why, int close)
 
     tbp_buf_init(&msg, 4096);
     tbp_xlog_status(&h->x, h->c, status);
-    if (tbp_forward_error_response(status, why, close, &msg) == 0)
+    if ((status == 401 ? tbp_forward_unauthorized(why, close, &msg)
+                       : tbp_forward_error_response(status, why, close, &msg)) == 0)
         (void)tbp_conn_append(h->c, msg.p, msg.len);
     tbp_buf_dispose(&msg);
     if (h->c->state == TBP_CONN_CLOSED)
@@ -74,7 +76,10 @@ static void resp_head(void *ctx, const struct tbp_http_head *rh)
 {
     struct h1 *h = ctx;
     enum tbp_body_framing f = rh->framing;
+    const struct tbp_http_head *out;
+    struct tbp_head_edit edit = {0};
     struct tbp_buf head;
+    int ret;
 
     if (h->head_request || rh->status == 204 || rh->status == 304)
         f = TBP_BODY_NONE;
@@ -86,8 +91,12 @@ static void resp_head(void *ctx, const struct tbp_http_head *rh)
     tbp_xlog_status(&h->x, h->c, rh->status);
     h->x.t_upstream = tbp_loop_now(&h->c->w->loop);
     tbp_buf_init(&head, 128 * 1024);
-    if (tbp_forward_response_head(rh, h->keep_alive, f, rh->content_length, h->head_request,
-                                  &head) != 0) {
+    ret = tbp_exchange_response(h->c, h->route, rh, &edit, &out, &h->x);
+    if (ret == 0)
+        ret = tbp_forward_response_head(out, h->keep_alive, f, rh->content_length, h->head_request,
+                                        &head);
+    tbp_head_edit_dispose(&edit);
+    if (ret != 0) {
         tbp_buf_dispose(&head);
         tbp_conn_close(h->c); /* nothing sane to send: cut it */
         return;
@@ -216,10 +225,12 @@ static int req_head(void *ctx, const struct tbp_http_head *rh)
     h->keep_alive = rh->keep_alive && !c->w->px->stopping;
     h->req_chunked = rh->framing == TBP_BODY_CHUNKED;
     h->state = H1_EXCHANGE;
-    status = tbp_exchange_start(c, rh, h->head_request, rh->framing, &sink, h, &h->x, &h->up, &why);
+    status = tbp_exchange_start(c, rh, h->head_request, rh->framing, &sink, h, &h->x, &h->up,
+                                &h->route, &why);
     if (status != 0) {
         /* Token Binding failures close the connection (spec "Validation"); so does anything
-         * that leaves a request body unread */
+         * that leaves a request body unread. A 401 from a route's JWT check is an ordinary
+         * answer: the connection stays. */
         answer_error(h, status, why,
                      h->x.tb_failed || rh->framing != TBP_BODY_NONE || status == 502);
         return h->x.tb_failed ? -1 : 0;

@@ -14,7 +14,8 @@
  *   STREAM_HIGH the origin connection stops reading until the client's window lets it drain.
  *
  * Token Binding: every request is checked like an HTTP/1.1 one; a failure answers 400 on that
- * stream and then GOAWAY (spec "Validation": terminate the connection).
+ * stream and then GOAWAY (spec "Validation": terminate the connection). A route's JWT check
+ * failing is not a Token Binding failure: 401 on the stream only.
  *
  * Lifetime: a stream is freed in on_stream_close, which nghttp2 calls from inside mem_recv or
  * mem_send; its upstream exchange is aborted there, so no upstream callback reaches it later.
@@ -62,6 +63,7 @@ struct stream {
     size_t unconsumed; /* DATA bytes waiting for nghttp2_session_consume */
     int body_paused;   /* the origin queue is full */
     struct tbp_upconn *up;
+    const struct tbp_route *route; /* for the response (NULL: none matched) */
     /* the response */
     int resp_submitted;
     int resp_eof;
@@ -206,11 +208,12 @@ static int submit_head(struct stream *st, const struct tbp_http_head *rh, int ha
     return ret;
 }
 
-/* A short error response on the stream (text/plain, one line). */
+/* A short error response on the stream (text/plain, one line; a 401 with its challenge). */
 static void answer_error(struct stream *st, int status, const char *why)
 {
+    const char *challenge = tbp_forward_challenge(status);
     struct tbp_http_head rh = {0};
-    struct tbp_header f[1];
+    struct tbp_header f[2];
     char body[256];
     int n;
 
@@ -219,6 +222,9 @@ static void answer_error(struct stream *st, int status, const char *why)
     rh.status = status;
     rh.headers = f;
     rh.n_headers = 1;
+    if (challenge != NULL)
+        f[rh.n_headers++] =
+            (struct tbp_header){{"www-authenticate", 16}, {challenge, strlen(challenge)}};
     tbp_xlog_status(&st->x, st->h->c, status);
     st->resp_submitted = 1;
     tbp_buf_reset(&st->resp);
@@ -236,14 +242,18 @@ static void resp_head(void *ctx, const struct tbp_http_head *rh)
 {
     struct stream *st = ctx;
     int body = !(st->head_request || rh->status == 204 || rh->status == 304);
+    const struct tbp_http_head *out;
+    struct tbp_head_edit edit = {0};
 
     tbp_xlog_status(&st->x, st->h->c, rh->status);
     st->x.t_upstream = tbp_loop_now(&st->h->c->w->loop);
     st->resp_submitted = 1;
     if (!body)
         st->resp_eof = 1;
-    if (submit_head(st, rh, body) != 0)
+    if (tbp_exchange_response(st->h->c, st->route, rh, &edit, &out, &st->x) != 0 ||
+        submit_head(st, out, body) != 0)
         nghttp2_submit_rst_stream(st->h->s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+    tbp_head_edit_dispose(&edit); /* nghttp2_submit_response copied the fields */
 }
 
 static int resp_body(void *ctx, const char *p, size_t n)
@@ -405,7 +415,7 @@ static void start_stream(struct stream *st)
         return;
     }
     status = tbp_exchange_start(h->c, &rh, st->head_request, rh.framing, &sink, st, &st->x, &st->up,
-                                &why);
+                                &st->route, &why);
     if (status == 0) {
         if (st->req_complete)
             tbp_upstream_request_done(st->up);

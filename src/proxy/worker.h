@@ -13,6 +13,8 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "cookies.h"
+#include "jwtcheck.h"
 #include "loop.h"
 #include "tls.h"
 
@@ -36,6 +38,13 @@ struct tbp_listen_io {
 struct tbp_worker_stats {
     uint64_t accepted, handshakes, handshake_failures, requests, tb_ok, tb_failed, tb_cache_hits;
     uint64_t responses[6]; /* by status class: [1] 1xx .. [5] 5xx */
+    /* companion module (issue 6) */
+    uint64_t cookies[TBP_CK_N]; /* listed request cookies by enum tbp_cookie_outcome (cookies.h):
+                                   [TBP_CK_OK] + [TBP_CK_PASS] forwarded, the others dropped */
+    uint64_t cookies_bound;     /* Set-Cookie values bound on responses */
+    uint64_t jwt[TBP_JWT_N];    /* JWT checks by enum tbp_jwt_outcome (jwtcheck.h): [TBP_JWT_OK]
+                                   forwarded, the others answered 401 */
+    uint64_t refer_added;       /* Include-Referer-Token-Binding-ID added to redirects */
 };
 
 struct tbp_worker {

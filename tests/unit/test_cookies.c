@@ -1,0 +1,739 @@
+/*
+ * cookies (src/proxy/cookies.c) and the companion edits of exchange.c on hand-made heads: the
+ * request side (a listed cookie checked against the provided tbh and forwarded without its tag,
+ * dropped for every reason: unbound, another TBID, altered, unknown key, no Token Binding under
+ * both policies; unlisted cookies untouched; HTTP/2 crumbs joined; quoted values; many cookies;
+ * no Cookie left means no Cookie field; truncations and every crumb split), key rotation, the
+ * response side (Set-Cookie bound with attributes untouched and Secure added once, unparsable
+ * or unlisted ones untouched, nothing without Token Binding, the round trip through a request),
+ * refer_token_binding on redirects only, the head-edit helpers of forward.c and the counters
+ * each outcome goes to.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <criterion/criterion.h>
+
+#include "cookies.h"
+#include "exchange.h"
+#include "forward.h"
+#include "tb/tb.h"
+
+#define MAXF 600
+
+/* 32 bytes each of 0x11, 0x22, 0x33 */
+#define K1 "k1 ERERERERERERERERERERERERERERERERERERERERERE=\n"
+#define K2 "k2 IiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiI=\n"
+#define K3 "k3 MzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzM=\n"
+
+static struct tb_cookie_keyring *kr1, *kr12, *kr3;
+static char tbh_a[TB_TBH_LEN + 1], tbh_b[TB_TBH_LEN + 1];
+
+static const char *names[] = {"session", "sid"};
+static struct tbp_route route;
+
+static struct tb_cookie_keyring *keyring(const char *text)
+{
+    struct tb_cookie_keyring *kr = NULL;
+    char err[256] = "";
+
+    cr_assert_eq(tb_cookie_keyring_parse(text, strlen(text), &kr, err, sizeof(err)), 0, "%s", err);
+    return kr;
+}
+
+static void setup(void)
+{
+    kr1 = keyring(K1);
+    kr12 = keyring("# rotation: k2 is the newest\n" K1 K2);
+    kr3 = keyring(K3);
+    cr_assert_eq(tb_tbh((const uint8_t *)"id-a", 4, tbh_a, sizeof(tbh_a)), TB_TBH_LEN);
+    cr_assert_eq(tb_tbh((const uint8_t *)"id-b", 4, tbh_b, sizeof(tbh_b)), TB_TBH_LEN);
+    memset(&route, 0, sizeof(route));
+    route.host = "*";
+    route.prefix = "/";
+    route.prefix_len = 1;
+    route.bind_cookies = names;
+    route.n_bind_cookies = 2;
+}
+
+static void teardown(void)
+{
+    tb_cookie_keyring_free(kr1);
+    tb_cookie_keyring_free(kr12);
+    tb_cookie_keyring_free(kr3);
+}
+
+TestSuite(cookies, .init = setup, .fini = teardown, .timeout = 30);
+
+/* --- heads ------------------------------------------------------------------------------------ */
+
+struct thead {
+    struct tbp_http_head h;
+    struct tbp_header f[MAXF];
+};
+
+static void add(struct thead *t, const char *name, const char *value)
+{
+    cr_assert_lt(t->h.n_headers, MAXF);
+    t->f[t->h.n_headers++] = (struct tbp_header){{name, strlen(name)}, {value, strlen(value)}};
+}
+
+/* A GET / with Host and then the given name, value pairs (NULL-terminated). */
+static void req(struct thead *t, ...)
+{
+    const char *n, *v;
+    va_list ap;
+
+    memset(t, 0, sizeof(*t));
+    t->h.is_request = 1;
+    t->h.method = (struct tbp_str){"GET", 3};
+    t->h.target = (struct tbp_str){"/", 1};
+    t->h.version_major = t->h.version_minor = 1;
+    t->h.keep_alive = 1;
+    t->h.headers = t->f;
+    add(t, "Host", "example.com");
+    va_start(ap, t);
+    while ((n = va_arg(ap, const char *)) != NULL) {
+        v = va_arg(ap, const char *);
+        add(t, n, v);
+    }
+    va_end(ap);
+}
+
+static void resp(struct thead *t, int status, ...)
+{
+    const char *n, *v;
+    va_list ap;
+
+    memset(t, 0, sizeof(*t));
+    t->h.status = status;
+    t->h.reason = (struct tbp_str){"X", 1};
+    t->h.version_major = t->h.version_minor = 1;
+    t->h.headers = t->f;
+    va_start(ap, status);
+    while ((n = va_arg(ap, const char *)) != NULL) {
+        v = va_arg(ap, const char *);
+        add(t, n, v);
+    }
+    va_end(ap);
+}
+
+/* The value of the first field called name (any case) as a NUL-terminated string in one of a few
+ * rotating static buffers, or NULL. */
+static const char *field(const struct tbp_http_head *h, const char *name)
+{
+    static char bufs[4][16384];
+    static int k;
+    size_t i, len = strlen(name);
+
+    for (i = 0; i < h->n_headers; i++) {
+        const struct tbp_header *f = &h->headers[i];
+        if (f->name.len == len && strncasecmp(f->name.p, name, len) == 0) {
+            char *b = bufs[k++ & 3];
+            cr_assert_lt(f->value.len, sizeof(bufs[0]));
+            memcpy(b, f->value.p, f->value.len);
+            b[f->value.len] = '\0';
+            return b;
+        }
+    }
+    return NULL;
+}
+
+static size_t count(const struct tbp_http_head *h, const char *name)
+{
+    size_t i, n = 0;
+
+    for (i = 0; i < h->n_headers; i++)
+        n += h->headers[i].name.len == strlen(name) &&
+             strncasecmp(h->headers[i].name.p, name, strlen(name)) == 0;
+    return n;
+}
+
+/* value bound to name and tbh under kr, malloc'd. */
+static char *bound(const struct tb_cookie_keyring *kr, const char *name, const char *value,
+                   const char *tbh)
+{
+    char suffix[TB_COOKIE_SUFFIX_MAX + 1], *out = NULL;
+    int n =
+        tb_cookie_bind(kr, name, strlen(name), value, strlen(value), tbh, suffix, sizeof(suffix));
+
+    cr_assert_gt(n, 0, "tb_cookie_bind: %s", tb_strerror(n));
+    cr_assert_gt(asprintf(&out, "%s%s", value, suffix), 0);
+    return out;
+}
+
+/* The request edit of exchange.c; e and co are zeroed here. */
+static int edit_req(const struct tbp_route *r, const struct tb_cookie_keyring *kr, const char *tbh,
+                    struct thead *t, struct tbp_head_edit *e, const struct tbp_http_head **out,
+                    struct tbp_companion *co)
+{
+    memset(e, 0, sizeof(*e));
+    memset(co, 0, sizeof(*co));
+    return tbp_exchange_request_edit(r, kr, tbh, 0, &t->h, e, out, co);
+}
+
+static int edit_resp(const struct tbp_route *r, const struct tb_cookie_keyring *kr, const char *tbh,
+                     struct thead *t, struct tbp_head_edit *e, const struct tbp_http_head **out,
+                     struct tbp_companion *co)
+{
+    memset(e, 0, sizeof(*e));
+    memset(co, 0, sizeof(*co));
+    return tbp_exchange_response_edit(r, kr, tbh, &t->h, e, out, co);
+}
+
+/* The Cookie value the origin would get for one Cookie field `cookie`, on route, with kr and tbh;
+ * NULL when no Cookie field is left. Outcomes in *co. */
+static const char *forwarded(const struct tb_cookie_keyring *kr, const char *tbh,
+                             const char *cookie, struct tbp_companion *co)
+{
+    struct tbp_head_edit e;
+    const struct tbp_http_head *out;
+    struct thead t;
+    const char *v;
+
+    req(&t, "Cookie", cookie, NULL);
+    cr_assert_eq(edit_req(&route, kr, tbh, &t, &e, &out, co), 0);
+    cr_assert_eq(out, &e.head);
+    cr_assert_leq(count(out, "cookie"), 1);
+    v = field(out, "cookie");
+    tbp_head_edit_dispose(&e);
+    return v;
+}
+
+/* --- request ---------------------------------------------------------------------------------- */
+
+Test(cookies, valid_forwarded_without_tag)
+{
+    char *s = bound(kr1, "session", "abc123", tbh_a), *c = NULL;
+    struct tbp_companion co;
+
+    cr_assert_gt(asprintf(&c, "theme=dark; session=%s; lang=en", s), 0);
+    cr_expect_str_eq(forwarded(kr1, tbh_a, c, &co), "theme=dark; session=abc123; lang=en");
+    cr_expect_eq(co.ck.n[TBP_CK_OK], 1);
+    cr_expect_eq(co.ck.kept, 1);
+    cr_expect_eq(co.ck.dropped, 0);
+    cr_expect(co.cookies);
+    cr_expect_not(co.jwt);
+    free(s);
+    free(c);
+}
+
+Test(cookies, dropped_for_every_reason)
+{
+    char *other = bound(kr1, "session", "abc", tbh_b);   /* another TBID */
+    char *rename = bound(kr1, "sid", "abc", tbh_a);      /* bound as another cookie */
+    char *unknown = bound(kr3, "session", "abc", tbh_a); /* a key id kr1 lacks */
+    char *altered = bound(kr1, "session", "abc", tbh_a), *c = NULL;
+    struct tbp_companion co;
+
+    altered[0] = 'x'; /* the value changed after binding */
+    cr_expect_null(forwarded(kr1, tbh_a, "session=abc", &co), "unbound value passed");
+    cr_expect_eq(co.ck.n[TBP_CK_UNBOUND], 1);
+    cr_expect_null(forwarded(kr1, tbh_a, (asprintf(&c, "session=%s", other), c), &co));
+    cr_expect_eq(co.ck.n[TBP_CK_MISMATCH], 1, "another TBID");
+    free(c);
+    cr_expect_null(forwarded(kr1, tbh_a, (asprintf(&c, "session=%s", rename), c), &co));
+    cr_expect_eq(co.ck.n[TBP_CK_MISMATCH], 1, "bound under another name");
+    free(c);
+    cr_expect_null(forwarded(kr1, tbh_a, (asprintf(&c, "session=%s", unknown), c), &co));
+    cr_expect_eq(co.ck.n[TBP_CK_KEYID], 1, "unknown key id");
+    free(c);
+    cr_expect_null(forwarded(kr1, tbh_a, (asprintf(&c, "session=%s", altered), c), &co));
+    cr_expect_eq(co.ck.n[TBP_CK_MISMATCH], 1, "altered");
+    cr_expect_eq(co.ck.dropped, 1);
+    cr_expect_eq(co.ck.kept, 0);
+    free(c);
+    free(other);
+    free(rename);
+    free(unknown);
+    free(altered);
+}
+
+Test(cookies, no_keyring_drops_as_error)
+{
+    char *s = bound(kr1, "session", "abc", tbh_a), *c = NULL;
+    struct tbp_companion co;
+
+    cr_assert_gt(asprintf(&c, "session=%s; a=1", s), 0);
+    cr_expect_str_eq(forwarded(NULL, tbh_a, c, &co), "a=1");
+    cr_expect_eq(co.ck.n[TBP_CK_ERROR], 1);
+    free(s);
+    free(c);
+}
+
+Test(cookies, without_token_binding_drop_policy)
+{
+    char *s = bound(kr1, "session", "abc", tbh_a), *c = NULL;
+    struct tbp_companion co;
+
+    cr_assert_gt(asprintf(&c, "session=%s; sid=plain; a=1", s), 0);
+    cr_expect_str_eq(forwarded(kr1, NULL, c, &co), "a=1");
+    cr_expect_eq(co.ck.n[TBP_CK_NO_TB], 2);
+    cr_expect_str_eq(forwarded(kr1, "", c, &co), "a=1", "\"\" is no Token Binding too");
+    free(s);
+    free(c);
+}
+
+Test(cookies, without_token_binding_pass_policy)
+{
+    char *s = bound(kr1, "session", "abc", tbh_a), *c = NULL;
+    struct tbp_companion co;
+
+    route.unbound_cookies = TBP_UNBOUND_PASS;
+    cr_assert_gt(asprintf(&c, "session=%s; sid=plain; a=1", s), 0);
+    cr_expect_str_eq(forwarded(kr1, NULL, c, &co), "sid=plain; a=1",
+                     "pass: unbound values pass, bound ones are still dropped");
+    cr_expect_eq(co.ck.n[TBP_CK_PASS], 1);
+    cr_expect_eq(co.ck.n[TBP_CK_NO_TB], 1);
+    cr_expect_eq(co.ck.kept, 1);
+    cr_expect_eq(co.ck.dropped, 1);
+    /* on a Token Binding connection the policy does not apply */
+    cr_expect_str_eq(forwarded(kr1, tbh_a, c, &co), "session=abc; a=1");
+    cr_expect_eq(co.ck.n[TBP_CK_UNBOUND], 1);
+    free(s);
+    free(c);
+}
+
+Test(cookies, nothing_left_no_cookie_field)
+{
+    struct tbp_head_edit e;
+    const struct tbp_http_head *out;
+    struct tbp_companion co;
+    struct thead t;
+
+    req(&t, "Cookie", "session=forged", "Accept", "*/*", "cookie", "sid=x", NULL);
+    cr_assert_eq(edit_req(&route, kr1, tbh_a, &t, &e, &out, &co), 0);
+    cr_expect_eq(count(out, "cookie"), 0);
+    cr_expect_eq(out->n_headers, 2);
+    cr_expect_str_eq(field(out, "accept"), "*/*");
+    cr_expect_eq(co.ck.dropped, 2);
+    tbp_head_edit_dispose(&e);
+}
+
+Test(cookies, no_cookie_field)
+{
+    struct tbp_head_edit e;
+    const struct tbp_http_head *out;
+    struct tbp_companion co;
+    struct thead t;
+
+    req(&t, "Accept", "*/*", NULL);
+    cr_assert_eq(edit_req(&route, kr1, tbh_a, &t, &e, &out, &co), 0);
+    cr_expect_eq(out, &t.h, "no Cookie field: the head itself, nothing allocated");
+    cr_expect_null(e.head.headers);
+    cr_expect(co.cookies);
+    cr_expect_eq(out->n_headers, 2);
+    cr_expect_eq(count(out, "cookie"), 0);
+    cr_expect_eq(co.ck.kept + co.ck.dropped, 0);
+    tbp_head_edit_dispose(&e);
+}
+
+Test(cookies, unlisted_untouched_and_odd_segments)
+{
+    struct tbp_companion co;
+
+    /* empty segments skipped, spaces trimmed, a nameless cookie kept as a bare value */
+    cr_expect_str_eq(forwarded(kr1, tbh_a, "a=1;;  b=2 ;novalue; c=", &co),
+                     "a=1; b=2; novalue; c=");
+    cr_expect_eq(co.ck.kept + co.ck.dropped, 0);
+    cr_expect_str_eq(forwarded(kr1, tbh_a, "SESSION=x", &co), "SESSION=x",
+                     "cookie names are case-sensitive");
+}
+
+Test(cookies, crumbs_joined_in_place)
+{
+    char *s = bound(kr1, "session", "v", tbh_a), *crumb = NULL;
+    struct tbp_head_edit e;
+    const struct tbp_http_head *out;
+    struct tbp_companion co;
+    struct thead t;
+
+    /* HTTP/2 sends cookies as crumbs: one field each */
+    cr_assert_gt(asprintf(&crumb, "session=%s", s), 0);
+    req(&t, "accept", "*/*", "cookie", "a=1", "x-mid", "m", "cookie", crumb, "cookie", "b=2", NULL);
+    cr_assert_eq(edit_req(&route, kr1, tbh_a, &t, &e, &out, &co), 0);
+    cr_expect_eq(count(out, "cookie"), 1);
+    cr_expect_str_eq(field(out, "cookie"), "a=1; session=v; b=2");
+    /* the one Cookie field stands where the first crumb was */
+    cr_expect_eq(out->n_headers, 4);
+    cr_expect(out->headers[2].name.len == 6 && strncmp(out->headers[2].name.p, "cookie", 6) == 0);
+    cr_expect(out->headers[3].name.len == 5 && strncmp(out->headers[3].name.p, "x-mid", 5) == 0);
+    tbp_head_edit_dispose(&e);
+    free(crumb);
+    free(s);
+}
+
+Test(cookies, every_crumb_split_same_result)
+{
+    char *s = bound(kr1, "session", "abc", tbh_a), *all = NULL;
+    const char *want = "a=1; session=abc; b=2; c=3"; /* sid=zz: listed, unbound */
+    size_t cut1, cut2, len;
+
+    cr_assert_gt(asprintf(&all, "a=1; session=%s; b=2; sid=zz; c=3", s), 0);
+    len = strlen(all);
+    /* split into up to three crumbs at every pair of "; " boundaries */
+    for (cut1 = 0; cut1 <= len; cut1++) {
+        if (cut1 != 0 && cut1 != len && all[cut1] != ';')
+            continue;
+        for (cut2 = cut1; cut2 <= len; cut2++) {
+            struct tbp_head_edit e;
+            const struct tbp_http_head *out;
+            struct tbp_companion co;
+            struct thead t;
+            const char *v;
+            if (cut2 != cut1 && cut2 != len && all[cut2] != ';')
+                continue;
+            req(&t, NULL);
+            t.f[t.h.n_headers++] = (struct tbp_header){{"cookie", 6}, {all, cut1}};
+            t.f[t.h.n_headers++] = (struct tbp_header){{"cookie", 6}, {all + cut1, cut2 - cut1}};
+            t.f[t.h.n_headers++] = (struct tbp_header){{"cookie", 6}, {all + cut2, len - cut2}};
+            cr_assert_eq(edit_req(&route, kr1, tbh_a, &t, &e, &out, &co), 0);
+            v = field(out, "cookie");
+            cr_expect(v != NULL && strcmp(v, want) == 0, "split at %zu, %zu: %s", cut1, cut2, v);
+            cr_expect_eq(co.ck.n[TBP_CK_OK], 1);
+            cr_expect_eq(co.ck.n[TBP_CK_UNBOUND], 1); /* sid=zz */
+            tbp_head_edit_dispose(&e);
+        }
+    }
+    free(all);
+    free(s);
+}
+
+Test(cookies, every_truncation_dropped)
+{
+    char *s = bound(kr1, "session", "abc", tbh_a), *c = NULL;
+    size_t len = strlen(s), n;
+    struct tbp_companion co;
+
+    for (n = 0; n < len; n++) {
+        const char *v;
+        cr_assert_gt(asprintf(&c, "session=%.*s; z=9", (int)n, s), 0);
+        v = forwarded(kr1, tbh_a, c, &co);
+        cr_expect_str_eq(v, "z=9", "a value truncated to %zu bytes was kept", n);
+        cr_expect_eq(co.ck.dropped, 1);
+        free(c);
+    }
+    free(s);
+}
+
+Test(cookies, quoted_value_round_trip)
+{
+    struct tbp_head_edit e;
+    const struct tbp_http_head *out;
+    struct tbp_companion co;
+    struct thead t;
+    char *set, *c = NULL, *v;
+
+    resp(&t, 200, "Set-Cookie", "session=\"quoted\"; Path=/", NULL);
+    cr_assert_eq(edit_resp(&route, kr1, tbh_a, &t, &e, &out, &co), 0);
+    set = strdup(field(out, "set-cookie"));
+    tbp_head_edit_dispose(&e);
+    cr_assert(strncmp(set, "session=\"quoted\"~tb1.k1~", 24) == 0, "%s", set);
+    v = strchr(set, ';');
+    cr_assert_not_null(v);
+    cr_assert_gt(asprintf(&c, "%.*s", (int)(v - set), set), 0);
+    cr_expect_str_eq(forwarded(kr1, tbh_a, c, &co), "session=\"quoted\"");
+    free(c);
+    free(set);
+}
+
+Test(cookies, many_cookies)
+{
+    char *s = bound(kr1, "sid", "s", tbh_a), *c, *want;
+    size_t i, o = 0, w = 0, cap = 64 * 1024;
+    struct tbp_companion co;
+
+    c = malloc(cap);
+    want = malloc(cap);
+    cr_assert(c && want);
+    for (i = 0; i < 300; i++) {
+        o += (size_t)snprintf(c + o, cap - o, "%sc%zu=v%zu", i ? "; " : "", i, i);
+        w += (size_t)snprintf(want + w, cap - w, "%sc%zu=v%zu", i ? "; " : "", i, i);
+        if (i % 3 == 0) {
+            o += (size_t)snprintf(c + o, cap - o, "; session=forged%zu; sid=%s", i, s);
+            w += (size_t)snprintf(want + w, cap - w, "; sid=s");
+        }
+    }
+    cr_expect_str_eq(forwarded(kr1, tbh_a, c, &co), want);
+    cr_expect_eq(co.ck.n[TBP_CK_OK], 100);
+    cr_expect_eq(co.ck.n[TBP_CK_UNBOUND], 100);
+    free(c);
+    free(want);
+    free(s);
+}
+
+Test(cookies, bind_all)
+{
+    char *a = bound(kr1, "a", "1", tbh_a), *c = NULL;
+    struct tbp_companion co;
+
+    route.bind_all_cookies = 1;
+    route.n_bind_cookies = 0;
+    cr_assert_gt(asprintf(&c, "a=%s; b=2", a), 0);
+    cr_expect_str_eq(forwarded(kr1, tbh_a, c, &co), "a=1");
+    cr_expect_eq(co.ck.n[TBP_CK_OK], 1);
+    cr_expect_eq(co.ck.n[TBP_CK_UNBOUND], 1);
+    free(a);
+    free(c);
+}
+
+Test(cookies, rotation)
+{
+    char *old = bound(kr1, "session", "o", tbh_a), *fresh = bound(kr12, "session", "n", tbh_a);
+    char *c = NULL;
+    struct tbp_companion co;
+
+    cr_expect(strstr(fresh, "~tb1.k2~") != NULL, "the newest key binds: %s", fresh);
+    cr_expect_str_eq(tb_cookie_keyring_active_id(kr12), "k2");
+    cr_assert_gt(asprintf(&c, "session=%s; session=%s", old, fresh), 0);
+    cr_expect_str_eq(forwarded(kr12, tbh_a, c, &co), "session=o; session=n",
+                     "every listed key checks");
+    free(c);
+    cr_assert_gt(asprintf(&c, "session=%s", fresh), 0);
+    cr_expect_null(forwarded(kr1, tbh_a, c, &co), "a key taken out of the ring no longer checks");
+    cr_expect_eq(co.ck.n[TBP_CK_KEYID], 1);
+    free(c);
+    free(old);
+    free(fresh);
+}
+
+Test(cookies, route_without_companion_untouched)
+{
+    struct tbp_route plain = {.host = "*", .prefix = "/", .prefix_len = 1};
+    struct tbp_head_edit e;
+    const struct tbp_http_head *out;
+    struct tbp_companion co;
+    struct thead t;
+
+    req(&t, "Cookie", "session=forged", NULL);
+    cr_expect_eq(edit_req(&plain, kr1, tbh_a, &t, &e, &out, &co), 0);
+    cr_expect_eq(out, &t.h, "a route without companion features gets the head itself");
+    cr_expect_null(e.head.headers, "and nothing is allocated");
+    cr_expect_not(tbp_exchange_companion(&plain));
+    cr_expect_not(co.cookies);
+    tbp_head_edit_dispose(&e);
+}
+
+Test(cookies, find)
+{
+    struct tbp_str v;
+    struct thead t;
+
+    req(&t, "Cookie", "a=1; tok=\"x\"", "Cookie", "tok=second", NULL);
+    cr_assert(tbp_cookie_find(&t.h, "tok", &v));
+    cr_expect(v.len == 3 && memcmp(v.p, "\"x\"", 3) == 0);
+    cr_expect_not(tbp_cookie_find(&t.h, "to", &v));
+    cr_expect_not(tbp_cookie_find(&t.h, "TOK", &v));
+}
+
+/* --- response --------------------------------------------------------------------------------- */
+
+Test(cookies, set_cookie_bound_attributes_untouched)
+{
+    struct tbp_head_edit e;
+    const struct tbp_http_head *out;
+    struct tbp_companion co;
+    struct thead t;
+    char *want = bound(kr1, "session", "abc", tbh_a), *line = NULL;
+
+    resp(&t, 200, "Content-Type", "text/plain", "Set-Cookie", "session=abc; Path=/; HttpOnly",
+         "Set-Cookie", "theme=dark; Path=/", "set-cookie", "sid=1; secure; Max-Age=60",
+         "Set-Cookie", "noequals", "Set-Cookie", "=nameless", NULL);
+    cr_assert_eq(edit_resp(&route, kr1, tbh_a, &t, &e, &out, &co), 0);
+    cr_assert_eq(out, &e.head);
+    cr_assert_eq(out->n_headers, 6);
+    cr_assert_gt(asprintf(&line, "session=%s; Path=/; HttpOnly; Secure", want), 0);
+    cr_expect_str_eq(field(out, "content-type"), "text/plain");
+#define V(i) (out->headers[i].value)
+    cr_expect(V(1).len == strlen(line) && memcmp(V(1).p, line, V(1).len) == 0, "got %.*s",
+              (int)V(1).len, V(1).p);
+    cr_expect(V(2).len == 18 && memcmp(V(2).p, "theme=dark; Path=/", 18) == 0, "unlisted");
+    cr_expect(V(3).len > 25 && memcmp(V(3).p, "sid=1~tb1.k1~", 13) == 0, "%.*s", (int)V(3).len,
+              V(3).p);
+    cr_expect(V(3).len == 5 + 8 + TB_COOKIE_TAG_LEN + 20 &&
+                  memcmp(V(3).p + V(3).len - 20, "; secure; Max-Age=60", 20) == 0,
+              "Secure present already: not added again: %.*s", (int)V(3).len, V(3).p);
+    cr_expect(V(4).len == 8 && memcmp(V(4).p, "noequals", 8) == 0, "unparsable: untouched");
+    cr_expect(V(5).len == 9 && memcmp(V(5).p, "=nameless", 9) == 0, "no name: untouched");
+#undef V
+    cr_expect_eq(co.ck.bound, 2);
+    cr_expect_not(co.refer_added);
+    tbp_head_edit_dispose(&e);
+    free(want);
+    free(line);
+}
+
+Test(cookies, set_cookie_without_token_binding_unchanged)
+{
+    struct tbp_head_edit e;
+    const struct tbp_http_head *out;
+    struct tbp_companion co;
+    struct thead t;
+
+    resp(&t, 200, "Set-Cookie", "session=abc", NULL);
+    cr_expect_eq(edit_resp(&route, kr1, NULL, &t, &e, &out, &co), 0);
+    cr_expect_eq(out, &t.h);
+    route.unbound_cookies = TBP_UNBOUND_PASS;
+    cr_expect_eq(edit_resp(&route, kr1, "", &t, &e, &out, &co), 0);
+    cr_expect_eq(out, &t.h);
+    cr_expect_eq(co.ck.bound, 0);
+    cr_expect_eq(edit_resp(NULL, kr1, tbh_a, &t, &e, &out, &co), 0, "no route");
+    cr_expect_eq(out, &t.h);
+}
+
+Test(cookies, set_cookie_no_keyring_fails)
+{
+    struct tbp_head_edit e;
+    const struct tbp_http_head *out;
+    struct tbp_companion co;
+    struct thead t;
+
+    resp(&t, 200, "Set-Cookie", "session=abc", NULL);
+    cr_expect_lt(edit_resp(&route, NULL, tbh_a, &t, &e, &out, &co), 0,
+                 "a listed Set-Cookie that cannot be bound is never sent unbound");
+    tbp_head_edit_dispose(&e);
+}
+
+Test(cookies, set_cookie_round_trip_rotation)
+{
+    struct tbp_head_edit e;
+    const struct tbp_http_head *out;
+    struct tbp_companion co;
+    struct thead t;
+    char *c = NULL;
+    const char *v;
+
+    resp(&t, 302, "Set-Cookie", "sid=42", "Location", "/x", NULL);
+    cr_assert_eq(edit_resp(&route, kr12, tbh_b, &t, &e, &out, &co), 0);
+    v = field(out, "set-cookie");
+    cr_assert(strncmp(v, "sid=42~tb1.k2~", 14) == 0, "%s", v);
+    cr_assert(strstr(v, "; Secure") != NULL);
+    cr_assert_gt(asprintf(&c, "%.*s", (int)(strchr(v, ';') - v), v), 0);
+    tbp_head_edit_dispose(&e);
+    cr_expect_str_eq(forwarded(kr12, tbh_b, c, &co), "sid=42");
+    cr_expect_null(forwarded(kr12, tbh_a, c, &co), "from another TBID");
+    free(c);
+}
+
+Test(cookies, refer_token_binding_on_redirects)
+{
+    static const int yes[] = {301, 302, 303, 307, 308};
+    static const int no[] = {200, 204, 304, 400, 404, 500};
+    struct tbp_route r = {.host = "*", .prefix = "/", .prefix_len = 1, .refer_token_binding = 1};
+    struct tbp_head_edit e;
+    const struct tbp_http_head *out;
+    struct tbp_companion co;
+    struct thead t;
+    size_t i;
+
+    for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+        resp(&t, yes[i], "Location", "https://idp/", NULL);
+        cr_assert_eq(edit_resp(&r, NULL, NULL, &t, &e, &out, &co), 0);
+        cr_expect_str_eq(field(out, "include-referer-token-binding-id"), "true", "%d", yes[i]);
+        cr_expect_str_eq(field(out, "location"), "https://idp/");
+        cr_expect(co.refer_added);
+        tbp_head_edit_dispose(&e);
+    }
+    for (i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
+        resp(&t, no[i], NULL);
+        cr_assert_eq(edit_resp(&r, NULL, tbh_a, &t, &e, &out, &co), 0);
+        cr_expect_eq(out, &t.h, "%d", no[i]);
+        cr_expect_not(co.refer_added);
+    }
+    /* the origin asked already (either name): not added twice */
+    resp(&t, 302, "Include-Referer-Token-Binding-ID", "true", NULL);
+    cr_assert_eq(edit_resp(&r, NULL, tbh_a, &t, &e, &out, &co), 0);
+    cr_expect_eq(out, &t.h);
+    resp(&t, 302, "include-referred-token-binding-id", "true", NULL);
+    cr_assert_eq(edit_resp(&r, NULL, tbh_a, &t, &e, &out, &co), 0);
+    cr_expect_eq(out, &t.h);
+    /* a route without the setting */
+    resp(&t, 302, NULL);
+    r.refer_token_binding = 0;
+    cr_assert_eq(edit_resp(&r, NULL, tbh_a, &t, &e, &out, &co), 0);
+    cr_expect_eq(out, &t.h);
+}
+
+Test(cookies, refer_and_bind_together)
+{
+    struct tbp_head_edit e;
+    const struct tbp_http_head *out;
+    struct tbp_companion co;
+    struct thead t;
+
+    route.refer_token_binding = 1;
+    resp(&t, 302, "Set-Cookie", "session=s", "Location", "/", NULL);
+    cr_assert_eq(edit_resp(&route, kr1, tbh_a, &t, &e, &out, &co), 0);
+    cr_expect_eq(out->n_headers, 3);
+    cr_expect(strncmp(field(out, "set-cookie"), "session=s~tb1.k1~", 17) == 0);
+    cr_expect_str_eq(field(out, "include-referer-token-binding-id"), "true");
+    tbp_head_edit_dispose(&e);
+}
+
+/* --- the head-edit helpers -------------------------------------------------------------------- */
+
+Test(cookies, head_edit_helpers)
+{
+    struct tbp_head_edit e;
+    struct thead t;
+    struct tbp_str v = {"new", 3};
+    char *p;
+
+    req(&t, "X-A", "1", "x-b", "2", "X-a", "3", NULL);
+    cr_assert_eq(tbp_head_edit_init(&e, &t.h, 0, 8), 0);
+    cr_expect_eq(e.head.n_headers, 4);
+    cr_expect_neq(e.head.headers, t.h.headers, "a private copy of the list");
+    cr_expect_eq(tbp_head_edit_set(&e, "x-a", &v), 0);
+    cr_expect_eq(e.head.n_headers, 3);
+    cr_expect_str_eq(field(&e.head, "x-a"), "new");
+    cr_expect(e.head.headers[1].name.len == 3 && memcmp(e.head.headers[1].name.p, "X-A", 3) == 0,
+              "in place of the first, under its name");
+    cr_expect_eq(tbp_head_edit_set(&e, "X-B", NULL), 0);
+    cr_expect_eq(e.head.n_headers, 2);
+    cr_expect_eq(tbp_head_edit_set(&e, "X-New", &v), 0, "added at the end");
+    cr_expect_str_eq(field(&e.head, "x-new"), "new");
+    cr_expect_eq(tbp_head_edit_add(&e, v, v), 0);
+    cr_expect_eq(tbp_head_edit_add(&e, v, v), TBP_EBUF, "the list is full");
+    cr_expect_not_null(p = tbp_head_edit_alloc(&e, 5));
+    cr_expect_not_null(tbp_head_edit_alloc(&e, 3));
+    cr_expect_null(tbp_head_edit_alloc(&e, 1), "the arena never grows");
+    cr_expect_eq(t.h.n_headers, 4, "the original is untouched");
+    tbp_head_edit_dispose(&e);
+    tbp_head_edit_dispose(&e);
+}
+
+Test(cookies, outcome_names)
+{
+    static const char *const want[TBP_CK_N] = {"ok",          "pass",  "unbound", "mismatch",
+                                               "unknown_key", "no_tb", "error"};
+    int i;
+
+    for (i = 0; i < TBP_CK_N; i++)
+        cr_expect_str_eq(tbp_cookie_outcome_name((enum tbp_cookie_outcome)i), want[i]);
+    cr_expect_str_eq(tbp_cookie_outcome_name((enum tbp_cookie_outcome)99), "unknown");
+}
+
+Test(cookies, challenge_and_401)
+{
+    struct tbp_buf b;
+
+    cr_expect_str_eq(tbp_forward_challenge(401), "Bearer error=\"invalid_token\"");
+    cr_expect_null(tbp_forward_challenge(400));
+    tbp_buf_init(&b, 4096);
+    cr_assert_eq(tbp_forward_unauthorized("bearer token expired", 0, &b), 0);
+    cr_expect_str_eq(b.p, "HTTP/1.1 401 Unauthorized\r\n"
+                          "Content-Type: text/plain; charset=utf-8\r\n"
+                          "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n"
+                          "Content-Length: 39\r\n"
+                          "\r\n"
+                          "401 Unauthorized: bearer token expired\n");
+    tbp_buf_reset(&b);
+    cr_expect_eq(tbp_forward_error_response(401, NULL, 0, &b), TBP_EFWD_INVALID,
+                 "no 401 without its challenge");
+    cr_expect_eq(tbp_forward_unauthorized("two\nlines", 0, &b), TBP_EFWD_INVALID);
+    cr_expect_eq(b.len, 0);
+    tbp_buf_dispose(&b);
+}
