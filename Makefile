@@ -12,10 +12,11 @@
 CC      ?= cc
 SAN     ?= 0
 BUILD   ?= build
-PKGS    := openssl jansson libconfig libmicrohttpd libnghttp2 libjwt
+PKGS    := openssl jansson libconfig libmicrohttpd libnghttp2 libjwt libsystemd
 DEPS    := gcc make pkg-config openssl libssl-dev libjansson-dev libcriterion-dev clang \
            libclang-rt-14-dev python3 libconfig-dev libmicrohttpd-dev node-llhttp curl \
-           libnghttp2-dev nghttp2-client python3-h2 wrk libjwt-dev
+           libnghttp2-dev nghttp2-client python3-h2 wrk libjwt-dev \
+           libsystemd-dev prometheus
 
 ifeq ($(SAN),1)
 B       := $(BUILD)/san
@@ -29,7 +30,7 @@ endif
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || \
-                echo -lssl -lcrypto -ljansson -lconfig -lmicrohttpd -lnghttp2 -ljwt)
+                echo -lssl -lcrypto -ljansson -lconfig -lmicrohttpd -lnghttp2 -ljwt -lsystemd)
 # llhttp 8.1 C sources as Debian ships them (node-llhttp), strict mode, no lenient flags
 LLHTTP_DIR := /usr/share/llhttp
 LLHTTP_INC := /usr/share/include/llhttp
