@@ -10,29 +10,21 @@
  * every split of their input, each piece a heap copy of exactly its length (ASan catches a read
  * past the end), with the invariants their contracts promise.
  *
- * CLI: $TB_BIN/tbtoken (else build/rel/bin/tbtoken) run with posix_spawn, no shell, its stdout
+ * CLI: $TB_BIN/tbtoken (else build/rel/bin/tbtoken) run with tbt_run (run.h), no shell, its stdout
  * and stderr captured: genkey, bind and check against the library, reasons, exit statuses.
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <criterion/criterion.h>
 #include <jansson.h>
 
 #include "proc.h"
+#include "run.h"
 #include "tb/tb.h"
-
-extern char **environ;
 
 /*
  * Known answer. Computed with python3 (hmac, hashlib, base64), independently of this code:
@@ -961,36 +953,12 @@ Test(cookie, set_cookie_every_truncation)
 
 /* ---- tbtoken cookie ------------------------------------------------------------------------ */
 
-#define MAX_ARGS 16
-#define MAX_OUTPUT (64 * 1024)
-
-struct run {
-    int status; /* exit code; 128 + signal number if killed */
-    char *out, *err;
-    size_t out_len, err_len;
-    json_t *doc; /* stdout parsed as JSON, or NULL */
-};
-
-static char tool[4096];
 static char tmpdir[512];
 static char keyfile[600];
-static struct run run;
-
-static void run_reset(void)
-{
-    free(run.out);
-    free(run.err);
-    json_decref(run.doc);
-    memset(&run, 0, sizeof(run));
-}
+static struct tbt_run_result run; /* the last run of the tool: freed by the next and by teardown */
 
 static void cli_setup(void)
 {
-    const char *dir = getenv("TB_BIN");
-
-    snprintf(tool, sizeof(tool), "%s/tbtoken", dir != NULL && *dir ? dir : "build/rel/bin");
-    cr_assert_eq(access(tool, X_OK), 0, "%s: %s (build it, or set TB_BIN to its directory)", tool,
-                 strerror(errno));
     cr_assert_eq(tbt_tempdir("tbcookie", tmpdir, sizeof(tmpdir)), 0);
     cr_assert_eq(tbt_write_file(tmpdir, "cookie.keys", KAT_KEYS, strlen(KAT_KEYS)), 0);
     snprintf(keyfile, sizeof(keyfile), "%s/cookie.keys", tmpdir);
@@ -998,108 +966,17 @@ static void cli_setup(void)
 
 static void cli_teardown(void)
 {
-    run_reset();
+    tbt_run_result_dispose(&run);
     if (tmpdir[0] != '\0')
         tbt_rmdir_all(tmpdir);
     tmpdir[0] = '\0';
 }
 
-/* Appends what is readable on fd to *buf (capped); returns 0 at EOF, 1 for more, -1 on error. */
-static int drain(int fd, char **buf, size_t *len)
-{
-    char chunk[4096];
-    ssize_t n = read(fd, chunk, sizeof(chunk));
-    char *p;
-
-    if (n == -1)
-        return errno == EINTR || errno == EAGAIN ? 1 : -1;
-    if (n == 0)
-        return 0;
-    if (*len + (size_t)n > MAX_OUTPUT || (p = realloc(*buf, *len + (size_t)n + 1)) == NULL)
-        return -1;
-    memcpy(p + *len, chunk, (size_t)n);
-    *len += (size_t)n;
-    p[*len] = '\0';
-    *buf = p;
-    return 1;
-}
-
-/* Reads the child's stdout and stderr until both close. Returns 0, or -1 on error. */
-static int collect(int out_fd, int err_fd)
-{
-    struct pollfd pfd[2] = {{.fd = out_fd, .events = POLLIN}, {.fd = err_fd, .events = POLLIN}};
-    int open_fds = 2, i, r;
-
-    while (open_fds > 0) {
-        if (poll(pfd, 2, TIMEOUT_S * 1000) <= 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        for (i = 0; i < 2; i++) {
-            if (pfd[i].fd < 0 || pfd[i].revents == 0)
-                continue;
-            r = i == 0 ? drain(pfd[i].fd, &run.out, &run.out_len)
-                       : drain(pfd[i].fd, &run.err, &run.err_len);
-            if (r == -1)
-                return -1;
-            if (r == 0) {
-                pfd[i].fd = -1;
-                open_fds--;
-            }
-        }
-    }
-    return 0;
-}
-
-/* Runs `tbtoken args...` (NULL-terminated) and fills `run`. */
+/* Runs `tbtoken args...` (NULL-terminated) into run; aborts the test if it cannot run. */
 static void run_tool(const char *const *args)
 {
-    char *argv[MAX_ARGS + 2];
-    posix_spawn_file_actions_t fa;
-    int out_pipe[2] = {-1, -1}, err_pipe[2] = {-1, -1}, n = 0, st, rc, got;
-    pid_t pid;
-
-    run_reset();
-    argv[n++] = tool;
-    while (args[n - 1] != NULL && n <= MAX_ARGS) {
-        argv[n] = (char *)args[n - 1];
-        n++;
-    }
-    argv[n] = NULL;
-    cr_assert(pipe2(out_pipe, O_CLOEXEC) == 0 && pipe2(err_pipe, O_CLOEXEC) == 0, "pipe2: %s",
-              strerror(errno));
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, err_pipe[1], 2);
-    rc = posix_spawn(&pid, tool, &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    close(out_pipe[1]);
-    close(err_pipe[1]);
-    got = rc == 0 ? collect(out_pipe[0], err_pipe[0]) : -1;
-    close(out_pipe[0]);
-    close(err_pipe[0]);
-    cr_assert_eq(rc, 0, "posix_spawn %s: %s", tool, strerror(rc));
-    if (got != 0)
-        kill(pid, SIGKILL);
-    while ((st = waitpid(pid, &run.status, 0)) == -1 && errno == EINTR)
-        ;
-    cr_assert_eq(st, pid, "waitpid: %s", strerror(errno));
-    cr_assert_eq(got, 0, "%s: reading its output failed or timed out", tool);
-    run.status = WIFEXITED(run.status) ? WEXITSTATUS(run.status) : 128 + WTERMSIG(run.status);
-    if (run.out != NULL)
-        run.doc = json_loadb(run.out, run.out_len, JSON_REJECT_DUPLICATES, NULL);
-}
-
-static const char *out_text(void)
-{
-    return run.out != NULL ? run.out : "";
-}
-
-static const char *err_text(void)
-{
-    return run.err != NULL ? run.err : "";
+    tbt_run_result_dispose(&run);
+    cr_assert_geq(tbt_run("tbtoken", args, NULL, 0, TIMEOUT_S * 1000, &run), 0, "%s", run.error);
 }
 
 /* Runs `tbtoken cookie check` and expects the verdict: reason NULL for ok with value. */
@@ -1108,21 +985,20 @@ static void expect_cli_check(const char *const *args, const char *reason, const 
     json_t *doc;
 
     run_tool(args);
-    doc = run.doc;
-    cr_assert(json_is_object(doc), "stdout is not one JSON object: [%s]; stderr: %s", out_text(),
-              err_text());
-    cr_expect_eq(run.status, reason == NULL ? 0 : 1, "exit %d: %s", run.status, out_text());
+    doc = run.json;
+    cr_assert(json_is_object(doc), "stdout is not one JSON object: [%s]; stderr: %s", run.out,
+              run.err);
+    cr_expect_eq(run.status, reason == NULL ? 0 : 1, "exit %d: %s", run.status, run.out);
     cr_expect_str_eq(json_string_value(json_object_get(doc, "verdict")),
-                     reason == NULL ? "ok" : "error", "%s", out_text());
+                     reason == NULL ? "ok" : "error", "%s", run.out);
     if (reason == NULL) {
-        cr_expect_str_eq(json_string_value(json_object_get(doc, "value")), value, "%s", out_text());
-        cr_expect_null(json_object_get(doc, "reason"), "%s", out_text());
-        cr_expect_eq(json_object_size(doc), 2, "%s", out_text());
+        cr_expect_str_eq(json_string_value(json_object_get(doc, "value")), value, "%s", run.out);
+        cr_expect_null(json_object_get(doc, "reason"), "%s", run.out);
+        cr_expect_eq(json_object_size(doc), 2, "%s", run.out);
     } else {
-        cr_expect_str_eq(json_string_value(json_object_get(doc, "reason")), reason, "%s",
-                         out_text());
-        cr_expect_null(json_object_get(doc, "value"), "%s", out_text());
-        cr_expect_eq(json_object_size(doc), 2, "%s", out_text());
+        cr_expect_str_eq(json_string_value(json_object_get(doc, "reason")), reason, "%s", run.out);
+        cr_expect_null(json_object_get(doc, "value"), "%s", run.out);
+        cr_expect_eq(json_object_size(doc), 2, "%s", run.out);
     }
 }
 
@@ -1130,9 +1006,9 @@ static void expect_usage(const char *what, const char *const *args)
 {
     run_tool(args);
     cr_expect_eq(run.status, 2, "%s: exit %d, expected 2; stdout: %s; stderr: %s", what, run.status,
-                 out_text(), err_text());
-    cr_expect_null(strstr(out_text(), "\"verdict\""), "%s: a verdict on a usage error: %s", what,
-                   out_text());
+                 run.out, run.err);
+    cr_expect_null(strstr(run.out, "\"verdict\""), "%s: a verdict on a usage error: %s", what,
+                   run.out);
     cr_expect_neq(run.err_len, 0, "%s: nothing on stderr", what);
 }
 
@@ -1142,21 +1018,21 @@ Test(tbtoken_cookie, genkey, .init = cli_setup, .fini = cli_teardown, .timeout =
     char first[128];
 
     run_tool((const char *const[]){"cookie", "genkey", "--id", "k7", NULL});
-    cr_assert_eq(run.status, 0, "exit %d; stderr: %s", run.status, err_text());
-    cr_assert_eq(run.out_len, 2 + 1 + 44 + 1, "[%s]", out_text());
+    cr_assert_eq(run.status, 0, "exit %d; stderr: %s", run.status, run.err);
+    cr_assert_eq(run.out_len, 2 + 1 + 44 + 1, "[%s]", run.out);
     kr = ring(run.out);
     cr_expect_str_eq(tb_cookie_keyring_active_id(kr), "k7");
     tb_cookie_keyring_free(kr);
-    snprintf(first, sizeof(first), "%s", out_text());
+    snprintf(first, sizeof(first), "%s", run.out);
 
     /* the default id: k + UTC date and time, 15 characters */
     run_tool((const char *const[]){"cookie", "genkey", NULL});
-    cr_assert_eq(run.status, 0, "exit %d; stderr: %s", run.status, err_text());
-    cr_expect_eq(run.out_len, 15 + 1 + 44 + 1, "[%s]", out_text());
-    cr_expect(run.out_len > 15 && run.out[0] == 'k' && run.out[15] == ' ', "[%s]", out_text());
+    cr_assert_eq(run.status, 0, "exit %d; stderr: %s", run.status, run.err);
+    cr_expect_eq(run.out_len, 15 + 1 + 44 + 1, "[%s]", run.out);
+    cr_expect(run.out_len > 15 && run.out[0] == 'k' && run.out[15] == ' ', "[%s]", run.out);
     kr = ring(run.out);
     tb_cookie_keyring_free(kr);
-    cr_expect_neq(strcmp(first + 3, out_text() + 16), 0, "the same key twice");
+    cr_expect_neq(strcmp(first + 3, run.out + 16), 0, "the same key twice");
 
     expect_usage("bad --id", (const char *const[]){"cookie", "genkey", "--id", "a.b", NULL});
     expect_usage("17-character --id",
@@ -1175,14 +1051,14 @@ Test(tbtoken_cookie, bind_and_check, .init = cli_setup, .fini = cli_teardown, .t
     /* --tbh: the known answer */
     run_tool((const char *const[]){"cookie", "bind", "--keys", keyfile, "--tbh", KAT_TBH, "session",
                                    "abc123", NULL});
-    cr_assert_eq(run.status, 0, "exit %d; stderr: %s", run.status, err_text());
-    cr_expect_str_eq(out_text(), "abc123~tb1.k1~" KAT_TAG "\n");
+    cr_assert_eq(run.status, 0, "exit %d; stderr: %s", run.status, run.err);
+    cr_expect_str_eq(run.out, "abc123~tb1.k1~" KAT_TAG "\n");
 
     /* --tbid: the TBID bytes 1..69 of the known answer, as base64url */
     run_tool((const char *const[]){"cookie", "bind", "--tbid", tbid_b64, "--keys", keyfile, "--",
                                    "session", "abc123", NULL});
-    cr_assert_eq(run.status, 0, "exit %d; stderr: %s", run.status, err_text());
-    cr_expect_str_eq(out_text(), "abc123~tb1.k1~" KAT_TAG "\n");
+    cr_assert_eq(run.status, 0, "exit %d; stderr: %s", run.status, run.err);
+    cr_expect_str_eq(run.out, "abc123~tb1.k1~" KAT_TAG "\n");
 
     /* a value the library binds, then checked by the tool */
     bound(kr, "sid", "-starts-with-dash", TBH_A, bound_v, sizeof(bound_v));
@@ -1243,17 +1119,17 @@ Test(tbtoken_cookie, usage_errors, .init = cli_setup, .fini = cli_teardown, .tim
     expect_usage("missing key file",
                  (const char *const[]){"cookie", "check", "--keys", "/nonexistent/cookie.keys",
                                        "--tbh", TBH_A, "n", "v", NULL});
-    cr_expect(strstr(err_text(), "/nonexistent/cookie.keys") != NULL, "%s", err_text());
+    cr_expect(strstr(run.err, "/nonexistent/cookie.keys") != NULL, "%s", run.err);
 
     /* a bad key file: the line is named, the secret is not shown */
     cr_assert_eq(tbt_write_file(tmpdir, "bad.keys", "k1 SECRETSECRETAAAAA\n", 21), 0);
     snprintf(badkeys, sizeof(badkeys), "%s/bad.keys", tmpdir);
     expect_usage("bad key file", (const char *const[]){"cookie", "bind", "--keys", badkeys, "--tbh",
                                                        TBH_A, "n", "v", NULL});
-    cr_expect(strstr(err_text(), "line 1") != NULL && strstr(err_text(), "SECRET") == NULL, "%s",
-              err_text());
+    cr_expect(strstr(run.err, "line 1") != NULL && strstr(run.err, "SECRET") == NULL, "%s",
+              run.err);
 
     run_tool((const char *const[]){"cookie", "--help", NULL});
     cr_expect_eq(run.status, 0);
-    cr_expect(strstr(err_text(), "tbtoken cookie bind") != NULL, "%s", err_text());
+    cr_expect(strstr(run.err, "tbtoken cookie bind") != NULL, "%s", run.err);
 }

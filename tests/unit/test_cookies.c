@@ -165,6 +165,16 @@ static char *bound(const struct tb_cookie_keyring *kr, const char *name, const c
     return out;
 }
 
+/* "session=" + the value "abc" bound to session and tbh_a under kr1 + rest, malloc'd. */
+static char *bound_session(const char *rest)
+{
+    char *s = bound(kr1, "session", "abc", tbh_a), *c = NULL;
+
+    cr_assert_gt(asprintf(&c, "session=%s%s", s, rest), 0);
+    free(s);
+    return c;
+}
+
 /* The request edit of exchange.c; e and co are zeroed here. */
 static int edit_req(const struct tbp_route *r, const struct tb_cookie_keyring *kr, const char *tbh,
                     struct thead *t, struct tbp_head_edit *e, const struct tbp_http_head **out,
@@ -221,31 +231,34 @@ Test(cookies, valid_forwarded_without_tag)
     free(c);
 }
 
+/* Expects `Cookie: session=<value>` from tbh_a under kr1 dropped as reason. */
+static void expect_dropped(const char *what, const char *value, enum tbp_cookie_outcome reason)
+{
+    struct tbp_companion co;
+    char *c = NULL;
+
+    cr_assert_gt(asprintf(&c, "session=%s", value), 0);
+    cr_expect_null(forwarded(kr1, tbh_a, c, &co), "%s: passed", what);
+    cr_expect_eq(co.ck.n[reason], 1, "%s: not counted as %s", what,
+                 tbp_cookie_outcome_name(reason));
+    cr_expect(co.ck.dropped == 1 && co.ck.kept == 0, "%s: dropped %u, kept %u", what, co.ck.dropped,
+              co.ck.kept);
+    free(c);
+}
+
 Test(cookies, dropped_for_every_reason)
 {
-    char *other = bound(kr1, "session", "abc", tbh_b);   /* another TBID */
-    char *rename = bound(kr1, "sid", "abc", tbh_a);      /* bound as another cookie */
-    char *unknown = bound(kr3, "session", "abc", tbh_a); /* a key id kr1 lacks */
-    char *altered = bound(kr1, "session", "abc", tbh_a), *c = NULL;
-    struct tbp_companion co;
+    char *other = bound(kr1, "session", "abc", tbh_b);
+    char *rename = bound(kr1, "sid", "abc", tbh_a);
+    char *unknown = bound(kr3, "session", "abc", tbh_a);
+    char *altered = bound(kr1, "session", "abc", tbh_a);
 
     altered[0] = 'x'; /* the value changed after binding */
-    cr_expect_null(forwarded(kr1, tbh_a, "session=abc", &co), "unbound value passed");
-    cr_expect_eq(co.ck.n[TBP_CK_UNBOUND], 1);
-    cr_expect_null(forwarded(kr1, tbh_a, (asprintf(&c, "session=%s", other), c), &co));
-    cr_expect_eq(co.ck.n[TBP_CK_MISMATCH], 1, "another TBID");
-    free(c);
-    cr_expect_null(forwarded(kr1, tbh_a, (asprintf(&c, "session=%s", rename), c), &co));
-    cr_expect_eq(co.ck.n[TBP_CK_MISMATCH], 1, "bound under another name");
-    free(c);
-    cr_expect_null(forwarded(kr1, tbh_a, (asprintf(&c, "session=%s", unknown), c), &co));
-    cr_expect_eq(co.ck.n[TBP_CK_KEYID], 1, "unknown key id");
-    free(c);
-    cr_expect_null(forwarded(kr1, tbh_a, (asprintf(&c, "session=%s", altered), c), &co));
-    cr_expect_eq(co.ck.n[TBP_CK_MISMATCH], 1, "altered");
-    cr_expect_eq(co.ck.dropped, 1);
-    cr_expect_eq(co.ck.kept, 0);
-    free(c);
+    expect_dropped("unbound value", "abc", TBP_CK_UNBOUND);
+    expect_dropped("another TBID", other, TBP_CK_MISMATCH);
+    expect_dropped("bound under another name", rename, TBP_CK_MISMATCH);
+    expect_dropped("a key id kr1 lacks", unknown, TBP_CK_KEYID);
+    expect_dropped("altered", altered, TBP_CK_MISMATCH);
     free(other);
     free(rename);
     free(unknown);
@@ -254,36 +267,31 @@ Test(cookies, dropped_for_every_reason)
 
 Test(cookies, no_keyring_drops_as_error)
 {
-    char *s = bound(kr1, "session", "abc", tbh_a), *c = NULL;
+    char *c = bound_session("; a=1");
     struct tbp_companion co;
 
-    cr_assert_gt(asprintf(&c, "session=%s; a=1", s), 0);
     cr_expect_str_eq(forwarded(NULL, tbh_a, c, &co), "a=1");
     cr_expect_eq(co.ck.n[TBP_CK_ERROR], 1);
-    free(s);
     free(c);
 }
 
 Test(cookies, without_token_binding_drop_policy)
 {
-    char *s = bound(kr1, "session", "abc", tbh_a), *c = NULL;
+    char *c = bound_session("; sid=plain; a=1");
     struct tbp_companion co;
 
-    cr_assert_gt(asprintf(&c, "session=%s; sid=plain; a=1", s), 0);
     cr_expect_str_eq(forwarded(kr1, NULL, c, &co), "a=1");
     cr_expect_eq(co.ck.n[TBP_CK_NO_TB], 2);
     cr_expect_str_eq(forwarded(kr1, "", c, &co), "a=1", "\"\" is no Token Binding too");
-    free(s);
     free(c);
 }
 
 Test(cookies, without_token_binding_pass_policy)
 {
-    char *s = bound(kr1, "session", "abc", tbh_a), *c = NULL;
+    char *c = bound_session("; sid=plain; a=1");
     struct tbp_companion co;
 
     route.unbound_cookies = TBP_UNBOUND_PASS;
-    cr_assert_gt(asprintf(&c, "session=%s; sid=plain; a=1", s), 0);
     cr_expect_str_eq(forwarded(kr1, NULL, c, &co), "sid=plain; a=1",
                      "pass: unbound values pass, bound ones are still dropped");
     cr_expect_eq(co.ck.n[TBP_CK_PASS], 1);
@@ -293,7 +301,6 @@ Test(cookies, without_token_binding_pass_policy)
     /* on a Token Binding connection the policy does not apply */
     cr_expect_str_eq(forwarded(kr1, tbh_a, c, &co), "session=abc; a=1");
     cr_expect_eq(co.ck.n[TBP_CK_UNBOUND], 1);
-    free(s);
     free(c);
 }
 

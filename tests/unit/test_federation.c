@@ -36,6 +36,7 @@
 #include <openssl/x509.h>
 
 #include "proc.h"
+#include "run.h"
 #include "tb/base64url.h"
 #include "tb/tbh.h"
 #include "world.h"
@@ -83,9 +84,7 @@ TestSuite(federation, .fini = teardown, .timeout = 180);
 /* $TB_BIN/name, else build/rel/bin/name. */
 static const char *bin(const char *name)
 {
-    const char *d = getenv("TB_BIN");
-
-    snprintf(f.bin, sizeof(f.bin), "%s/%s", d != NULL && *d ? d : "build/rel/bin", name);
+    cr_assert_eq(tbt_run_path(name, f.bin, sizeof(f.bin)), 0);
     cr_assert_eq(access(f.bin, X_OK), 0, "%s: %s (build it, or set TB_BIN)", f.bin,
                  strerror(errno));
     return f.bin;
@@ -279,7 +278,6 @@ static int client(char who, char **log, const char *const *args)
     char err[TBT_PROC_ERRLEN], home[600], name[32];
     struct tbt_proc p;
     size_t n = 0;
-    char *out;
     int st;
 
     snprintf(home, sizeof(home), "%s/home-%c", f.dir, who);
@@ -298,15 +296,11 @@ static int client(char who, char **log, const char *const *args)
     st = tbt_proc_wait_exit(&p, RUN_TIMEOUT_MS);
     if (st == -1)
         tbt_proc_stop(&p);
-    out = tbt_proc_log(&p, 0);
-    cr_assert_not_null(out);
-    cr_expect_null(strstr(out, "ERROR: AddressSanitizer"), "%s", out);
-    cr_expect_null(strstr(out, "ERROR: LeakSanitizer"), "%s", out);
-    cr_expect_null(strstr(out, "runtime error:"), "%s", out);
-    if (log != NULL)
-        *log = out;
-    else
-        free(out);
+    tbt_world_check_log(&p);
+    if (log != NULL) {
+        *log = tbt_proc_log(&p, 0);
+        cr_assert_not_null(*log);
+    }
     return st;
 }
 

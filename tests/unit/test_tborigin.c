@@ -43,6 +43,7 @@
 #include <openssl/pem.h>
 
 #include "proc.h"
+#include "run.h"
 #include "tb/base64url.h"
 #include "tb/tbh.h"
 
@@ -80,6 +81,8 @@ static char tool[4096];
 static struct origin origin = {-1, -1, -1, 0};
 static struct response resp;
 static char keydir[512]; /* the IdP tests' key files; "" when not made */
+/* The last program run to completion here (curl; tborigin with bad arguments). */
+static struct tbt_run_result ran;
 
 static long now_ms(void)
 {
@@ -150,10 +153,8 @@ static void origin_stop(void)
 
 static void setup(void)
 {
-    const char *dir = getenv("TB_BIN");
-
     signal(SIGPIPE, SIG_IGN);
-    snprintf(tool, sizeof(tool), "%s/tborigin", dir != NULL && *dir ? dir : "build/rel/bin");
+    cr_assert_eq(tbt_run_path("tborigin", tool, sizeof(tool)), 0);
     cr_assert_eq(access(tool, X_OK), 0, "%s: %s (build it, or set TB_BIN to its directory)", tool,
                  strerror(errno));
 }
@@ -162,6 +163,7 @@ static void teardown(void)
 {
     origin_stop();
     response_reset();
+    tbt_run_result_dispose(&ran);
     if (keydir[0] != '\0')
         tbt_rmdir_all(keydir);
     keydir[0] = '\0';
@@ -171,9 +173,9 @@ TestSuite(tborigin, .init = setup, .fini = teardown, .timeout = 120);
 
 /*
  * Spawns tborigin with args (NULL-terminated, without argv[0]) into `origin`: stdin a pipe,
- * stdout a pipe, stderr shared with the test (or /dev/null when quiet). Returns 0 or an errno.
+ * stdout a pipe, stderr shared with the test. Returns 0 or an errno.
  */
-static int spawn_origin(const char *const *args, int quiet)
+static int spawn_origin(const char *const *args)
 {
     char *argv[MAX_ARGS + 2];
     posix_spawn_file_actions_t fa;
@@ -194,8 +196,6 @@ static int spawn_origin(const char *const *args, int quiet)
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, in_pipe[0], 0);
     posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 1);
-    if (quiet)
-        posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
     rc = posix_spawn(&origin.pid, tool, &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     close(in_pipe[0]);
@@ -248,7 +248,7 @@ static void origin_start(const char *const *extra)
     for (; extra != NULL && *extra != NULL && n < MAX_ARGS; extra++)
         args[n++] = *extra;
     args[n] = NULL;
-    rc = spawn_origin(args, 0);
+    rc = spawn_origin(args);
     cr_assert_eq(rc, 0, "posix_spawn %s: %s", tool, strerror(rc));
     read_line(line, sizeof(line));
     if (strncmp(line, prefix, strlen(prefix)) == 0)
@@ -903,49 +903,25 @@ Test(tborigin, keep_alive, .description = "pipelined requests on one connection,
 
 Test(tborigin, curl, .description = "curl posts a chunked body and reads the echo")
 {
-    char url[64], out[8192], sha[65];
-    const char *argv[] = {
-        "curl",          "-sS",   "--max-time", "20", "-H", "Transfer-Encoding: chunked",
-        "--data-binary", "hello", url,          NULL};
-    posix_spawn_file_actions_t fa;
-    int p[2], rc, st = -1;
-    size_t len = 0;
-    ssize_t n;
-    pid_t pid;
+    char url[64], sha[65];
+    const char *const args[] = {
+        "-sS",           "--max-time", "20", "-H", "Transfer-Encoding: chunked",
+        "--data-binary", "hello",      url,  NULL};
     json_t *doc;
 
     if (access("/usr/bin/curl", X_OK) != 0)
         cr_skip_test("no /usr/bin/curl");
     origin_start_default();
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/echo", origin.port);
-    cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, p[1], 1);
-    rc = posix_spawn(&pid, "/usr/bin/curl", &fa, NULL, (char **)argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    close(p[1]);
-    if (rc == 0) {
-        struct pollfd pfd = {.fd = p[0], .events = POLLIN};
-        while (len + 1 < sizeof(out) && poll(&pfd, 1, 25000) == 1 &&
-               (n = read(p[0], out + len, sizeof(out) - len - 1)) > 0)
-            len += (size_t)n;
-        if ((st = wait_exit(pid, EXIT_TIMEOUT_MS)) == -1) {
-            kill(pid, SIGKILL);
-            waitpid(pid, NULL, 0);
-        }
-    }
-    close(p[0]);
-    cr_assert_eq(rc, 0, "posix_spawn curl: %s", strerror(rc));
-    out[len] = '\0';
-    cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "curl failed: %s", out);
-    doc = json_loads(out, 0, NULL);
+    cr_assert_eq(tbt_run("/usr/bin/curl", args, NULL, 0, 25000, &ran), 0, "curl: %d %s%s%s",
+                 ran.status, ran.error, ran.out != NULL ? ran.out : "",
+                 ran.err != NULL ? ran.err : "");
+    doc = ran.json;
     sha256_hex("hello", 5, sha);
     cr_expect(doc != NULL && json_integer_value(json_object_get(doc, "body_length")) == 5 &&
                   json_str(doc, "body_sha256") != NULL &&
                   strcmp(json_str(doc, "body_sha256"), sha) == 0,
-              "curl got: %s", out);
-    json_decref(doc);
+              "curl got: %s", ran.out);
 }
 
 /* Sends sig to the origin and expects it to exit 0 within EXIT_TIMEOUT_MS. */
@@ -998,6 +974,15 @@ Test(tborigin, stdin_eof, .description = "--exit-with-stdin: end of stdin stops 
     expect_clean_exit(0);
 }
 
+/* Runs tborigin with args (NULL-terminated, two at least) and expects it to exit with want. */
+static void expect_exit(const char *const *args, int want)
+{
+    tbt_run_result_dispose(&ran);
+    cr_assert_geq(tbt_run("tborigin", args, NULL, 0, EXIT_TIMEOUT_MS, &ran), 0, "%s", ran.error);
+    cr_expect_eq(ran.status, want, "%s %s: exit %d, expected %d; stderr: %s", args[0],
+                 args[1] != NULL ? args[1] : "", ran.status, want, ran.err);
+}
+
 Test(tborigin, bad_usage, .description = "bad arguments exit 2, an unusable address 1")
 {
     const char *const bad_arg[] = {"--bogus", NULL};
@@ -1005,20 +990,10 @@ Test(tborigin, bad_usage, .description = "bad arguments exit 2, an unusable addr
     const char *const bad_listen[] = {"--listen", "nowhere", NULL};
     const char *const *cases[] = {bad_arg, bad_delay, bad_listen};
     const int want[] = {2, 2, 1};
-    int i, rc, st;
+    int i;
 
-    for (i = 0; i < 3; i++) {
-        rc = spawn_origin(cases[i], 1);
-        cr_assert_eq(rc, 0, "posix_spawn: %s", strerror(rc));
-        st = wait_exit(origin.pid, EXIT_TIMEOUT_MS);
-        if (st != -1)
-            origin.pid = -1;
-        close_fd(&origin.stdin_w);
-        close_fd(&origin.out_r);
-        cr_assert_neq(st, -1, "%s: still running", cases[i][0]);
-        cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == want[i], "%s %s: exit %d, expected %d",
-                  cases[i][0], cases[i][1] ? cases[i][1] : "", WEXITSTATUS(st), want[i]);
-    }
+    for (i = 0; i < 3; i++)
+        expect_exit(cases[i], want[i]);
 }
 
 /* --- the federation demo: identity provider and relying party ---------------------------- */
@@ -1385,22 +1360,12 @@ Test(tborigin, idp_bad_key, .description = "--idp-key must be a P-256 private ke
     const char *const bad_ttl[] = {"--idp-code-ttl", "0", NULL};
     const char *const *cases[] = {missing, rsa, bad_url, bad_ttl};
     const int want[] = {1, 1, 1, 2};
-    int i, rc, st;
+    int i;
 
     EVP_PKEY_free(make_idp_keys());
     rsa[1] = key_path("rsa.pem");
-    for (i = 0; i < 4; i++) {
-        rc = spawn_origin(cases[i], 1);
-        cr_assert_eq(rc, 0, "posix_spawn: %s", strerror(rc));
-        st = wait_exit(origin.pid, EXIT_TIMEOUT_MS);
-        if (st != -1)
-            origin.pid = -1;
-        close_fd(&origin.stdin_w);
-        close_fd(&origin.out_r);
-        cr_assert_neq(st, -1, "%s: still running", cases[i][0]);
-        cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == want[i], "%s %s: exit %d, expected %d",
-                  cases[i][0], cases[i][1], WEXITSTATUS(st), want[i]);
-    }
+    for (i = 0; i < 4; i++)
+        expect_exit(cases[i], want[i]);
 }
 
 Test(tborigin, rp_login_callback, .description = "/login and /callback send the client to the IdP")

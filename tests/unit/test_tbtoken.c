@@ -1,37 +1,27 @@
 /*
  * The tbtoken command line tool, run as a separate process on the shared test vectors.
  *
- * The binary is $TB_BIN/tbtoken (make test sets TB_BIN), else build/rel/bin/tbtoken. It is
- * started with posix_spawn, no shell: stdin is /dev/null, stdout and stderr are captured through
- * pipes. tbtoken::verify runs `tbtoken verify --version V --negotiated K --channel HEX -- HEADER`
+ * The binary is $TB_BIN/tbtoken (make test sets TB_BIN), else build/rel/bin/tbtoken, run with
+ * tbt_run (tests/support/run.h): no shell, stdin /dev/null, stdout and stderr captured.
+ * tbtoken::verify runs `tbtoken verify --version V --negotiated K --channel HEX -- HEADER`
  * for every vector of both files (one parameterized test each) and checks the exit status
  * (0 ok, 1 error) and the one JSON object printed: verdict, reason, IDs, tbh and other_ids
  * exactly as the vector lists them, nothing the vector does not list. Then usage errors
  * (exit 2) and `tbtoken inspect`.
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 #include <jansson.h>
 
+#include "run.h"
 #include "tb/tb.h"
 #include "vectors.h"
 
-extern char **environ;
-
 #define N_FILES 2
-#define MAX_ARGS 16
-#define MAX_OUTPUT (1024 * 1024)
 #define TIMEOUT_S 60
 
 static const char *const file_names[N_FILES] = {"draft", "rfc"};
@@ -43,151 +33,36 @@ struct param {
     char name[80];
 };
 
-/* What one run of the tool gave. Freed by the next run and by teardown. */
-struct run {
-    int status; /* exit code; 128 + signal number if killed */
-    char *out, *err;
-    size_t out_len, err_len;
-    json_t *doc; /* stdout parsed as JSON, or NULL */
-};
-
 static struct tbt_vectors *vec[N_FILES];
-static char tool[4096];
-static struct run run;
-
-static void run_reset(void)
-{
-    free(run.out);
-    free(run.err);
-    json_decref(run.doc);
-    memset(&run, 0, sizeof(run));
-}
+static struct tbt_run_result run; /* the last run of the tool: freed by the next and by teardown */
 
 static void setup(void)
 {
-    const char *dir = getenv("TB_BIN");
     int f;
 
-    snprintf(tool, sizeof(tool), "%s/tbtoken", dir != NULL && *dir ? dir : "build/rel/bin");
     for (f = 0; f < N_FILES; f++)
         vec[f] = tbt_vectors_load_name(file_names[f]);
     for (f = 0; f < N_FILES; f++)
         cr_assert_not_null(vec[f], "%s/%s.json does not load (see stderr)", tbt_vector_dir(),
                            file_names[f]);
-    cr_assert_eq(access(tool, X_OK), 0, "%s: %s (build it, or set TB_BIN to its directory)", tool,
-                 strerror(errno));
 }
 
 static void teardown(void)
 {
     int f;
 
-    run_reset();
+    tbt_run_result_dispose(&run);
     for (f = 0; f < N_FILES; f++) {
         tbt_vectors_free(vec[f]);
         vec[f] = NULL;
     }
 }
 
-/* Appends what is readable on fd to *buf (capped); returns 0 at EOF, 1 for more, -1 on error. */
-static int drain(int fd, char **buf, size_t *len)
-{
-    char chunk[4096];
-    ssize_t n = read(fd, chunk, sizeof(chunk));
-    char *p;
-
-    if (n == -1)
-        return errno == EINTR || errno == EAGAIN ? 1 : -1;
-    if (n == 0)
-        return 0;
-    if (*len + (size_t)n > MAX_OUTPUT || (p = realloc(*buf, *len + (size_t)n + 1)) == NULL)
-        return -1;
-    memcpy(p + *len, chunk, (size_t)n);
-    *len += (size_t)n;
-    p[*len] = '\0';
-    *buf = p;
-    return 1;
-}
-
-/* Reads the child's stdout and stderr until both close. Returns 0, or -1 on error. */
-static int collect(int out_fd, int err_fd)
-{
-    struct pollfd pfd[2] = {{.fd = out_fd, .events = POLLIN}, {.fd = err_fd, .events = POLLIN}};
-    int open_fds = 2, i, r;
-
-    while (open_fds > 0) {
-        if (poll(pfd, 2, TIMEOUT_S * 1000) <= 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        for (i = 0; i < 2; i++) {
-            if (pfd[i].fd < 0 || pfd[i].revents == 0)
-                continue;
-            r = i == 0 ? drain(pfd[i].fd, &run.out, &run.out_len)
-                       : drain(pfd[i].fd, &run.err, &run.err_len);
-            if (r == -1)
-                return -1;
-            if (r == 0) {
-                pfd[i].fd = -1;
-                open_fds--;
-            }
-        }
-    }
-    return 0;
-}
-
-/*
- * Runs the tool with args (NULL-terminated, without argv[0]) and fills `run`; its stdout is
- * parsed as JSON into run.doc when it is one JSON value. Aborts the test if the tool cannot run.
- */
+/* Runs `tbtoken args...` (NULL-terminated) into run; aborts the test if it cannot run. */
 static void run_tool(const char *const *args)
 {
-    char *argv[MAX_ARGS + 2];
-    posix_spawn_file_actions_t fa;
-    int out_pipe[2] = {-1, -1}, err_pipe[2] = {-1, -1}, n = 0, st, rc, got;
-    pid_t pid;
-
-    run_reset();
-    argv[n++] = tool;
-    while (args[n - 1] != NULL && n <= MAX_ARGS) {
-        argv[n] = (char *)args[n - 1];
-        n++;
-    }
-    argv[n] = NULL;
-    cr_assert(pipe2(out_pipe, O_CLOEXEC) == 0 && pipe2(err_pipe, O_CLOEXEC) == 0, "pipe2: %s",
-              strerror(errno));
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, err_pipe[1], 2);
-    rc = posix_spawn(&pid, tool, &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    close(out_pipe[1]);
-    close(err_pipe[1]);
-    got = rc == 0 ? collect(out_pipe[0], err_pipe[0]) : -1;
-    close(out_pipe[0]);
-    close(err_pipe[0]);
-    cr_assert_eq(rc, 0, "posix_spawn %s: %s", tool, strerror(rc));
-    if (got != 0)
-        kill(pid, SIGKILL);
-    while ((st = waitpid(pid, &run.status, 0)) == -1 && errno == EINTR)
-        ;
-    cr_assert_eq(st, pid, "waitpid: %s", strerror(errno));
-    cr_assert_eq(got, 0, "%s: reading its output failed or timed out", tool);
-    run.status = WIFEXITED(run.status) ? WEXITSTATUS(run.status) : 128 + WTERMSIG(run.status);
-    if (run.out != NULL)
-        run.doc = json_loadb(run.out, run.out_len, JSON_REJECT_DUPLICATES, NULL);
-}
-
-static const char *out_text(void)
-{
-    return run.out != NULL ? run.out : "";
-}
-
-static const char *err_text(void)
-{
-    return run.err != NULL ? run.err : "";
+    tbt_run_result_dispose(&run);
+    cr_assert_geq(tbt_run("tbtoken", args, NULL, 0, TIMEOUT_S * 1000, &run), 0, "%s", run.error);
 }
 
 /* Expects every key of obj to be in known (NULL-terminated). */
@@ -201,7 +76,7 @@ static void check_known_keys(const char *what, json_t *obj, const char *const *k
     {
         for (i = 0; known[i] != NULL && strcmp(known[i], key) != 0; i++)
             ;
-        cr_expect_not_null(known[i], "%s: unexpected field \"%s\" in %s", what, key, out_text());
+        cr_expect_not_null(known[i], "%s: unexpected field \"%s\" in %s", what, key, run.out);
     }
 }
 
@@ -211,10 +86,10 @@ static void check_string(const char *what, json_t *obj, const char *key, const c
     json_t *v = json_object_get(obj, key);
 
     if (want == NULL) {
-        cr_expect_null(v, "%s: \"%s\" present, the vector has none: %s", what, key, out_text());
+        cr_expect_null(v, "%s: \"%s\" present, the vector has none: %s", what, key, run.out);
         return;
     }
-    cr_expect(json_is_string(v), "%s: \"%s\" missing or not a string: %s", what, key, out_text());
+    cr_expect(json_is_string(v), "%s: \"%s\" missing or not a string: %s", what, key, run.out);
     if (json_is_string(v))
         cr_expect_str_eq(json_string_value(v), want, "%s: \"%s\" is \"%s\", expected \"%s\"", what,
                          key, json_string_value(v), want);
@@ -226,37 +101,36 @@ static void check_verify_json(const char *what, const struct tbt_case *c)
         "verdict",      "reason",       "provided_id", "referred_id",
         "provided_tbh", "referred_tbh", "other_ids",   NULL};
     int ok = c->verdict == TBT_EXPECT_OK;
-    json_t *doc = run.doc, *reason, *others;
+    json_t *doc = run.json, *reason, *others;
     size_t i;
 
     cr_assert(json_is_object(doc), "%s: stdout is not one JSON object: [%s]; stderr: %s", what,
-              out_text(), err_text());
+              run.out, run.err);
     check_known_keys(what, doc, known);
     check_string(what, doc, "verdict", ok ? "ok" : "error");
     reason = json_object_get(doc, "reason");
     if (ok)
-        cr_expect_null(reason, "%s: \"reason\" on an ok verdict: %s", what, out_text());
+        cr_expect_null(reason, "%s: \"reason\" on an ok verdict: %s", what, run.out);
     else if (c->reason != NULL)
         check_string(what, doc, "reason", c->reason);
     else
         cr_expect(json_is_string(reason) && json_string_length(reason) > 0,
-                  "%s: an error verdict without a reason: %s", what, out_text());
+                  "%s: an error verdict without a reason: %s", what, run.out);
     check_string(what, doc, "provided_id", c->provided_id);
     check_string(what, doc, "referred_id", c->referred_id);
     check_string(what, doc, "provided_tbh", c->provided_tbh);
     check_string(what, doc, "referred_tbh", c->referred_tbh);
     others = json_object_get(doc, "other_ids");
     if (c->n_other_ids == 0) {
-        cr_expect_null(others, "%s: \"other_ids\" present, the vector has none: %s", what,
-                       out_text());
+        cr_expect_null(others, "%s: \"other_ids\" present, the vector has none: %s", what, run.out);
         return;
     }
     cr_assert(json_is_array(others) && json_array_size(others) == c->n_other_ids,
-              "%s: \"other_ids\" should be an array of %zu: %s", what, c->n_other_ids, out_text());
+              "%s: \"other_ids\" should be an array of %zu: %s", what, c->n_other_ids, run.out);
     for (i = 0; i < c->n_other_ids; i++) {
         json_t *item = json_array_get(others, i);
         cr_expect(json_is_string(item) && strcmp(json_string_value(item), c->other_ids[i]) == 0,
-                  "%s: other_ids[%zu] should be %s: %s", what, i, c->other_ids[i], out_text());
+                  "%s: other_ids[%zu] should be %s: %s", what, i, c->other_ids[i], run.out);
     }
 }
 
@@ -308,7 +182,7 @@ ParameterizedTest(struct param *p, tbtoken, verify, .init = setup, .fini = teard
                                    "--channel", c->channel_hex, "--", c->header, NULL});
     cr_expect_eq(run.status, c->verdict == TBT_EXPECT_OK ? 0 : 1,
                  "%s: exit status %d for expect \"%s\"; stdout: %s; stderr: %s", what, run.status,
-                 c->expect, out_text(), err_text());
+                 c->expect, run.out, run.err);
     check_verify_json(what, c);
 }
 
@@ -317,9 +191,9 @@ static void expect_usage(const char *what, const char *const *args)
 {
     run_tool(args);
     cr_expect_eq(run.status, 2, "%s: exit status %d, expected 2 (usage); stdout: %s; stderr: %s",
-                 what, run.status, out_text(), err_text());
-    cr_expect_null(strstr(out_text(), "\"verdict\""), "%s: a verdict on a usage error: %s", what,
-                   out_text());
+                 what, run.status, run.out, run.err);
+    cr_expect_null(strstr(run.out, "\"verdict\""), "%s: a verdict on a usage error: %s", what,
+                   run.out);
 }
 
 Test(tbtoken, usage_errors, .init = setup, .fini = teardown, .timeout = TIMEOUT_S)
@@ -370,21 +244,21 @@ static void check_inspected(const char *what, json_t *b, const char *type, const
     static const char *const known[] = {
         "type", "key_params", "id", "tbh", "signature_length", "extensions_length", NULL};
 
-    cr_assert(json_is_object(b), "%s: a binding is not an object: %s", what, out_text());
+    cr_assert(json_is_object(b), "%s: a binding is not an object: %s", what, run.out);
     check_known_keys(what, b, known);
     check_string(what, b, "type", type);
     if (kp != NULL)
         check_string(what, b, "key_params", kp);
     else
-        cr_expect(
-            json_is_string(json_object_get(b, "key_params")) &&
-                strcmp(json_string_value(json_object_get(b, "key_params")), "unsupported") != 0,
-            "%s: key_params missing or unsupported on a verified binding: %s", what, out_text());
+        cr_expect(json_is_string(json_object_get(b, "key_params")) &&
+                      strcmp(json_string_value(json_object_get(b, "key_params")), "unsupported") !=
+                          0,
+                  "%s: key_params missing or unsupported on a verified binding: %s", what, run.out);
     check_string(what, b, "id", id);
     check_string(what, b, "tbh", tbh);
     cr_expect(json_is_integer(json_object_get(b, "signature_length")) &&
                   json_is_integer(json_object_get(b, "extensions_length")),
-              "%s: signature_length / extensions_length missing: %s", what, out_text());
+              "%s: signature_length / extensions_length missing: %s", what, run.out);
 }
 
 /* `tbtoken inspect` of an ok vector: the provided (and referred) bindings as the vector says. */
@@ -403,15 +277,15 @@ static void inspect_ok_case(int file, const struct tbt_case *c)
     else
         run_tool((const char *const[]){"inspect", "--version", c->version, "--", c->header, NULL});
     cr_expect_eq(run.status, 0, "%s: exit status %d; stdout: %s; stderr: %s", what, run.status,
-                 out_text(), err_text());
-    cr_assert(json_is_object(run.doc), "%s: stdout is not one JSON object: [%s]", what, out_text());
-    check_string(what, run.doc, "version", c->version);
+                 run.out, run.err);
+    cr_assert(json_is_object(run.json), "%s: stdout is not one JSON object: [%s]", what, run.out);
+    check_string(what, run.json, "version", c->version);
     n = tb_base64url_decode(c->header, strlen(c->header), buf, sizeof(buf));
-    cr_expect(json_integer_value(json_object_get(run.doc, "length")) == n,
-              "%s: \"length\" should be %d: %s", what, n, out_text());
-    list = json_object_get(run.doc, "bindings");
+    cr_expect(json_integer_value(json_object_get(run.json, "length")) == n,
+              "%s: \"length\" should be %d: %s", what, n, run.out);
+    list = json_object_get(run.json, "bindings");
     cr_assert(json_is_array(list) && json_array_size(list) > 0, "%s: no \"bindings\" array: %s",
-              what, out_text());
+              what, run.out);
     json_array_foreach(list, i, b)
     {
         json_t *type = json_object_get(b, "type");
@@ -421,7 +295,7 @@ static void inspect_ok_case(int file, const struct tbt_case *c)
         } else if (json_is_string(type) && strcmp(json_string_value(type), "referred") == 0)
             check_inspected(what, b, "referred", NULL, c->referred_id, c->referred_tbh);
     }
-    cr_expect_eq(provided, 1, "%s: %zu provided bindings: %s", what, provided, out_text());
+    cr_expect_eq(provided, 1, "%s: %zu provided bindings: %s", what, provided, run.out);
 }
 
 /* The documented example: a provided and a referred binding, provided first. */
@@ -431,8 +305,8 @@ Test(tbtoken, inspect_valid, .init = setup, .fini = teardown, .timeout = TIMEOUT
     json_t *list;
 
     inspect_ok_case(0, c);
-    list = json_object_get(run.doc, "bindings");
-    cr_assert_eq(json_array_size(list), 2, "bindings: %s", out_text());
+    list = json_object_get(run.json, "bindings");
+    cr_assert_eq(json_array_size(list), 2, "bindings: %s", run.out);
     check_inspected("inspect p256_provided_referred, bindings[0]", json_array_get(list, 0),
                     "provided", "p256", c->provided_id, c->provided_tbh);
     check_inspected("inspect p256_provided_referred, bindings[1]", json_array_get(list, 1),
@@ -458,10 +332,10 @@ static void expect_inspect_error(const char *header, const char *reason)
     snprintf(what, sizeof(what), "tbtoken inspect \"%.40s\"", header);
     run_tool((const char *const[]){"inspect", "--", header, NULL});
     cr_expect_eq(run.status, 1, "%s: exit status %d; stdout: %s; stderr: %s", what, run.status,
-                 out_text(), err_text());
-    cr_assert(json_is_object(run.doc), "%s: stdout is not one JSON object: [%s]", what, out_text());
-    check_string(what, run.doc, "error", reason);
-    cr_expect_eq(json_object_size(run.doc), 1, "%s: %s", what, out_text());
+                 run.out, run.err);
+    cr_assert(json_is_object(run.json), "%s: stdout is not one JSON object: [%s]", what, run.out);
+    check_string(what, run.json, "error", reason);
+    cr_expect_eq(json_object_size(run.json), 1, "%s: %s", what, run.out);
 }
 
 Test(tbtoken, inspect_garbage, .init = setup, .fini = teardown, .timeout = TIMEOUT_S)
