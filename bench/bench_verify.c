@@ -14,6 +14,18 @@
  *       headers (two keys) alternately, so each call evicts the other key and rebuilds its own.
  * a, b and the a, a' pair verify the very same DER signature (taken out of the built header).
  *
+ * Then bound JWTs, ES256 (tb_jwt_check with one P-256 public key loaded from PEM, the policy the
+ * proxy uses: ES256 allowlisted, cnf.tbh of the P-256 TBID above, exp in the future):
+ *   d   a valid token never seen before: our own verify, then libjwt's jwt_decode (which re-reads
+ *       the PEM key), then the claims; tokens cycle through a pool larger than the per-thread
+ *       cache, so every call misses;
+ *   e   the same valid token every call: a cache hit (SHA-256 of the token, claims re-checked);
+ *   f   a forged token (one bit of the signature changed) every call: refused by our own verify,
+ *       libjwt never runs, never cached.
+ * Each is reported against a for P-256 (same rounds) as a time ratio: one check costs that many
+ * raw verifies. The cache's counters are read around every d, e, f slice and must show d always
+ * missing and reaching libjwt, e always hitting, f never reaching libjwt.
+ *
  * Machine noise is cancelled by interleaving: the total time of each measurement (--seconds,
  * default 1) is cut into --rounds slices (default 10); each round runs every measurement of
  * every algorithm once, in a rotating order, and the table reports the median round (rates)
@@ -31,13 +43,16 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
+#include <openssl/pem.h>
 
+#include "../src/lib/internal.h" /* tb_jwt_cache_get_stats: to prove d, e, f are what they say */
 #include "tb/tb.h"
 
 #define MAX_ROUNDS 1000
 #define CLOCK_EVERY 4       /* iterations between clock reads */
 #define TARGET_RATIO 0.95   /* b/a must reach this */
 #define WARMUP_SECONDS 0.05 /* per measurement, before the first round */
+#define JWT_POOL 512        /* distinct tokens for d: twice the cache, so LRU always misses */
 
 enum meas { M_A, M_A2, M_B, M_C, M_N };
 
@@ -72,6 +87,31 @@ static uint8_t tbs[14 + TB_TLS_UNIQUE_LEN]; /* "token binding\0" || tls_unique *
 static EVP_MD *sha256;
 static EVP_MD_CTX *mdctx;           /* (a') and the sanity check */
 static struct tb_verified verified; /* too big for the stack of a loop body */
+
+/* --- JWT ES256: d miss, e hit, f forged ------------------------------------------------------ */
+
+enum jmeas { J_D, J_E, J_F, J_N };
+
+static const char *const jmeas_key[J_N] = {"d", "e", "f"};
+static const char *const jmeas_desc[J_N] = {
+    "d   tb_jwt_check, miss (new token)",
+    "e   tb_jwt_check, hit (same token)",
+    "f   tb_jwt_check, forged signature",
+};
+
+struct jwt_bench {
+    struct tb_jwt_keys *keys;
+    struct tb_jwt_policy policy;
+    char tbh[TB_TBH_LEN + 1];
+    char *pool[JWT_POOL]; /* d */
+    size_t pool_len[JWT_POOL];
+    char *same;   /* e: one more valid token, not in the pool */
+    char *forged; /* f: same with the first character of its signature changed */
+    size_t forged_len, same_len;
+    double rate[J_N][MAX_ROUNDS];
+    uint64_t iters[J_N];
+    struct tb_jwt_cache_stats seen[J_N]; /* counter increments over each measurement's slices */
+};
 
 static void die(const char *alg, const char *what)
 {
@@ -173,6 +213,38 @@ static void op_libtb_miss(struct alg *a, uint64_t i)
 typedef void (*op_fn)(struct alg *a, uint64_t i);
 static const op_fn ops[M_N] = {op_openssl, op_openssl_rebuild, op_libtb_hit, op_libtb_miss};
 
+/* The JWT operations take the jwt_bench as their struct alg * argument's stand-in (see run_jwt). */
+static struct jwt_bench jb;
+static uint64_t jwt_next; /* d's position in the pool, across slices */
+
+static void op_jwt_miss(struct alg *a, uint64_t i)
+{
+    size_t k = (size_t)(jwt_next++ % JWT_POOL);
+
+    (void)a;
+    (void)i;
+    if (tb_jwt_check(jb.pool[k], jb.pool_len[k], &jb.policy, jb.tbh, NULL) != 0)
+        die("JWT ES256", "d: tb_jwt_check of a valid token");
+}
+
+static void op_jwt_hit(struct alg *a, uint64_t i)
+{
+    (void)a;
+    (void)i;
+    if (tb_jwt_check(jb.same, jb.same_len, &jb.policy, jb.tbh, NULL) != 0)
+        die("JWT ES256", "e: tb_jwt_check of a valid token");
+}
+
+static void op_jwt_forged(struct alg *a, uint64_t i)
+{
+    (void)a;
+    (void)i;
+    if (tb_jwt_check(jb.forged, jb.forged_len, &jb.policy, jb.tbh, NULL) != TB_ESIGNATURE)
+        die("JWT ES256", "f: tb_jwt_check did not refuse a forged signature");
+}
+
+static const op_fn jops[J_N] = {op_jwt_miss, op_jwt_hit, op_jwt_forged};
+
 /* Runs op for `seconds` of wall time; returns verifies per second, adds the count to *total. */
 static double run_for(op_fn op, struct alg *a, double seconds, uint64_t *total)
 {
@@ -187,6 +259,27 @@ static double run_for(op_fn op, struct alg *a, double seconds, uint64_t *total)
     } while (t < deadline);
     *total += n;
     return (double)n / (t - start);
+}
+
+/* One slice of a JWT measurement, with the cache's counters added up around it. e is primed
+ * first (untimed): d's slices push its token out of the cache. */
+static double run_jwt(enum jmeas m, double seconds)
+{
+    struct tb_jwt_cache_stats s0, s1;
+    struct tb_jwt_cache_stats *seen = &jb.seen[m];
+    double rate;
+
+    if (m == J_E)
+        op_jwt_hit(NULL, 0);
+    tb_jwt_cache_get_stats(&s0);
+    rate = run_for(jops[m], NULL, seconds, &jb.iters[m]);
+    tb_jwt_cache_get_stats(&s1);
+    seen->hits += s1.hits - s0.hits;
+    seen->misses += s1.misses - s0.misses;
+    seen->decodes += s1.decodes - s0.decodes;
+    seen->rejected += s1.rejected - s0.rejected;
+    seen->inserts += s1.inserts - s0.inserts;
+    return rate;
 }
 
 /* --- setup ---------------------------------------------------------------------------------- */
@@ -254,6 +347,75 @@ static void sanity_check(struct alg *a)
     tb_verifier_free(v);
 }
 
+/* PEM of key (private when priv, else public) in a malloc'd NUL-terminated string. */
+static char *pem_of(EVP_PKEY *key, int priv, size_t *len)
+{
+    BIO *bio = BIO_new(BIO_s_mem());
+    char *data = NULL, *out;
+    long n;
+
+    if (bio == NULL ||
+        (priv ? PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL)
+              : PEM_write_bio_PUBKEY(bio, key)) != 1 ||
+        (n = BIO_get_mem_data(bio, &data)) <= 0 || (out = malloc((size_t)n + 1)) == NULL)
+        die("JWT ES256", "writing a PEM key");
+    memcpy(out, data, (size_t)n);
+    out[n] = '\0';
+    *len = (size_t)n;
+    BIO_free(bio);
+    return out;
+}
+
+/* Keys and tokens for d, e, f, bound to the P-256 bench key's TBID; priv signs them. */
+static void setup_jwt(const struct alg *p256)
+{
+    const struct tb_slice *id = &p256->msg[0].b[0].id;
+    size_t priv_len, pub_len, i;
+    char *priv = pem_of(p256->priv[0], 1, &priv_len), *pub = pem_of(p256->priv[0], 0, &pub_len);
+    char claims[160], err[256], *dot;
+
+    if (tb_tbh(id->p, id->len, jb.tbh, sizeof(jb.tbh)) != TB_TBH_LEN ||
+        tb_jwt_keys_parse_public(pub, pub_len, &jb.keys, err, sizeof(err)) != 0)
+        die("JWT ES256", "tb_tbh / tb_jwt_keys_parse_public");
+    jb.policy =
+        (struct tb_jwt_policy){.algs = TB_JWT_ES256, .keys = jb.keys, .now = (int64_t)time(NULL)};
+    for (i = 0; i < JWT_POOL + 1; i++) {
+        char *t = NULL;
+        snprintf(claims, sizeof(claims),
+                 "{\"sub\":\"bench-user\",\"iss\":\"https://idp.example\",\"n\":%zu,"
+                 "\"exp\":4102444800}",
+                 i);
+        if (tb_jwt_bind(claims, jb.tbh, TB_JWT_ES256, (const uint8_t *)priv, priv_len, NULL, &t) !=
+            0)
+            die("JWT ES256", "tb_jwt_bind");
+        if (i < JWT_POOL) {
+            jb.pool[i] = t;
+            jb.pool_len[i] = strlen(t);
+        } else {
+            jb.same = t;
+            jb.same_len = strlen(t);
+        }
+    }
+    /* f: e's token with the first character of its signature changed (bits of R) */
+    if ((jb.forged = strdup(jb.same)) == NULL || (dot = strrchr(jb.forged, '.')) == NULL)
+        die("JWT ES256", "strdup");
+    dot[1] = dot[1] == 'A' ? 'B' : 'A';
+    jb.forged_len = jb.same_len;
+    OPENSSL_clear_free(priv, priv_len + 1);
+    free(pub);
+}
+
+static void free_jwt(void)
+{
+    size_t i;
+
+    for (i = 0; i < JWT_POOL; i++)
+        free(jb.pool[i]);
+    free(jb.same);
+    free(jb.forged);
+    tb_jwt_keys_free(jb.keys);
+}
+
 static void free_alg(struct alg *a)
 {
     tb_verifier_free(a->hit);
@@ -304,6 +466,39 @@ static double paired_ratio(const struct alg *a, enum meas num, enum meas den, in
     return median(r, rounds);
 }
 
+/* Median over rounds of how many raw verifies (a, P-256) one JWT check m costs. */
+static double jwt_cost(const struct alg *p256, enum jmeas m, int rounds)
+{
+    double r[MAX_ROUNDS];
+    int i;
+
+    for (i = 0; i < rounds; i++)
+        r[i] = p256->rate[M_A][i] / jb.rate[m][i];
+    return median(r, rounds);
+}
+
+static void print_jwt_table(const struct alg *p256, int rounds)
+{
+    int m;
+
+    printf("\nJWT ES256: tb_jwt_check, one P-256 key from PEM, %zu-byte tokens bound to the P-256 "
+           "TBID\n",
+           jb.same_len);
+    printf("d = %d valid tokens in turn (the cache holds %d: every call misses, libjwt runs)\n",
+           JWT_POOL, TB_JWT_CACHE_ENTRIES);
+    printf("e = one valid token (cache hit); f = e's token with its signature changed\n\n");
+    printf("%-9s %-36s %12s %12s %10s\n", "alg", "measurement", "checks/s", "best/s", "us/check");
+    for (m = 0; m < J_N; m++) {
+        double med = median(jb.rate[m], rounds);
+        printf("%-9s %-36s %12.0f %12.0f %10.2f\n", "ES256", jmeas_desc[m], med,
+               best(jb.rate[m], rounds), 1e6 / med);
+    }
+    printf("\n%-9s %10s %10s %10s   %s\n", "alg", "d/a", "e/a", "f/a",
+           "time of one check in raw P-256 verifies (a)");
+    printf("%-9s %10.3f %10.3f %10.3f\n", "ES256", jwt_cost(p256, J_D, rounds),
+           jwt_cost(p256, J_E, rounds), jwt_cost(p256, J_F, rounds));
+}
+
 static void print_table(struct alg *algs, int nalg, double seconds, int rounds)
 {
     int i, m;
@@ -331,6 +526,7 @@ static void print_table(struct alg *algs, int nalg, double seconds, int rounds)
         printf("%-9s %10.3f %10.3f   %s\n", algs[i].name, ba,
                paired_ratio(&algs[i], M_C, M_A2, rounds), ba >= TARGET_RATIO ? "yes" : "NO");
     }
+    print_jwt_table(&algs[0], rounds);
 }
 
 static void print_json(struct alg *algs, int nalg, double seconds, int rounds)
@@ -353,7 +549,13 @@ static void print_json(struct alg *algs, int nalg, double seconds, int rounds)
         printf("\"b_over_a\":%.4f,\"c_over_a_prime\":%.4f,\"target_met\":%s}", ba,
                paired_ratio(a, M_C, M_A2, rounds), ba >= TARGET_RATIO ? "true" : "false");
     }
-    printf("}}\n");
+    printf("},\"jwt_es256\":{\"token_bytes\":%zu,\"pool\":%d,", jb.same_len, JWT_POOL);
+    for (m = 0; m < J_N; m++)
+        printf("\"%s\":{\"median\":%.1f,\"best\":%.1f,\"iterations\":%llu,"
+               "\"cost_in_a\":%.4f},",
+               jmeas_key[m], median(jb.rate[m], rounds), best(jb.rate[m], rounds),
+               (unsigned long long)jb.iters[m], jwt_cost(&algs[0], (enum jmeas)m, rounds));
+    printf("\"against\":\"p256.a\"}}\n");
 }
 
 static void usage(void)
@@ -403,6 +605,7 @@ int main(int argc, char **argv)
         setup_alg(&algs[i]);
         sanity_check(&algs[i]);
     }
+    setup_jwt(&algs[0]); /* algs[0] is P-256 */
 
     /* warm up every path (and fill the hit verifier's cache) before the first round */
     for (i = 0; i < nalg; i++) {
@@ -411,11 +614,18 @@ int main(int argc, char **argv)
             (void)run_for(ops[k], &algs[i], WARMUP_SECONDS, &ignored);
         }
     }
-    /* round r runs the nalg * M_N measurements starting at a rotating offset */
+    for (k = 0; k < J_N; k++) {
+        uint64_t ignored = 0;
+        (void)run_for(jops[k], NULL, WARMUP_SECONDS, &ignored);
+    }
+    /* round r runs the nalg * M_N + J_N measurements starting at a rotating offset */
     for (r = 0; r < rounds; r++) {
-        for (k = 0; k < nalg * M_N; k++) {
-            int j = (k + r) % (nalg * M_N), ai = j / M_N, m = j % M_N;
-            algs[ai].rate[m][r] = run_for(ops[m], &algs[ai], slice, &algs[ai].iters[m]);
+        for (k = 0; k < nalg * M_N + J_N; k++) {
+            int j = (k + r) % (nalg * M_N + J_N), ai = j / M_N, m = j % M_N;
+            if (j >= nalg * M_N)
+                jb.rate[j - nalg * M_N][r] = run_jwt((enum jmeas)(j - nalg * M_N), slice);
+            else
+                algs[ai].rate[m][r] = run_for(ops[m], &algs[ai], slice, &algs[ai].iters[m]);
         }
     }
 
@@ -427,6 +637,12 @@ int main(int argc, char **argv)
         if (hit.misses != 1 || miss.hits != 0 || miss.entries != 1)
             die(algs[i].name, "cache behaviour check (b: 1 miss, c: 0 hits)");
     }
+    /* and the JWT cache: d always missed and ran libjwt, e always hit, f never reached libjwt */
+    if (jb.seen[J_D].hits != 0 || jb.seen[J_D].decodes != jb.iters[J_D] ||
+        jb.seen[J_E].misses != 0 || jb.seen[J_E].hits != jb.iters[J_E] ||
+        jb.seen[J_F].decodes != 0 || jb.seen[J_F].rejected != jb.iters[J_F] ||
+        jb.seen[J_F].inserts != 0)
+        die("JWT ES256", "cache behaviour check (d: all misses, e: all hits, f: no libjwt)");
 
     if (json)
         print_json(algs, nalg, seconds, rounds);
@@ -434,6 +650,8 @@ int main(int argc, char **argv)
         print_table(algs, nalg, seconds, rounds);
     for (i = 0; i < nalg; i++)
         free_alg(&algs[i]);
+    free_jwt();
+    tb_jwt_cache_release();
     EVP_MD_CTX_free(mdctx);
     EVP_MD_free(sha256);
     return 0;

@@ -9,13 +9,31 @@
  * and a payload that are JSON objects without duplicate members, at most TB_JWT_MAX_TOKEN
  * bytes. The header's "alg" must be in the policy's allowlist and be one the key set can verify
  * (a set is public keys or secrets, never both); the key comes from our configuration, chosen
- * by "kid" when the set has ids, and is never NULL. HS256 MACs are compared here in constant
- * time before libjwt sees the token. After libjwt accepts, jwt_get_alg must still be the
- * algorithm we chose, and the claims it verified (jwt_get_grants_json) are checked here with
- * jansson: types, exp (required) / nbf / iat with leeway, iss, aud, sub, then cnf.tbh against
- * the connection's tbh with CRYPTO_memcmp. Key sets live in jwt_keys.c.
+ * by "kid" when the set has ids, and is never NULL. After libjwt accepts, jwt_get_alg must still
+ * be the algorithm we chose, and the claims it verified (jwt_get_grants_json) are checked here
+ * with jansson: types, exp (required) / nbf / iat with leeway, iss, aud, sub, then cnf.tbh
+ * against the connection's tbh with CRYPTO_memcmp. Key sets live in jwt_keys.c.
+ *
+ * Speed without giving any of that up. libjwt re-reads the PEM key on every jwt_decode, which on
+ * OpenSSL 3 costs about ten signature verifies, and the proxy checks a token on every request.
+ * So, in front of libjwt:
+ * - Our own signature check, with the templates jwt_keys.c built at load (ES256: JOSE R || S
+ *   turned into DER; RS256: PKCS#1 v1.5; HS256: HMAC compared with CRYPTO_memcmp). A token it
+ *   refuses is TB_ESIGNATURE and never reaches libjwt, so a forged token costs one verify. Only
+ *   a token it accepted goes on to jwt_decode, with that one key: libjwt verifies again.
+ * - A per-thread cache (LRU, TB_JWT_CACHE_ENTRIES tokens and TB_JWT_CACHE_BYTES token bytes;
+ *   freed when the thread exits) of tokens whose signature both checks accepted, found by
+ *   SHA-256 of the token's bytes and the key set's generation (unique for the process's life, so
+ *   a set freed and another allocated at its address never share entries); the whole hash is
+ *   compared. It holds the verified claims. A hit skips parsing, both signature checks and
+ *   libjwt, but not the policy: the token's alg must be in this call's allowlist and every claim
+ *   is checked again against this call's policy, tbh and clock, so expiry and binding are never
+ *   cached. Tokens are cached even when their claims fail (expired, bound to another key): the
+ *   claims are checked again anyway, and a replayed stolen or stale token is then refused for
+ *   the price of a hash. Only tokens signed by a configured key enter, so garbage cannot evict.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +46,6 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/pem.h>
 
 #include "internal.h"
@@ -40,6 +57,7 @@
 #define MAX_SUB 255
 #define HS256_LEN 32
 #define ES256_LEN 64
+#define SHA256_LEN 32
 /* NumericDate values are kept within +-2^62 so that leeway arithmetic cannot overflow */
 #define MAX_DATE 4611686018427387904.0
 
@@ -348,76 +366,6 @@ static int take_apart(const char *token, size_t len, const struct tb_jwt_policy 
     return 0;
 }
 
-/* --- checking: signature -------------------------------------------------------------------- */
-
-/* HMAC-SHA256 over header.payload compared in constant time (libjwt uses strcmp). */
-static int hmac_ok(const struct parts *t, const struct tb_jwt_key *k)
-{
-    uint8_t md[EVP_MAX_MD_SIZE];
-    unsigned int md_len = 0;
-    size_t si_len = t->seg_len[0] + 1 + t->seg_len[1];
-    int ok;
-
-    if (HMAC(EVP_sha256(), k->bytes, (int)k->len, (const unsigned char *)t->seg[0], si_len, md,
-             &md_len) == NULL)
-        return TB_ECRYPTO;
-    ok = md_len == HS256_LEN && CRYPTO_memcmp(md, t->sig, HS256_LEN) == 0;
-    OPENSSL_cleanse(md, sizeof(md));
-    return ok ? 0 : TB_ESIGNATURE;
-}
-
-/* One key: libjwt verifies, then the algorithm it used must be the one we chose. */
-static int verify_key(const char *token_z, const struct parts *t, const struct tb_jwt_key *k,
-                      jwt_t **out)
-{
-    jwt_t *jwt = NULL;
-    int r;
-
-    if (k->bytes == NULL || k->len == 0 || k->len > INT32_MAX) /* libjwt: NULL means no check */
-        return TB_EINVAL;
-    if (t->alg == TB_JWT_HS256 && (r = hmac_ok(t, k)) != 0)
-        return r;
-    if ((r = jwt_decode(&jwt, token_z, k->bytes, (int)k->len)) != 0)
-        return r == ENOMEM ? TB_ENOMEM : TB_ESIGNATURE;
-    if (jwt_get_alg(jwt) != libjwt_alg(t->alg)) {
-        jwt_free(jwt);
-        return TB_EALG;
-    }
-    *out = jwt;
-    return 0;
-}
-
-/*
- * Tries the keys that may have signed the token: with a kid and a set that has ids, only the
- * key of that id (TB_EKEYID if none, TB_EALG if it is for another algorithm); otherwise each
- * key of the token's algorithm. Returns 0 with the verified *out, or the error.
- */
-static int verify(const char *token_z, const struct parts *t, const struct tb_jwt_keys *keys,
-                  jwt_t **out)
-{
-    int named = 0, tried = 0, r;
-    size_t i;
-
-    for (i = 0; i < keys->n; i++) {
-        const struct tb_jwt_key *k = &keys->key[i];
-        if (t->kid != NULL && keys->has_kids) {
-            if (k->kid == NULL || strcmp(k->kid, t->kid) != 0)
-                continue;
-            named = 1;
-        }
-        if (k->alg != t->alg)
-            continue;
-        tried = 1;
-        if ((r = verify_key(token_z, t, k, out)) == 0)
-            return 0;
-        if (r != TB_ESIGNATURE)
-            return r;
-    }
-    if (t->kid != NULL && keys->has_kids && !named)
-        return TB_EKEYID;
-    return tried ? TB_ESIGNATURE : TB_EALG;
-}
-
 /* --- checking: claims ----------------------------------------------------------------------- */
 
 /* A NumericDate claim: 1 if absent, 0 with *out, or TB_ECLAIM. Fractions round towards the
@@ -553,15 +501,380 @@ static int check_claims(json_t *c, const struct tb_jwt_policy *p, const char *tb
     return 0;
 }
 
+/* --- the per-thread state: SHA-256, counters, the verified-token cache ----------------------- */
+
+/*
+ * One verified token. Found by (SHA-256 of the token's bytes, generation of the key set); holds
+ * the claims exactly as the miss path checked them, so a hit runs the same check_claims on the
+ * same JSON and returns what a miss would.
+ */
+struct centry {
+    struct centry *chain;       /* next in the same bucket */
+    struct centry *prev, *next; /* LRU list, most recent at head */
+    uint8_t hash[SHA256_LEN];   /* SHA-256 of the token */
+    uint64_t gen;               /* tb_jwt_keys.gen of the set its signature verified under */
+    enum tb_jwt_alg alg;        /* the token's algorithm */
+    size_t cost;                /* the token's length, charged against TB_JWT_CACHE_BYTES */
+    json_t *claims;             /* the verified payload (one reference, never modified) */
+};
+
+#define N_BUCKETS 512 /* a power of two, twice TB_JWT_CACHE_ENTRIES */
+
+struct tcache {
+    EVP_MD *sha256;    /* fetched once per thread */
+    EVP_MD_CTX *mdctx; /* reused for every digest */
+    struct centry *buckets[N_BUCKETS];
+    struct centry *head, *tail;
+    struct tb_jwt_cache_stats stats; /* entries and bytes kept current */
+};
+
+static void centry_free(struct centry *e)
+{
+    json_decref(e->claims);
+    free(e);
+}
+
+static void tcache_free(struct tcache *c)
+{
+    struct centry *e, *next;
+
+    if (c == NULL)
+        return;
+    for (e = c->head; e != NULL; e = next) {
+        next = e->next;
+        centry_free(e);
+    }
+    EVP_MD_CTX_free(c->mdctx);
+    EVP_MD_free(c->sha256);
+    free(c);
+}
+
+static struct tcache *tcache_new(void)
+{
+    struct tcache *c = calloc(1, sizeof(*c));
+
+    if (c == NULL)
+        return NULL;
+    c->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    c->mdctx = EVP_MD_CTX_new();
+    if (c->sha256 == NULL || c->mdctx == NULL) {
+        tcache_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static pthread_key_t thread_key;
+static pthread_once_t thread_once = PTHREAD_ONCE_INIT;
+static int thread_key_ok;
+static __thread struct tcache *thread_cache;
+
+static void thread_destroy(void *p)
+{
+    thread_cache = NULL; /* a later destructor that checks a token gets a new one */
+    tcache_free(p);
+}
+
+static void thread_key_init(void)
+{
+    thread_key_ok = pthread_key_create(&thread_key, thread_destroy) == 0;
+}
+
+/* The calling thread's state, made on first use; NULL when out of memory. */
+static struct tcache *tcache_get(void)
+{
+    if (thread_cache != NULL)
+        return thread_cache;
+    if (pthread_once(&thread_once, thread_key_init) != 0 || !thread_key_ok)
+        return NULL; /* without a destructor the state would leak at thread exit */
+    if ((thread_cache = tcache_new()) != NULL &&
+        pthread_setspecific(thread_key, thread_cache) != 0) {
+        tcache_free(thread_cache);
+        thread_cache = NULL;
+    }
+    return thread_cache;
+}
+
+void tb_jwt_cache_get_stats(struct tb_jwt_cache_stats *out)
+{
+    if (thread_cache != NULL)
+        *out = thread_cache->stats;
+    else
+        memset(out, 0, sizeof(*out));
+}
+
+void tb_jwt_cache_release(void)
+{
+    if (thread_cache == NULL)
+        return;
+    (void)pthread_setspecific(thread_key, NULL);
+    tcache_free(thread_cache);
+    thread_cache = NULL;
+}
+
+static int digest(struct tcache *c, const void *p, size_t n, uint8_t *out)
+{
+    unsigned int len = 0;
+
+    if (EVP_DigestInit_ex(c->mdctx, c->sha256, NULL) != 1 ||
+        EVP_DigestUpdate(c->mdctx, p, n) != 1 || EVP_DigestFinal_ex(c->mdctx, out, &len) != 1 ||
+        len != SHA256_LEN)
+        return TB_ECRYPTO;
+    return 0;
+}
+
+static size_t bucket_of(const uint8_t *hash, uint64_t gen)
+{
+    uint64_t h;
+
+    memcpy(&h, hash, sizeof(h)); /* SHA-256 output: already uniform */
+    return (size_t)((h ^ (gen * 0x9e3779b97f4a7c15ull)) & (N_BUCKETS - 1));
+}
+
+static void lru_unlink(struct tcache *c, struct centry *e)
+{
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        c->head = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    else
+        c->tail = e->prev;
+    e->prev = e->next = NULL;
+}
+
+static void lru_push_front(struct tcache *c, struct centry *e)
+{
+    e->prev = NULL;
+    e->next = c->head;
+    if (c->head)
+        c->head->prev = e;
+    c->head = e;
+    if (c->tail == NULL)
+        c->tail = e;
+}
+
+/* The entry for (hash, gen), made the most recent; NULL if none. The whole hash is compared. */
+static struct centry *cache_find(struct tcache *c, const uint8_t *hash, uint64_t gen)
+{
+    struct centry *e;
+
+    for (e = c->buckets[bucket_of(hash, gen)]; e != NULL; e = e->chain) {
+        if (e->gen == gen && CRYPTO_memcmp(e->hash, hash, SHA256_LEN) == 0) {
+            lru_unlink(c, e);
+            lru_push_front(c, e);
+            return e;
+        }
+    }
+    return NULL;
+}
+
+static void cache_evict_tail(struct tcache *c)
+{
+    struct centry *e = c->tail, **pp = &c->buckets[bucket_of(e->hash, e->gen)];
+
+    while (*pp != e)
+        pp = &(*pp)->chain;
+    *pp = e->chain;
+    lru_unlink(c, e);
+    c->stats.entries--;
+    c->stats.bytes -= e->cost;
+    c->stats.evictions++;
+    centry_free(e);
+}
+
+/* Remembers a token whose signature verified (ours and libjwt's). Best effort: without memory
+ * the token is simply not cached. Takes a reference to claims. */
+static void cache_insert(struct tcache *c, const uint8_t *hash, uint64_t gen, enum tb_jwt_alg alg,
+                         size_t cost, json_t *claims)
+{
+    struct centry *e;
+    size_t b;
+
+    if (cost > TB_JWT_CACHE_BYTES || (e = calloc(1, sizeof(*e))) == NULL)
+        return;
+    while (c->tail != NULL &&
+           (c->stats.entries >= TB_JWT_CACHE_ENTRIES || c->stats.bytes + cost > TB_JWT_CACHE_BYTES))
+        cache_evict_tail(c);
+    memcpy(e->hash, hash, SHA256_LEN);
+    e->gen = gen;
+    e->alg = alg;
+    e->cost = cost;
+    e->claims = json_incref(claims);
+    b = bucket_of(hash, gen);
+    e->chain = c->buckets[b];
+    c->buckets[b] = e;
+    lru_push_front(c, e);
+    c->stats.entries++;
+    c->stats.bytes += cost;
+    c->stats.inserts++;
+}
+
+/* --- checking: signature, ours first, then libjwt's ------------------------------------------ */
+
+/* DER INTEGER of an unsigned big-endian number: minimal, with a 0x00 when the top bit is set. */
+static size_t der_uint(uint8_t *out, const uint8_t *x, size_t n)
+{
+    size_t pad;
+
+    while (n > 1 && x[0] == 0) {
+        x++;
+        n--;
+    }
+    pad = (x[0] & 0x80) ? 1 : 0;
+    out[0] = 0x02;
+    out[1] = (uint8_t)(n + pad);
+    out[2] = 0;
+    memcpy(out + 2 + pad, x, n);
+    return 2 + pad + n;
+}
+
+/* A JOSE ES256 signature (R || S, 32 bytes each) as the ECDSA-Sig-Value DER OpenSSL verifies:
+ * at most 2 + 2 * 35 bytes into der. */
+#define ES256_DER_MAX (2 + 2 * 35)
+static size_t es256_der(const uint8_t *rs, uint8_t *der)
+{
+    size_t n = der_uint(der + 2, rs, 32);
+
+    n += der_uint(der + 2 + n, rs + 32, 32);
+    der[0] = 0x30;
+    der[1] = (uint8_t)n;
+    return n + 2;
+}
+
+/* HMAC-SHA256 over header.payload with k's template, compared in constant time (libjwt uses
+ * strcmp). */
+static int hmac_ok(const struct parts *t, const struct tb_jwt_key *k)
+{
+    uint8_t md[EVP_MAX_MD_SIZE];
+    size_t md_len = 0, si_len = t->seg_len[0] + 1 + t->seg_len[1];
+    EVP_MAC_CTX *ctx;
+    int ok;
+
+    if (k->mac == NULL) /* never "no check" */
+        return TB_EINVAL;
+    if ((ctx = EVP_MAC_CTX_dup(k->mac)) == NULL)
+        return TB_ENOMEM;
+    ok = EVP_MAC_update(ctx, (const unsigned char *)t->seg[0], si_len) == 1 &&
+         EVP_MAC_final(ctx, md, &md_len, sizeof(md)) == 1;
+    EVP_MAC_CTX_free(ctx);
+    if (!ok) {
+        OPENSSL_cleanse(md, sizeof(md));
+        return TB_ECRYPTO;
+    }
+    ok = md_len == HS256_LEN && CRYPTO_memcmp(md, t->sig, HS256_LEN) == 0;
+    OPENSSL_cleanse(md, sizeof(md));
+    return ok ? 0 : TB_ESIGNATURE;
+}
+
+/* sig (DER for ES256) over the signing input's digest md, with k's verify template. */
+static int pkey_ok(const struct tb_jwt_key *k, const uint8_t *sig, size_t sig_len,
+                   const uint8_t *md)
+{
+    EVP_PKEY_CTX *ctx;
+    int r;
+
+    if (k->vctx == NULL)
+        return TB_EINVAL;
+    if ((ctx = EVP_PKEY_CTX_dup(k->vctx)) == NULL)
+        return TB_ENOMEM;
+    r = EVP_PKEY_verify(ctx, sig, sig_len, md, SHA256_LEN);
+    EVP_PKEY_CTX_free(ctx);
+    return r == 1 ? 0 : TB_ESIGNATURE;
+}
+
+/*
+ * Our own signature check, with the keys that may have signed the token: with a kid and a set
+ * that has ids, only the key of that id (TB_EKEYID if none, TB_EALG if it is for another
+ * algorithm); otherwise each key of the token's algorithm. Returns 0 with the key that verified
+ * in *out, or the error (TB_ESIGNATURE when no key did).
+ */
+static int preverify(struct tcache *c, const struct parts *t, const struct tb_jwt_keys *keys,
+                     const struct tb_jwt_key **out)
+{
+    uint8_t md[SHA256_LEN], der[ES256_DER_MAX];
+    const uint8_t *sig = t->sig;
+    size_t sig_len = t->sig_len, i;
+    int named = 0, tried = 0, r;
+
+    if (t->alg != TB_JWT_HS256 &&
+        (r = digest(c, t->seg[0], t->seg_len[0] + 1 + t->seg_len[1], md)) != 0)
+        return r;
+    if (t->alg == TB_JWT_ES256) { /* take_apart made sure it is 64 bytes */
+        sig_len = es256_der(t->sig, der);
+        sig = der;
+    }
+    for (i = 0; i < keys->n; i++) {
+        const struct tb_jwt_key *k = &keys->key[i];
+        if (t->kid != NULL && keys->has_kids) {
+            if (k->kid == NULL || strcmp(k->kid, t->kid) != 0)
+                continue;
+            named = 1;
+        }
+        if (k->alg != t->alg)
+            continue;
+        tried = 1;
+        r = k->alg == TB_JWT_HS256 ? hmac_ok(t, k) : pkey_ok(k, sig, sig_len, md);
+        if (r == 0) {
+            *out = k;
+            return 0;
+        }
+        if (r != TB_ESIGNATURE)
+            return r;
+    }
+    if (t->kid != NULL && keys->has_kids && !named)
+        return TB_EKEYID;
+    return tried ? TB_ESIGNATURE : TB_EALG;
+}
+
+/* libjwt verifies again with the key ours accepted; the algorithm it used must be ours. */
+static int libjwt_verify(struct tcache *c, const char *token_z, const struct parts *t,
+                         const struct tb_jwt_key *k, jwt_t **out)
+{
+    jwt_t *jwt = NULL;
+    int r;
+
+    if (k->bytes == NULL || k->len == 0 || k->len > INT32_MAX) /* libjwt: NULL means no check */
+        return TB_EINVAL;
+    c->stats.decodes++;
+    if ((r = jwt_decode(&jwt, token_z, k->bytes, (int)k->len)) != 0)
+        return r == ENOMEM ? TB_ENOMEM : TB_ESIGNATURE;
+    if (jwt_get_alg(jwt) != libjwt_alg(t->alg)) {
+        jwt_free(jwt);
+        return TB_EALG;
+    }
+    *out = jwt;
+    return 0;
+}
+
 static int policy_ok(const struct tb_jwt_policy *p)
 {
     return p != NULL && p->keys != NULL && p->algs != 0 && (p->algs & ~(unsigned)ALL_ALGS) == 0;
 }
 
+/*
+ * A token found in the cache: its bytes took the miss path before under this very key set, so
+ * everything that depends only on them and the set (syntax, header, kid, signature) would come
+ * out the same again. What depends on the call is checked again: the policy's allowlist, then
+ * every claim against this policy, this tbh and this now.
+ */
+static int check_cached(const struct centry *e, const struct tb_jwt_policy *p, const char *tbh,
+                        struct tb_jwt_result *res)
+{
+    if (!(p->algs & (unsigned)e->alg))
+        return TB_EALG;
+    return check_claims(e->claims, p, tbh, res);
+}
+
 int tb_jwt_check(const char *token, size_t len, const struct tb_jwt_policy *p, const char *tbh,
                  struct tb_jwt_result *res)
 {
+    const struct tb_jwt_key *key = NULL;
+    uint8_t hash[SHA256_LEN];
     struct parts t = {0};
+    struct tcache *c;
+    struct centry *e;
     char *token_z = NULL, *grants = NULL;
     json_t *claims = NULL;
     jwt_t *jwt = NULL;
@@ -571,14 +884,29 @@ int tb_jwt_check(const char *token, size_t len, const struct tb_jwt_policy *p, c
         memset(res, 0, sizeof(*res));
     if ((token == NULL && len > 0) || !policy_ok(p) || !tbh_ok(tbh))
         return TB_EINVAL;
+    if (len == 0 || len > TB_JWT_MAX_TOKEN) /* before hashing anything */
+        return TB_EPARSE;
+    if ((c = tcache_get()) == NULL)
+        return TB_ENOMEM;
+    if ((ret = digest(c, token, len, hash)) != 0)
+        return ret;
+    if ((e = cache_find(c, hash, p->keys->gen)) != NULL) {
+        c->stats.hits++;
+        return check_cached(e, p, tbh, res);
+    }
+    c->stats.misses++;
     if ((ret = take_apart(token, len, p, &t)) != 0)
         goto Exit;
+    if ((ret = preverify(c, &t, p->keys, &key)) != 0) {
+        c->stats.rejected += ret == TB_ESIGNATURE;
+        goto Exit;
+    }
     ret = TB_ENOMEM;
     if ((token_z = malloc(len + 1)) == NULL)
         goto Exit;
     memcpy(token_z, token, len);
     token_z[len] = '\0';
-    if ((ret = verify(token_z, &t, p->keys, &jwt)) != 0)
+    if ((ret = libjwt_verify(c, token_z, &t, key, &jwt)) != 0)
         goto Exit;
     /* the claims as libjwt verified them; the same bytes parsed without duplicates above */
     ret = TB_ENOMEM;
@@ -588,8 +916,12 @@ int tb_jwt_check(const char *token, size_t len, const struct tb_jwt_policy *p, c
     if ((claims = json_loads(grants, JSON_REJECT_DUPLICATES, NULL)) == NULL ||
         !json_is_object(claims))
         goto Exit;
+    /* cached whatever the claims say: they are checked again on every hit */
+    cache_insert(c, hash, p->keys->gen, t.alg, len, claims);
     ret = check_claims(claims, p, tbh, res);
 Exit:
+    if (ret != 0)
+        ERR_clear_error(); /* failed verifies leave OpenSSL errors behind */
     json_decref(claims);
     free(grants);
     jwt_free(jwt);

@@ -7,11 +7,19 @@
  * public keys or secrets, never both, so a public key's bytes can never be used as an HMAC
  * secret (the classic algorithm-confusion attack). Secrets are copied once and wiped when the
  * set is freed. Inputs are bounded: files and texts at 1 MiB, TB_JWT_MAX_KEYS keys per set.
+ *
+ * Each key also gets, at load, what tb_jwt_check needs to verify a signature itself before libjwt
+ * does (libjwt re-reads the PEM on every call, which on OpenSSL 3 costs ~10x the verify): a
+ * verify-initialised EVP_PKEY_CTX (SHA-256; PKCS#1 v1.5 padding for RSA) or an HMAC-SHA256
+ * EVP_MAC_CTX keyed with the secret. Those are templates, dup'd per check. Each set gets a
+ * generation number from a process-wide atomic counter, never reused, so the per-thread cache of
+ * verified tokens can never mistake a new set for a freed one at the same address.
  * Sets are immutable once built, so threads may share them.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +35,7 @@
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
+#include <openssl/rsa.h>
 #include <openssl/x509.h>
 
 #include "internal.h"
@@ -56,12 +65,16 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
 
 /* --- sets ----------------------------------------------------------------------------------- */
 
+static atomic_uint_fast64_t last_gen; /* the last generation handed out; 0 is never used */
+
 static struct tb_jwt_keys *set_new(int secret)
 {
     struct tb_jwt_keys *k = calloc(1, sizeof(*k) + TB_JWT_MAX_KEYS * sizeof(struct tb_jwt_key));
 
-    if (k != NULL)
+    if (k != NULL) {
         k->secret = secret;
+        k->gen = (uint64_t)atomic_fetch_add(&last_gen, 1) + 1;
+    }
     return k;
 }
 
@@ -74,6 +87,8 @@ void tb_jwt_keys_free(struct tb_jwt_keys *keys)
     for (i = 0; i < keys->n; i++) {
         OPENSSL_clear_free(keys->key[i].bytes, keys->key[i].len + 1);
         free(keys->key[i].kid);
+        EVP_PKEY_CTX_free(keys->key[i].vctx);
+        EVP_MAC_CTX_free(keys->key[i].mac); /* OpenSSL wipes the HMAC state */
     }
     free(keys);
 }
@@ -95,38 +110,85 @@ int tb_jwt_kid_ok(const char *kid)
     return 1;
 }
 
-/* Appends a key: takes bytes (len + 1 allocated), copies kid. On failure frees bytes. */
-static int set_add(struct tb_jwt_keys *k, enum tb_jwt_alg alg, uint8_t *bytes, size_t len,
+/*
+ * Appends a key: takes bytes (len + 1 allocated) and the template t (an EVP_PKEY_CTX for public
+ * keys, an EVP_MAC_CTX for a secret), copies kid. On failure frees bytes and t.
+ */
+static int set_add(struct tb_jwt_keys *k, enum tb_jwt_alg alg, uint8_t *bytes, size_t len, void *t,
                    const char *kid, char *err, size_t errlen)
 {
     struct tb_jwt_key *key;
     size_t i;
+    int ret = TB_EINVAL;
 
     if (k->n == TB_JWT_MAX_KEYS) {
         set_err(err, errlen, "more than %d keys", TB_JWT_MAX_KEYS);
-        OPENSSL_clear_free(bytes, len + 1);
-        return TB_EINVAL;
+        goto Exit;
     }
     for (i = 0; kid != NULL && i < k->n; i++) {
         if (k->key[i].kid != NULL && strcmp(k->key[i].kid, kid) == 0) {
             set_err(err, errlen, "two keys with kid \"%s\"", kid);
-            OPENSSL_clear_free(bytes, len + 1);
-            return TB_EINVAL;
+            goto Exit;
         }
     }
     key = &k->key[k->n];
     key->kid = kid != NULL ? strdup(kid) : NULL;
     if (kid != NULL && key->kid == NULL) {
-        OPENSSL_clear_free(bytes, len + 1);
-        return TB_ENOMEM;
+        ret = TB_ENOMEM;
+        goto Exit;
     }
     key->alg = alg;
     key->bytes = bytes;
     key->len = len;
+    if (k->secret)
+        key->mac = t;
+    else
+        key->vctx = t;
     k->algs |= (unsigned)alg;
     k->has_kids |= kid != NULL;
     k->n++;
     return 0;
+Exit:
+    OPENSSL_clear_free(bytes, len + 1);
+    if (k->secret)
+        EVP_MAC_CTX_free(t);
+    else
+        EVP_PKEY_CTX_free(t);
+    return ret;
+}
+
+/* The template for verifying alg's signatures with pkey (SHA-256 digests): NULL on failure. */
+static EVP_PKEY_CTX *verify_template(EVP_PKEY *pkey, enum tb_jwt_alg alg)
+{
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
+
+    if (ctx == NULL || EVP_PKEY_verify_init(ctx) != 1 ||
+        EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()) != 1 ||
+        (alg == TB_JWT_RS256 && EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) != 1)) {
+        EVP_PKEY_CTX_free(ctx);
+        ctx = NULL;
+    }
+    ERR_clear_error();
+    return ctx;
+}
+
+/* The template for HMAC-SHA256 under secret[0..len): NULL on failure. */
+static EVP_MAC_CTX *mac_template(const uint8_t *secret, size_t len)
+{
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    EVP_MAC_CTX *ctx = mac != NULL ? EVP_MAC_CTX_new(mac) : NULL;
+    char digest[] = "SHA256";
+    OSSL_PARAM params[2];
+
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0);
+    params[1] = OSSL_PARAM_construct_end();
+    if (ctx != NULL && EVP_MAC_init(ctx, secret, len, params) != 1) {
+        EVP_MAC_CTX_free(ctx);
+        ctx = NULL;
+    }
+    EVP_MAC_free(mac); /* the context keeps its own reference */
+    ERR_clear_error();
+    return ctx;
 }
 
 /* --- public keys ---------------------------------------------------------------------------- */
@@ -163,6 +225,7 @@ int tb_jwt_pkey_alg(EVP_PKEY *pkey, char *err, size_t errlen)
 static int add_pkey(struct tb_jwt_keys *k, EVP_PKEY *pkey, const char *kid, char *err,
                     size_t errlen)
 {
+    EVP_PKEY_CTX *vctx = NULL;
     BIO *bio = NULL;
     char *data = NULL;
     uint8_t *pem;
@@ -175,17 +238,20 @@ static int add_pkey(struct tb_jwt_keys *k, EVP_PKEY *pkey, const char *kid, char
     if ((bio = BIO_new(BIO_s_mem())) == NULL)
         goto Exit;
     ret = TB_ECRYPTO;
-    if (PEM_write_bio_PUBKEY(bio, pkey) != 1 || (n = BIO_get_mem_data(bio, &data)) <= 0)
+    if (PEM_write_bio_PUBKEY(bio, pkey) != 1 || (n = BIO_get_mem_data(bio, &data)) <= 0 ||
+        (vctx = verify_template(pkey, (enum tb_jwt_alg)alg)) == NULL)
         goto Exit;
     ret = TB_ENOMEM;
     if ((pem = malloc((size_t)n + 1)) == NULL)
         goto Exit;
     memcpy(pem, data, (size_t)n);
     pem[n] = '\0';
-    ret = set_add(k, (enum tb_jwt_alg)alg, pem, (size_t)n, kid, err, errlen);
+    ret = set_add(k, (enum tb_jwt_alg)alg, pem, (size_t)n, vctx, kid, err, errlen);
+    vctx = NULL; /* set_add took it */
 Exit:
     if (ret == TB_ECRYPTO)
         set_err(err, errlen, "cannot re-encode a public key");
+    EVP_PKEY_CTX_free(vctx);
     BIO_free(bio);
     return ret;
 }
@@ -490,6 +556,7 @@ int tb_jwt_keys_parse_secret(const uint8_t *secret, size_t len, struct tb_jwt_ke
                              size_t errlen)
 {
     struct tb_jwt_keys *k;
+    EVP_MAC_CTX *mac;
     uint8_t *copy;
     int ret;
 
@@ -508,7 +575,13 @@ int tb_jwt_keys_parse_secret(const uint8_t *secret, size_t len, struct tb_jwt_ke
     }
     memcpy(copy, secret, len);
     copy[len] = '\0';
-    if ((ret = set_add(k, TB_JWT_HS256, copy, len, NULL, err, errlen)) != 0) {
+    if ((mac = mac_template(copy, len)) == NULL) {
+        OPENSSL_clear_free(copy, len + 1);
+        free(k);
+        set_err(err, errlen, "cannot set up HMAC-SHA256");
+        return TB_ECRYPTO;
+    }
+    if ((ret = set_add(k, TB_JWT_HS256, copy, len, mac, NULL, err, errlen)) != 0) {
         tb_jwt_keys_free(k);
         return ret;
     }

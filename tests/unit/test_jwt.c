@@ -8,22 +8,23 @@
  * NULL keys, no exp check, lenient base64, strcmp'd MACs), with tokens assembled by hand from
  * OpenSSL primitives, so that they do not depend on libjwt or on tb_jwt_bind. Round trips bind and
  * check ES256, RS256 and HS256, and the ES256 / RS256 signatures tb_jwt_bind makes are verified
- * with OpenSSL directly. Every prefix and every one-character change of a token must fail. The
- * tbtoken tests run $TB_BIN/tbtoken (else build/rel/bin/tbtoken) without a shell.
+ * with OpenSSL directly. Every prefix and every one-character change of a token must fail.
+ * jwt_cache: the fast path in front of libjwt (our own signature check, the per-thread cache of
+ * verified tokens), through its counters in src/lib/internal.h: the vectors give the same verdicts
+ * from the cache as without it, a hit still applies the whole policy, entries never cross key
+ * sets, a forged token never reaches jwt_decode, the cache stays bounded, each thread has its own.
+ * The tbtoken tests run $TB_BIN/tbtoken (else build/rel/bin/tbtoken) with tbt_run (run.h), no
+ * shell.
  *
  * Paths are relative to the repository root (make test runs from there).
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
+#include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
@@ -33,14 +34,13 @@
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
 
+#include "../../src/lib/internal.h" /* tb_jwt_cache_get_stats, tb_jwt_keys.gen */
 #include "proc.h"
+#include "run.h"
 #include "tb/tb.h"
-
-extern char **environ;
 
 #define DATA "tests/data/jwt"
 #define TIMEOUT_S 60
-#define MAX_OUTPUT (1024 * 1024)
 #define FAR 4102444800LL /* 2100-01-01 */
 
 /* --- shared state: the vector file and the keys --------------------------------------------- */
@@ -241,15 +241,26 @@ static char *hs_token(const char *payload)
     return t;
 }
 
-/* Checks payload signed HS256 with the test secret and expects want. */
-static void expect_hs(const char *what, const char *payload, int want)
+/* Checks the payload printed from fmt, signed HS256 with the test secret, and expects want. */
+static void expect_hs(const char *what, int want, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void expect_hs(const char *what, int want, const char *fmt, ...)
 {
     struct tb_jwt_keys *k = keys_of("hs256.secret");
     struct tb_jwt_policy p = policy(k, TB_JWT_HS256);
-    char *t = hs_token(payload);
-    int r = check(t, &p, tbh, NULL);
+    char *payload = NULL, *t;
+    va_list ap;
+    int r;
 
-    cr_expect_eq(r, want, "%s: %s (%d), expected %s", what, tb_strerror(r), r, tb_strerror(want));
+    va_start(ap, fmt);
+    r = vasprintf(&payload, fmt, ap);
+    va_end(ap);
+    cr_assert_geq(r, 0);
+    t = hs_token(payload);
+    r = check(t, &p, tbh, NULL);
+    cr_expect_eq(r, want, "%s: %s (%d), expected %s; payload %s", what, tb_strerror(r), r,
+                 tb_strerror(want), payload);
+    free(payload);
     free(t);
     tb_jwt_keys_free(k);
 }
@@ -461,12 +472,8 @@ Test(jwt, trap_null_or_empty_key, .init = setup, .fini = teardown)
 
 Test(jwt, trap_exp_required, .init = setup, .fini = teardown)
 {
-    char payload[512];
-
-    snprintf(payload, sizeof(payload), "{\"sub\":\"alice\",\"cnf\":{\"tbh\":\"%s\"}}", tbh);
-    expect_hs("no exp", payload, TB_ECLAIM);
-    snprintf(payload, sizeof(payload), "{\"exp\":null,\"cnf\":{\"tbh\":\"%s\"}}", tbh);
-    expect_hs("exp null", payload, TB_ECLAIM);
+    expect_hs("no exp", TB_ECLAIM, "{\"sub\":\"alice\",\"cnf\":{\"tbh\":\"%s\"}}", tbh);
+    expect_hs("exp null", TB_ECLAIM, "{\"exp\":null,\"cnf\":{\"tbh\":\"%s\"}}", tbh);
 }
 
 Test(jwt, trap_times, .init = setup, .fini = teardown)
@@ -591,26 +598,18 @@ Test(jwt, trap_kid, .init = setup, .fini = teardown)
 
 Test(jwt, trap_binding, .init = setup, .fini = teardown)
 {
-    char payload[512];
-
-    snprintf(payload, sizeof(payload), "{\"exp\":%lld}", FAR);
-    expect_hs("no cnf", payload, TB_EUNBOUND);
-    snprintf(payload, sizeof(payload), "{\"exp\":%lld,\"cnf\":{}}", FAR);
-    expect_hs("cnf without tbh", payload, TB_EUNBOUND);
-    snprintf(payload, sizeof(payload), "{\"exp\":%lld,\"cnf\":{\"jkt\":\"%s\"}}", FAR, tbh);
-    expect_hs("cnf with another confirmation method", payload, TB_EUNBOUND);
-    snprintf(payload, sizeof(payload), "{\"exp\":%lld,\"cnf\":{\"tbh\":\"%s\"}}", FAR, other_tbh);
-    expect_hs("other tbh", payload, TB_EMISMATCH);
-    snprintf(payload, sizeof(payload), "{\"exp\":%lld,\"cnf\":{\"tbh\":\"%.42s\"}}", FAR, tbh);
-    expect_hs("tbh one short", payload, TB_EMISMATCH);
-    snprintf(payload, sizeof(payload), "{\"exp\":%lld,\"cnf\":{\"tbh\":\"%sA\"}}", FAR, tbh);
-    expect_hs("tbh one long", payload, TB_EMISMATCH);
-    snprintf(payload, sizeof(payload), "{\"exp\":%lld,\"cnf\":{\"tbh\":\"\"}}", FAR);
-    expect_hs("tbh empty", payload, TB_EMISMATCH);
-    snprintf(payload, sizeof(payload), "{\"exp\":%lld,\"cnf\":{\"tbh\":\"%s\"},\"tbh\":\"%s\"}",
-             FAR, other_tbh, tbh);
-    expect_hs("a top-level tbh does not count", payload, TB_EMISMATCH);
-    expect_hs("bound", claims(""), 0);
+    expect_hs("no cnf", TB_EUNBOUND, "{\"exp\":%lld}", FAR);
+    expect_hs("cnf without tbh", TB_EUNBOUND, "{\"exp\":%lld,\"cnf\":{}}", FAR);
+    expect_hs("cnf with another confirmation method", TB_EUNBOUND,
+              "{\"exp\":%lld,\"cnf\":{\"jkt\":\"%s\"}}", FAR, tbh);
+    expect_hs("other tbh", TB_EMISMATCH, "{\"exp\":%lld,\"cnf\":{\"tbh\":\"%s\"}}", FAR, other_tbh);
+    expect_hs("tbh one short", TB_EMISMATCH, "{\"exp\":%lld,\"cnf\":{\"tbh\":\"%.42s\"}}", FAR,
+              tbh);
+    expect_hs("tbh one long", TB_EMISMATCH, "{\"exp\":%lld,\"cnf\":{\"tbh\":\"%sA\"}}", FAR, tbh);
+    expect_hs("tbh empty", TB_EMISMATCH, "{\"exp\":%lld,\"cnf\":{\"tbh\":\"\"}}", FAR);
+    expect_hs("a top-level tbh does not count", TB_EMISMATCH,
+              "{\"exp\":%lld,\"cnf\":{\"tbh\":\"%s\"},\"tbh\":\"%s\"}", FAR, other_tbh, tbh);
+    expect_hs("bound", 0, "%s", claims(""));
 }
 
 Test(jwt, trap_claim_types, .init = setup, .fini = teardown)
@@ -641,7 +640,7 @@ Test(jwt, trap_claim_types, .init = setup, .fini = teardown)
         cr_assert_not_null(at);
         snprintf(payload, sizeof(payload), "%.*s%s%s", (int)(at - bad[i]), bad[i], tbh, at + 2);
         /* "a\u0000b" is not even accepted by the JSON parser: parse; the rest: claim */
-        expect_hs(payload, payload, strstr(bad[i], "u0000") != NULL ? TB_EPARSE : TB_ECLAIM);
+        expect_hs(payload, strstr(bad[i], "u0000") != NULL ? TB_EPARSE : TB_ECLAIM, "%s", payload);
     }
 }
 
@@ -1276,127 +1275,418 @@ Test(jwt, keys_file_too_big, .init = setup, .fini = teardown)
     tbt_rmdir_all(dir);
 }
 
+/* --- the fast path: our own signature check and the per-thread verified-token cache -----------
+ *
+ * Counters come from tb_jwt_cache_get_stats (src/lib/internal.h), per thread. Criterion runs each
+ * test in a process of its own, so every test starts with an empty cache. */
+
+static struct tb_jwt_cache_stats stats_now(void)
+{
+    struct tb_jwt_cache_stats s;
+
+    tb_jwt_cache_get_stats(&s);
+    return s;
+}
+
+/* A key set per data file, loaded once, so that both passes use the same generation. */
+struct named_keys {
+    const char *name;
+    struct tb_jwt_keys *k;
+};
+
+static struct tb_jwt_keys *keys_once(struct named_keys *tab, size_t cap, const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < cap && tab[i].name != NULL; i++)
+        if (strcmp(tab[i].name, name) == 0)
+            return tab[i].k;
+    cr_assert_lt(i, cap, "more key files than the table holds");
+    tab[i].name = name;
+    tab[i].k = keys_of(name);
+    return tab[i].k;
+}
+
+struct verdict {
+    int r;
+    struct tb_jwt_result res;
+    int cached; /* the check went through the cache (a hit) or put the token in it */
+};
+
+/* Every vector, twice in this thread: the second pass answers from the cache what got that far,
+ * and every verdict, sub and exp is the same as the first pass's (and the vector's). */
+Test(jwt_cache, vectors_twice_same_verdicts, .init = setup, .fini = teardown, .timeout = TIMEOUT_S)
+{
+    json_t *list = json_object_get(doc, "vectors"), *v;
+    size_t n = json_array_size(list), i;
+    struct verdict *first = calloc(n, sizeof(*first));
+    struct named_keys tab[16] = {{0}};
+    size_t cached = 0, pass;
+
+    cr_assert(n >= 60 && first != NULL);
+    for (pass = 0; pass < 2; pass++) {
+        json_array_foreach(list, i, v)
+        {
+            const char *name = json_string_value(json_object_get(v, "name"));
+            const char *token = json_string_value(json_object_get(v, "token"));
+            const char *which = json_string_value(json_object_get(v, "tbh"));
+            struct tb_jwt_cache_stats s0 = stats_now(), s1;
+            struct tb_jwt_policy p;
+            struct verdict now = {0};
+
+            p = policy(keys_once(tab, 16, json_string_value(json_object_get(v, "keys"))),
+                       algs_of(json_object_get(v, "algs")));
+            p.issuer = json_string_value(json_object_get(v, "issuer"));
+            p.audience = json_string_value(json_object_get(v, "audience"));
+            p.leeway_s = (unsigned)json_integer_value(json_object_get(v, "leeway"));
+            memset(&now.res, 0x55, sizeof(now.res)); /* must be overwritten either way */
+            now.r = tb_jwt_check(token, strlen(token), &p,
+                                 strcmp(which, "other") == 0 ? other_tbh : tbh, &now.res);
+            s1 = stats_now();
+            now.cached = s1.hits > s0.hits || s1.inserts > s0.inserts;
+            cr_expect_eq(now.r, code_of(json_string_value(json_object_get(v, "expect"))),
+                         "%s, pass %zu: %s", name, pass, tb_strerror(now.r));
+            cr_expect_leq(s1.decodes - s0.decodes, s1.inserts - s0.inserts,
+                          "%s: libjwt called for a token that was not then cached", name);
+            if (pass == 0) {
+                first[i] = now;
+                cached += now.cached;
+                continue;
+            }
+            /* pass 1: whatever was cached is a hit, nothing reaches libjwt again */
+            cr_expect_eq(s1.decodes, s0.decodes, "%s: libjwt called on the second pass", name);
+            cr_expect_eq(now.cached, first[i].cached, "%s: cached once, not twice", name);
+            if (first[i].cached)
+                cr_expect_eq(s1.hits, s0.hits + 1, "%s: not a hit on the second pass", name);
+            cr_expect_eq(now.r, first[i].r, "%s: %s, then %s", name, tb_strerror(first[i].r),
+                         tb_strerror(now.r));
+            cr_expect_str_eq(now.res.sub, first[i].res.sub, "%s: sub", name);
+            cr_expect_eq(now.res.exp, first[i].res.exp, "%s: exp", name);
+        }
+    }
+    cr_expect_geq(cached, 20, "only %zu vectors got past the signature", cached);
+    cr_expect_eq(stats_now().evictions, 0);
+    for (i = 0; i < 16 && tab[i].name != NULL; i++)
+        tb_jwt_keys_free(tab[i].k);
+    free(first);
+}
+
+/* An ES256 token from the test key over payload (printf-style). */
+static char *es_token(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *es_token(const char *fmt, ...)
+{
+    EVP_PKEY *es = private_key("es256.key.pem");
+    char payload[1024], *t;
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(payload, sizeof(payload), fmt, ap);
+    va_end(ap);
+    t = pkey_token("{\"alg\":\"ES256\",\"typ\":\"JWT\"}", payload, es);
+    EVP_PKEY_free(es);
+    return t;
+}
+
+/* A hit skips the signature, never the policy: time, binding, iss, aud and alg are checked on the
+ * cached claims at every call. */
+Test(jwt_cache, hit_rechecks_policy, .init = setup, .fini = teardown)
+{
+    struct tb_jwt_keys *k = keys_of("es256.pub.pem");
+    struct tb_jwt_policy p = policy(k, TB_JWT_ES256);
+    struct tb_jwt_result res;
+    struct tb_jwt_cache_stats s;
+    char *t = es_token("{\"sub\":\"alice\",\"iss\":\"i\",\"aud\":\"a\",\"exp\":%lld,"
+                       "\"cnf\":{\"tbh\":\"%s\"}}",
+                       now_fixed + 100, tbh);
+    char *later = es_token("{\"nbf\":%lld,\"exp\":%lld,\"cnf\":{\"tbh\":\"%s\"}}", now_fixed + 50,
+                           now_fixed + 100, tbh);
+
+    p.issuer = "i";
+    p.audience = "a";
+    cr_expect_eq(check(t, &p, tbh, &res), 0);
+    s = stats_now();
+    cr_expect(s.misses == 1 && s.hits == 0 && s.inserts == 1 && s.decodes == 1);
+    memset(&res, 0, sizeof(res));
+    cr_expect_eq(check(t, &p, tbh, &res), 0);
+    cr_expect_str_eq(res.sub, "alice");
+    cr_expect_eq(res.exp, now_fixed + 100);
+    cr_expect_eq(stats_now().hits, 1);
+    /* expired once now passes exp, unless the leeway covers it */
+    p.now = now_fixed + 100;
+    cr_expect_eq(check(t, &p, tbh, &res), TB_EEXPIRED);
+    cr_expect_str_eq(res.sub, "", "res zeroed on failure");
+    p.leeway_s = 10;
+    cr_expect_eq(check(t, &p, tbh, NULL), 0);
+    p.now = now_fixed + 110;
+    cr_expect_eq(check(t, &p, tbh, NULL), TB_EEXPIRED);
+    p.now = now_fixed;
+    p.leeway_s = 0;
+    /* another Token Binding ID, issuer, audience, allowlist */
+    cr_expect_eq(check(t, &p, other_tbh, NULL), TB_EMISMATCH);
+    p.issuer = "j";
+    cr_expect_eq(check(t, &p, tbh, NULL), TB_ECLAIM);
+    p.issuer = NULL;
+    p.audience = "b";
+    cr_expect_eq(check(t, &p, tbh, NULL), TB_ECLAIM);
+    p.audience = "a";
+    p.algs = TB_JWT_RS256;
+    cr_expect_eq(check(t, &p, tbh, NULL), TB_EALG);
+    p.algs = TB_JWT_ES256 | TB_JWT_HS256;
+    cr_expect_eq(check(t, &p, tbh, NULL), 0);
+    s = stats_now();
+    cr_expect_eq(s.hits, 9, "every check after the first was a hit (%llu)",
+                 (unsigned long long)s.hits);
+    cr_expect_eq(s.decodes, 1, "libjwt ran once");
+    /* not yet valid when first seen: cached anyway, valid from nbf on */
+    p.audience = NULL;
+    cr_expect_eq(check(later, &p, tbh, NULL), TB_ENOTYET);
+    p.now = now_fixed + 50;
+    cr_expect_eq(check(later, &p, tbh, NULL), 0);
+    s = stats_now();
+    cr_expect(s.hits == 10 && s.decodes == 2 && s.entries == 2);
+    free(t);
+    free(later);
+    tb_jwt_keys_free(k);
+}
+
+/* Entries belong to one key set: another set with the same keys misses, and a set with other keys
+ * that may reuse a freed set's address never sees the freed set's tokens. */
+Test(jwt_cache, key_set_generations, .init = setup, .fini = teardown)
+{
+    struct tb_jwt_keys *k1 = keys_of("es256.pub.pem"), *k2 = keys_of("es256.pub.pem"), *k3;
+    struct tb_jwt_policy p1 = policy(k1, TB_JWT_ES256), p2 = policy(k2, TB_JWT_ES256), p3;
+    char *t = es_token("{\"exp\":%lld,\"cnf\":{\"tbh\":\"%s\"}}", FAR, tbh);
+    struct tb_jwt_cache_stats s;
+    uint64_t gen1 = k1->gen;
+    void *addr1 = k1;
+
+    cr_expect_neq(k1->gen, k2->gen);
+    cr_expect_eq(check(t, &p1, tbh, NULL), 0);
+    cr_expect_eq(check(t, &p1, tbh, NULL), 0);
+    cr_expect_eq(check(t, &p2, tbh, NULL), 0);
+    s = stats_now();
+    cr_expect(s.hits == 1 && s.misses == 2 && s.decodes == 2 && s.entries == 2,
+              "the same keys in a new set: a miss (hits %llu, misses %llu)",
+              (unsigned long long)s.hits, (unsigned long long)s.misses);
+    tb_jwt_keys_free(k1);
+    k3 = keys_of("es256-other.pub.pem");
+    cr_expect_gt(k3->gen, k2->gen, "generations only grow");
+    cr_expect_neq(k3->gen, gen1);
+    p3 = policy(k3, TB_JWT_ES256);
+    cr_expect_eq(check(t, &p3, tbh, NULL), TB_ESIGNATURE, "%s the freed set's address",
+                 (void *)k3 == addr1 ? "at" : "not at");
+    s = stats_now();
+    cr_expect(s.hits == 1 && s.decodes == 2 && s.rejected == 1);
+    tb_jwt_keys_free(k2);
+    tb_jwt_keys_free(k3);
+    free(t);
+}
+
+/* Checks t (expected to fail with want) and expects libjwt not to have been called. */
+static void expect_stopped_before_libjwt(const char *what, const char *t,
+                                         const struct tb_jwt_policy *p, int want)
+{
+    struct tb_jwt_cache_stats s0 = stats_now(), s1;
+    int r = check(t, p, tbh, NULL);
+
+    s1 = stats_now();
+    cr_expect_eq(r, want, "%s: %s", what, tb_strerror(r));
+    cr_expect_eq(s1.decodes, s0.decodes, "%s: jwt_decode was called", what);
+    cr_expect_eq(s1.inserts, s0.inserts, "%s: cached", what);
+    if (want == TB_ESIGNATURE)
+        cr_expect_eq(s1.rejected, s0.rejected + 1, "%s: not counted as rejected", what);
+}
+
+/* A copy of t with one bit of its signature's first byte, or of its payload, changed. */
+static char *flip(const char *t, int in_payload)
+{
+    char *m = strdup(t);
+    char *at = in_payload ? strchr(m, '.') + 4 : strrchr(m, '.') + 1; /* {"s -> {"@ */
+
+    *at = *at == 'A' ? 'B' : 'A';
+    return m;
+}
+
+Test(jwt_cache, forged_never_reaches_libjwt, .init = setup, .fini = teardown)
+{
+    struct tb_jwt_keys *es = keys_of("jwks.json"), *rs = keys_of("rs256.pub.pem");
+    struct tb_jwt_keys *hs = keys_of("hs256.secret");
+    struct tb_jwt_policy pe = policy(es, TB_JWT_ES256 | TB_JWT_RS256),
+                         pr = policy(rs, TB_JWT_RS256), ph = policy(hs, TB_JWT_HS256);
+    EVP_PKEY *rkey = private_key("rs256.key.pem"), *other = private_key("es256-other.key.pem");
+    EVP_PKEY *ekey = private_key("es256.key.pem");
+    char *te = pkey_token("{\"alg\":\"ES256\",\"kid\":\"ec-1\"}", claims(""), ekey);
+    char *tr = pkey_token("{\"alg\":\"RS256\"}", claims(""), rkey);
+    char *th = hs_token(claims(""));
+    char *wrong = pkey_token("{\"alg\":\"ES256\",\"kid\":\"ec-1\"}", claims(""), other);
+    const struct {
+        const char *what, *t;
+        const struct tb_jwt_policy *p;
+    } valid[] = {{"ES256", te, &pe}, {"RS256", tr, &pr}, {"HS256", th, &ph}};
+    size_t i;
+    int round;
+
+    for (round = 0; round < 2; round++) { /* forgeries are never cached: the same each time */
+        for (i = 0; i < sizeof(valid) / sizeof(valid[0]); i++) {
+            char *sig = flip(valid[i].t, 0), *payload = flip(valid[i].t, 1);
+            expect_stopped_before_libjwt(valid[i].what, sig, valid[i].p, TB_ESIGNATURE);
+            expect_stopped_before_libjwt(valid[i].what, payload, valid[i].p, TB_ESIGNATURE);
+            free(sig);
+            free(payload);
+        }
+        expect_stopped_before_libjwt("another key", wrong, &pe, TB_ESIGNATURE);
+    }
+    /* and the genuine ones do reach it, once */
+    for (i = 0; i < sizeof(valid) / sizeof(valid[0]); i++) {
+        struct tb_jwt_cache_stats s0 = stats_now();
+        cr_expect_eq(check(valid[i].t, valid[i].p, tbh, NULL), 0, "%s", valid[i].what);
+        cr_expect_eq(stats_now().decodes, s0.decodes + 1, "%s", valid[i].what);
+    }
+    cr_expect_eq(stats_now().entries, 3);
+    EVP_PKEY_free(rkey);
+    EVP_PKEY_free(other);
+    EVP_PKEY_free(ekey);
+    free(te);
+    free(tr);
+    free(th);
+    free(wrong);
+    tb_jwt_keys_free(es);
+    tb_jwt_keys_free(rs);
+    tb_jwt_keys_free(hs);
+}
+
+Test(jwt_cache, bounded, .init = setup, .fini = teardown, .timeout = TIMEOUT_S)
+{
+    struct tb_jwt_keys *k = keys_of("hs256.secret");
+    struct tb_jwt_policy p = policy(k, TB_JWT_HS256);
+    struct tb_jwt_cache_stats s;
+    char **t = calloc(1000, sizeof(*t)), extra[64], *big;
+    size_t i, pad = 11500; /* a token of about 15.5 KB: see trap_oversize */
+
+    cr_assert_not_null(t);
+    for (i = 0; i < 1000; i++) {
+        snprintf(extra, sizeof(extra), ",\"n\":%zu", i);
+        t[i] = hs_token(claims(extra));
+        cr_expect_eq(check(t[i], &p, tbh, NULL), 0, "token %zu", i);
+    }
+    s = stats_now();
+    cr_expect_eq(s.entries, TB_JWT_CACHE_ENTRIES);
+    cr_expect_eq(s.inserts, 1000);
+    cr_expect_eq(s.evictions, 1000 - TB_JWT_CACHE_ENTRIES);
+    /* least recently used out: the last 256 hit, the first misses */
+    for (i = 1000 - TB_JWT_CACHE_ENTRIES; i < 1000; i++)
+        cr_expect_eq(check(t[i], &p, tbh, NULL), 0);
+    cr_expect_eq(stats_now().hits, s.hits + TB_JWT_CACHE_ENTRIES);
+    cr_expect_eq(check(t[0], &p, tbh, NULL), 0);
+    cr_expect_eq(stats_now().misses, s.misses + 1);
+    cr_expect_eq(stats_now().entries, TB_JWT_CACHE_ENTRIES);
+    /* the byte bound: tokens near TB_JWT_MAX_TOKEN fill it before the entry count does */
+    big = malloc(pad + 32);
+    cr_assert_not_null(big);
+    snprintf(big, pad + 32, ",\"x\":\"%0*d\"", (int)pad, 0);
+    for (i = 0; i < 200; i++) {
+        char *bt;
+        big[7] = (char)('a' + i % 26);
+        big[8] = (char)('a' + i / 26);
+        bt = hs_token(claims(big));
+        cr_assert_leq(strlen(bt), (size_t)TB_JWT_MAX_TOKEN);
+        cr_expect_eq(check(bt, &p, tbh, NULL), 0);
+        free(bt);
+        cr_expect_leq(stats_now().bytes, (size_t)TB_JWT_CACHE_BYTES);
+    }
+    s = stats_now();
+    cr_expect_lt(s.entries, 200u, "%zu entries of ~16 KiB", s.entries);
+    cr_expect_gt(s.bytes, (size_t)TB_JWT_CACHE_BYTES - TB_JWT_MAX_TOKEN);
+    /* releasing empties it; the next check misses */
+    tb_jwt_cache_release();
+    s = stats_now();
+    cr_expect(s.entries == 0 && s.hits == 0 && s.misses == 0);
+    cr_expect_eq(check(t[999], &p, tbh, NULL), 0);
+    cr_expect_eq(stats_now().misses, 1);
+    for (i = 0; i < 1000; i++)
+        free(t[i]);
+    free(t);
+    free(big);
+    tb_jwt_keys_free(k);
+}
+
+struct thread_run {
+    pthread_barrier_t *start, *done;
+    const char *token;
+    const struct tb_jwt_policy *p;
+    int r[3];
+    struct tb_jwt_cache_stats before, after;
+};
+
+static void *thread_checks(void *arg)
+{
+    struct thread_run *tr = arg;
+    size_t i, n = strlen(tr->token);
+
+    tb_jwt_cache_get_stats(&tr->before);
+    pthread_barrier_wait(tr->start);
+    for (i = 0; i < 3; i++)
+        tr->r[i] = tb_jwt_check(tr->token, n, tr->p, i < 2 ? tbh : other_tbh, NULL);
+    pthread_barrier_wait(tr->done); /* every thread has checked: a shared cache would show 12 */
+    tb_jwt_cache_get_stats(&tr->after);
+    return NULL; /* the cache is freed at thread exit (LeakSanitizer checks under SAN=1) */
+}
+
+/* One key set shared by 4 threads, each with a cache of its own: each misses once, then hits. */
+Test(jwt_cache, per_thread, .init = setup, .fini = teardown, .timeout = TIMEOUT_S)
+{
+    struct tb_jwt_keys *k = keys_of("es256.pub.pem");
+    struct tb_jwt_policy p = policy(k, TB_JWT_ES256);
+    char *t = es_token("{\"exp\":%lld,\"cnf\":{\"tbh\":\"%s\"}}", FAR, tbh);
+    struct thread_run runs[4];
+    pthread_t th[4];
+    pthread_barrier_t start, done;
+    size_t i;
+
+    cr_assert_eq(pthread_barrier_init(&start, NULL, 4), 0);
+    cr_assert_eq(pthread_barrier_init(&done, NULL, 4), 0);
+    for (i = 0; i < 4; i++) {
+        runs[i] = (struct thread_run){.start = &start, .done = &done, .token = t, .p = &p};
+        cr_assert_eq(pthread_create(&th[i], NULL, thread_checks, &runs[i]), 0);
+    }
+    for (i = 0; i < 4; i++)
+        cr_assert_eq(pthread_join(th[i], NULL), 0);
+    for (i = 0; i < 4; i++) {
+        const struct tb_jwt_cache_stats *a = &runs[i].after;
+        cr_expect_eq(runs[i].before.misses + runs[i].before.hits, 0, "thread %zu: a fresh cache",
+                     i);
+        cr_expect(runs[i].r[0] == 0 && runs[i].r[1] == 0 && runs[i].r[2] == TB_EMISMATCH,
+                  "thread %zu: %d %d %d", i, runs[i].r[0], runs[i].r[1], runs[i].r[2]);
+        cr_expect(a->misses == 1 && a->hits == 2 && a->decodes == 1 && a->entries == 1,
+                  "thread %zu: misses %llu hits %llu decodes %llu", i,
+                  (unsigned long long)a->misses, (unsigned long long)a->hits,
+                  (unsigned long long)a->decodes);
+    }
+    cr_expect_eq(stats_now().misses + stats_now().hits, 0, "the main thread checked nothing");
+    pthread_barrier_destroy(&start);
+    pthread_barrier_destroy(&done);
+    free(t);
+    tb_jwt_keys_free(k);
+}
+
 /* --- tbtoken jwt ---------------------------------------------------------------------------- */
 
-struct run {
-    int status;
-    char *out, *err;
-    size_t out_len, err_len;
-    json_t *doc;
-};
-static struct run run;
-static char tool[4096];
-
-static void run_reset(void)
-{
-    free(run.out);
-    free(run.err);
-    json_decref(run.doc);
-    memset(&run, 0, sizeof(run));
-}
-
-static void cli_setup(void)
-{
-    const char *dir = getenv("TB_BIN");
-
-    setup();
-    snprintf(tool, sizeof(tool), "%s/tbtoken", dir != NULL && *dir ? dir : "build/rel/bin");
-    cr_assert_eq(access(tool, X_OK), 0, "%s: %s (build it, or set TB_BIN)", tool, strerror(errno));
-}
+static struct tbt_run_result run; /* the last run of the tool: freed by the next and by teardown */
 
 static void cli_teardown(void)
 {
-    run_reset();
+    tbt_run_result_dispose(&run);
     teardown();
 }
 
-static int drain(int fd, char **buf, size_t *len)
+/* Runs `tbtoken args...` (NULL-terminated) with stdin (NULL: /dev/null) into run; aborts the test
+ * if it cannot run. */
+static void run_tool(const char *stdin_data, const char *const *args)
 {
-    char chunk[4096], *p;
-    ssize_t n = read(fd, chunk, sizeof(chunk));
-
-    if (n == -1)
-        return errno == EINTR || errno == EAGAIN ? 1 : -1;
-    if (n == 0)
-        return 0;
-    if (*len + (size_t)n > MAX_OUTPUT || (p = realloc(*buf, *len + (size_t)n + 1)) == NULL)
-        return -1;
-    memcpy(p + *len, chunk, (size_t)n);
-    *len += (size_t)n;
-    p[*len] = '\0';
-    *buf = p;
-    return 1;
-}
-
-/* Runs tbtoken with args (NULL-terminated) and stdin from stdin_path (NULL: /dev/null). */
-static void run_tool(const char *stdin_path, const char *const *args)
-{
-    char *argv[32];
-    posix_spawn_file_actions_t fa;
-    int out_pipe[2], err_pipe[2], n = 0, rc, st, open_fds = 2, i, r, failed = 0;
-    struct pollfd pfd[2];
-    long long deadline = tbt_now_ms() + TIMEOUT_S * 1000LL;
-    pid_t pid;
-
-    run_reset();
-    argv[n++] = tool;
-    while (args[n - 1] != NULL && n < 31) {
-        argv[n] = (char *)args[n - 1];
-        n++;
-    }
-    argv[n] = NULL;
-    cr_assert(pipe2(out_pipe, O_CLOEXEC) == 0 && pipe2(err_pipe, O_CLOEXEC) == 0);
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, stdin_path != NULL ? stdin_path : "/dev/null",
-                                     O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, err_pipe[1], 2);
-    rc = posix_spawn(&pid, tool, &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    close(out_pipe[1]);
-    close(err_pipe[1]);
-    pfd[0] = (struct pollfd){.fd = out_pipe[0], .events = POLLIN};
-    pfd[1] = (struct pollfd){.fd = err_pipe[0], .events = POLLIN};
-    while (rc == 0 && open_fds > 0 && !failed) {
-        if (tbt_now_ms() > deadline || (poll(pfd, 2, 1000) == -1 && errno != EINTR)) {
-            failed = 1;
-            break;
-        }
-        for (i = 0; i < 2; i++) {
-            if (pfd[i].fd < 0 || pfd[i].revents == 0)
-                continue;
-            r = i == 0 ? drain(pfd[i].fd, &run.out, &run.out_len)
-                       : drain(pfd[i].fd, &run.err, &run.err_len);
-            if (r == -1)
-                failed = 1;
-            if (r == 0) {
-                pfd[i].fd = -1;
-                open_fds--;
-            }
-        }
-    }
-    close(out_pipe[0]);
-    close(err_pipe[0]);
-    cr_assert_eq(rc, 0, "posix_spawn %s: %s", tool, strerror(rc));
-    if (failed)
-        kill(pid, SIGKILL);
-    while ((st = waitpid(pid, &run.status, 0)) == -1 && errno == EINTR)
-        ;
-    cr_assert_eq(st, pid);
-    cr_assert(!failed, "%s: output unreadable or timed out", tool);
-    run.status = WIFEXITED(run.status) ? WEXITSTATUS(run.status) : 128 + WTERMSIG(run.status);
-    if (run.out != NULL)
-        run.doc = json_loadb(run.out, run.out_len, JSON_REJECT_DUPLICATES, NULL);
-}
-
-static const char *out_text(void)
-{
-    return run.out != NULL ? run.out : "";
-}
-
-static const char *err_text(void)
-{
-    return run.err != NULL ? run.err : "";
+    tbt_run_result_dispose(&run);
+    cr_assert_geq(tbt_run("tbtoken", args, stdin_data, stdin_data != NULL ? strlen(stdin_data) : 0,
+                          TIMEOUT_S * 1000, &run),
+                  0, "%s", run.error);
 }
 
 /* The token `tbtoken jwt issue` printed (one line), malloc'd. */
@@ -1404,10 +1694,10 @@ static char *issued(void)
 {
     char *t;
 
-    cr_assert_eq(run.status, 0, "issue exited %d: %s", run.status, err_text());
-    cr_assert(run.out_len > 1 && run.out[run.out_len - 1] == '\n', "stdout: [%s]", out_text());
+    cr_assert_eq(run.status, 0, "issue exited %d: %s", run.status, run.err);
+    cr_assert(run.out_len > 1 && run.out[run.out_len - 1] == '\n', "stdout: [%s]", run.out);
     t = strndup(run.out, run.out_len - 1);
-    cr_assert_null(strchr(t, '\n'), "more than one line: [%s]", out_text());
+    cr_assert_null(strchr(t, '\n'), "more than one line: [%s]", run.out);
     return t;
 }
 
@@ -1416,19 +1706,19 @@ static void expect_verdict(const char *what, int status, const char *verdict, co
     json_t *v;
 
     cr_expect_eq(run.status, status, "%s: exit %d, expected %d; stdout %s; stderr %s", what,
-                 run.status, status, out_text(), err_text());
-    cr_assert(json_is_object(run.doc), "%s: stdout is not one JSON object: [%s]; stderr: %s", what,
-              out_text(), err_text());
-    cr_expect_str_eq(json_string_value(json_object_get(run.doc, "verdict")), verdict, "%s: %s",
-                     what, out_text());
-    v = json_object_get(run.doc, "reason");
+                 run.status, status, run.out, run.err);
+    cr_assert(json_is_object(run.json), "%s: stdout is not one JSON object: [%s]; stderr: %s", what,
+              run.out, run.err);
+    cr_expect_str_eq(json_string_value(json_object_get(run.json, "verdict")), verdict, "%s: %s",
+                     what, run.out);
+    v = json_object_get(run.json, "reason");
     if (reason == NULL)
-        cr_expect_null(v, "%s: %s", what, out_text());
+        cr_expect_null(v, "%s: %s", what, run.out);
     else
-        cr_expect_str_eq(json_string_value(v), reason, "%s: %s", what, out_text());
+        cr_expect_str_eq(json_string_value(v), reason, "%s: %s", what, run.out);
 }
 
-Test(tbtoken_jwt, issue_and_verify, .init = cli_setup, .fini = cli_teardown, .timeout = TIMEOUT_S)
+Test(tbtoken_jwt, issue_and_verify, .init = setup, .fini = cli_teardown, .timeout = TIMEOUT_S)
 {
     static const struct {
         const char *alg, *key, *kflag, *vkeys;
@@ -1450,9 +1740,9 @@ Test(tbtoken_jwt, issue_and_verify, .init = cli_setup, .fini = cli_teardown, .ti
                                              "--alg", "ES256,RS256,HS256", "--tbid", tbid,
                                              "--issuer", "idp", "--", t, NULL});
         expect_verdict(cases[i].alg, 0, "ok", NULL);
-        cr_expect_str_eq(json_string_value(json_object_get(run.doc, "sub")), "carol");
-        cr_expect(json_integer_value(json_object_get(run.doc, "exp")) > (json_int_t)time(NULL),
-                  "%s: exp %s", cases[i].alg, out_text());
+        cr_expect_str_eq(json_string_value(json_object_get(run.json, "sub")), "carol");
+        cr_expect(json_integer_value(json_object_get(run.json, "exp")) > (json_int_t)time(NULL),
+                  "%s: exp %s", cases[i].alg, run.out);
         /* the same token from another Token Binding ID */
         run_tool(NULL, (const char *const[]){"jwt", "verify", cases[i].kflag, cases[i].vkeys,
                                              "--alg", cases[i].alg, "--tbid", other_tbid, t, NULL});
@@ -1461,13 +1751,12 @@ Test(tbtoken_jwt, issue_and_verify, .init = cli_setup, .fini = cli_teardown, .ti
                  (const char *const[]){"jwt", "verify", cases[i].kflag, cases[i].vkeys, "--alg",
                                        cases[i].alg, "--tbh", tbh, "--issuer", "other", t, NULL});
         expect_verdict(cases[i].alg, 1, "error", "claim");
-        cr_expect_null(strstr(err_text(), t), "the token is not echoed to stderr");
+        cr_expect_null(strstr(run.err, t), "the token is not echoed to stderr");
         free(t);
     }
 }
 
-Test(tbtoken_jwt, issue_ttl_kid_and_tbh, .init = cli_setup, .fini = cli_teardown,
-     .timeout = TIMEOUT_S)
+Test(tbtoken_jwt, issue_ttl_kid_and_tbh, .init = setup, .fini = cli_teardown, .timeout = TIMEOUT_S)
 {
     json_t *h, *c;
     char *t;
@@ -1492,7 +1781,7 @@ Test(tbtoken_jwt, issue_ttl_kid_and_tbh, .init = cli_setup, .fini = cli_teardown
     free(t);
 }
 
-Test(tbtoken_jwt, verify_vectors, .init = cli_setup, .fini = cli_teardown, .timeout = TIMEOUT_S)
+Test(tbtoken_jwt, verify_vectors, .init = setup, .fini = cli_teardown, .timeout = TIMEOUT_S)
 {
     json_t *list = json_object_get(doc, "vectors"), *v;
     char now[32], path[256];
@@ -1553,7 +1842,7 @@ Test(tbtoken_jwt, verify_vectors, .init = cli_setup, .fini = cli_teardown, .time
         run_tool(NULL, args);
         if (strcmp(expect, "ok") == 0) {
             expect_verdict(name, 0, "ok", NULL);
-            cr_expect_str_eq(json_string_value(json_object_get(run.doc, "sub")),
+            cr_expect_str_eq(json_string_value(json_object_get(run.json, "sub")),
                              json_string_value(json_object_get(v, "sub")), "%s", name);
         } else {
             expect_verdict(name, 1, "error", expect);
@@ -1563,41 +1852,34 @@ Test(tbtoken_jwt, verify_vectors, .init = cli_setup, .fini = cli_teardown, .time
     cr_expect_geq(checked, 25);
 }
 
-Test(tbtoken_jwt, verify_stdin, .init = cli_setup, .fini = cli_teardown, .timeout = TIMEOUT_S)
+Test(tbtoken_jwt, verify_stdin, .init = setup, .fini = cli_teardown, .timeout = TIMEOUT_S)
 {
-    char dir[256], path[512], now[32];
     json_t *v = json_array_get(json_object_get(doc, "vectors"), 0);
     const char *t = json_string_value(json_object_get(v, "token"));
-    char *line = malloc(strlen(t) + 2);
+    char now[32], *line = NULL;
 
     cr_assert_str_eq(json_string_value(json_object_get(v, "name")), "es256_ok");
-    snprintf(line, strlen(t) + 2, "%s\n", t);
+    cr_assert_gt(asprintf(&line, "%s\n", t), 0);
     snprintf(now, sizeof(now), "%lld", now_fixed);
-    cr_assert_eq(tbt_tempdir("jwtcli", dir, sizeof(dir)), 0);
-    cr_assert_eq(tbt_write_file(dir, "token", line, strlen(line)), 0);
-    cr_assert_eq(tbt_write_file(dir, "empty", "", 0), 0);
-    snprintf(path, sizeof(path), "%s/token", dir);
-    run_tool(path, (const char *const[]){"jwt", "verify", "--keys", DATA "/es256.pub.pem", "--alg",
+    run_tool(line, (const char *const[]){"jwt", "verify", "--keys", DATA "/es256.pub.pem", "--alg",
                                          "ES256", "--tbh", tbh, "--now", now, "-", NULL});
     expect_verdict("token on stdin", 0, "ok", NULL);
-    snprintf(path, sizeof(path), "%s/empty", dir);
-    run_tool(path, (const char *const[]){"jwt", "verify", "--keys", DATA "/es256.pub.pem", "--alg",
-                                         "ES256", "--tbh", tbh, "-", NULL});
+    run_tool("", (const char *const[]){"jwt", "verify", "--keys", DATA "/es256.pub.pem", "--alg",
+                                       "ES256", "--tbh", tbh, "-", NULL});
     expect_verdict("empty stdin", 1, "error", "parse");
     free(line);
-    tbt_rmdir_all(dir);
 }
 
 static void expect_usage(const char *what, const char *const *args)
 {
     run_tool(NULL, args);
     cr_expect_eq(run.status, 2, "%s: exit %d, expected 2; stdout %s; stderr %s", what, run.status,
-                 out_text(), err_text());
-    cr_expect_null(strstr(out_text(), "\"verdict\""), "%s: a verdict on a usage error", what);
+                 run.out, run.err);
+    cr_expect_null(strstr(run.out, "\"verdict\""), "%s: a verdict on a usage error", what);
     cr_expect_neq(run.err_len, 0, "%s: no message", what);
 }
 
-Test(tbtoken_jwt, usage_errors, .init = cli_setup, .fini = cli_teardown, .timeout = TIMEOUT_S)
+Test(tbtoken_jwt, usage_errors, .init = setup, .fini = cli_teardown, .timeout = TIMEOUT_S)
 {
     const char *es = DATA "/es256.key.pem", *pub = DATA "/es256.pub.pem";
 
@@ -1643,8 +1925,7 @@ Test(tbtoken_jwt, usage_errors, .init = cli_setup, .fini = cli_teardown, .timeou
     expect_usage("verify unusable keys",
                  (const char *const[]){"jwt", "verify", "--keys", DATA "/rsa1024.pub.pem", "--alg",
                                        "RS256", "--tbh", tbh, "t", NULL});
-    cr_expect_not_null(strstr(err_text(), "rsa1024.pub.pem"), "message names the file: %s",
-                       err_text());
+    cr_expect_not_null(strstr(run.err, "rsa1024.pub.pem"), "message names the file: %s", run.err);
     expect_usage("verify short secret",
                  (const char *const[]){"jwt", "verify", "--secret", DATA "/hs256-short.secret",
                                        "--alg", "HS256", "--tbh", tbh, "t", NULL});
