@@ -11,7 +11,16 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <jansson.h>
+#include <jwt.h>
+#include <libconfig.h>
+#include <llhttp.h>
+#include <microhttpd.h>
+#include <nghttp2/nghttp2.h>
+#include <openssl/crypto.h>
+
 #include "tb/error.h"
+#include "tb/tb.h"
 
 enum cli_opt {
     OPT_CONFIG,
@@ -20,6 +29,8 @@ enum cli_opt {
     OPT_UPSTREAM,
     OPT_CERT,
     OPT_KEY,
+    OPT_ADMIN,
+    OPT_PID_FILE,
     OPT_HELP,
     OPT_VERSION,
     OPT_N
@@ -28,12 +39,13 @@ enum cli_opt {
 static const struct {
     char short_name;
     const char *long_name;
-    int has_arg;
+    int has_arg;         /* 1: takes a value; 2: a value that may be empty */
     const char *display; /* how messages name it */
 } cli_opts[OPT_N] = {
     [OPT_CONFIG] = {'c', "config", 1, "-c"},     [OPT_TEST] = {'t', "test", 0, "-t"},
     [OPT_LISTEN] = {0, "listen", 1, "--listen"}, [OPT_UPSTREAM] = {0, "upstream", 1, "--upstream"},
     [OPT_CERT] = {0, "cert", 1, "--cert"},       [OPT_KEY] = {0, "key", 1, "--key"},
+    [OPT_ADMIN] = {0, "admin", 2, "--admin"},    [OPT_PID_FILE] = {0, "pid-file", 1, "--pid-file"},
     [OPT_HELP] = {'h', "help", 0, "-h"},         [OPT_VERSION] = {'v', "version", 0, "-v"},
 };
 
@@ -82,7 +94,7 @@ static int cli_set(struct cli_state *st, int opt, const char *val)
 {
     if (st->seen[opt])
         return cli_fail(st, "%s given twice", cli_opts[opt].display);
-    if (cli_opts[opt].has_arg && val[0] == '\0')
+    if (cli_opts[opt].has_arg == 1 && val[0] == '\0')
         return cli_fail(st, "%s: empty value", cli_opts[opt].display);
     st->seen[opt] = 1;
     st->val[opt] = val;
@@ -154,6 +166,8 @@ static int cli_finish(struct cli_state *st, struct tbp_cli *out)
     if (!st->seen[OPT_CONFIG] && n_quick == 0)
         return cli_fail(st, "no configuration: give -c FILE, or --listen, --upstream, --cert "
                             "and --key");
+    if (st->seen[OPT_ADMIN] && n_quick == 0)
+        return cli_fail(st, "--admin is for quick mode; with -c, set admin.listen in the file");
     if (n_quick > 0 && n_quick < 4) {
         cli_fail(st, "quick mode needs --listen, --upstream, --cert and --key (missing:");
         for (k = 0; k < 4; k++)
@@ -168,6 +182,8 @@ static int cli_finish(struct cli_state *st, struct tbp_cli *out)
     out->upstream = st->val[OPT_UPSTREAM];
     out->cert = st->val[OPT_CERT];
     out->key = st->val[OPT_KEY];
+    out->admin = st->val[OPT_ADMIN];
+    out->pid_file = st->val[OPT_PID_FILE];
     return 0;
 }
 
@@ -200,9 +216,20 @@ int tbp_cli_parse(int argc, char **argv, struct tbp_cli *out, char *err, size_t 
 
 int tbp_cli_config(const struct tbp_cli *cli, struct tbp_config **out, char *err, size_t errlen)
 {
+    int ret;
+
     if (cli->config != NULL)
         return tbp_config_load(cli->config, out, err, errlen);
-    return tbp_config_quick(cli->listen, cli->upstream, cli->cert, cli->key, out, err, errlen);
+    ret = tbp_config_quick(cli->listen, cli->upstream, cli->cert, cli->key, out, err, errlen);
+    if (ret < 0)
+        return ret;
+    ret = tbp_config_quick_admin(*out, cli->admin != NULL ? cli->admin : TBP_DEF_ADMIN_LISTEN, err,
+                                 errlen);
+    if (ret < 0) {
+        tbp_config_free(*out);
+        *out = NULL;
+    }
+    return ret;
 }
 
 void tbp_cli_usage(FILE *f, const char *prog)
@@ -210,8 +237,9 @@ void tbp_cli_usage(FILE *f, const char *prog)
     const char *p = prog != NULL ? prog : "tbproxy";
 
     fprintf(f,
-            "usage: %s -c FILE [-t]\n"
-            "       %s --listen ADDR --upstream ADDR --cert FILE --key FILE [-t]\n"
+            "usage: %s -c FILE [-t] [--pid-file PATH]\n"
+            "       %s --listen ADDR --upstream ADDR --cert FILE --key FILE [--admin ADDR] [-t]\n"
+            "          [--pid-file PATH]\n"
             "       %s -h | -v\n"
             "\n"
             "A TLS reverse proxy that negotiates and verifies Token Binding (draft version).\n"
@@ -222,12 +250,38 @@ void tbp_cli_usage(FILE *f, const char *prog)
             "      --upstream ADDR quick mode: forward to the origin at ADDR (127.0.0.1:8080)\n"
             "      --cert FILE     quick mode: certificate chain (PEM, leaf first)\n"
             "      --key FILE      quick mode: private key (PEM)\n"
+            "      --admin ADDR    quick mode: the admin server's address "
+            "(default " TBP_DEF_ADMIN_LISTEN ";\n"
+            "                      \"\" for none)\n"
+            "      --pid-file PATH write the process id there once listening; removed at exit\n"
             "  -h, --help          this text\n"
-            "  -v, --version       print the version\n"
+            "  -v, --version       print the version and the libraries' versions\n"
             "\n"
             "Quick mode needs all four of its options and no -c: one listener, one origin, Token\n"
             "Binding on (draft; p256, rsa2048), session tickets on, every other option at its\n"
             "default.\n"
+            "Signals: TERM, QUIT graceful stop (in-flight requests finish, up to\n"
+            "timeouts.shutdown); INT fast stop; HUP reload; USR1 reopen the log files.\n"
             "Exit status: 0 ok, 1 bad configuration or failure, 2 bad usage.\n",
             p, p, p);
+}
+
+void tbp_cli_version(FILE *f)
+{
+    const nghttp2_info *ng = nghttp2_version(0);
+
+    fprintf(f, "tbproxy %s\n", TBP_VERSION);
+    fprintf(f, "  libtb %s\n", TB_VERSION_STRING);
+    fprintf(f, "  %s\n", OpenSSL_version(OPENSSL_VERSION));
+    fprintf(f, "  nghttp2 %s\n", ng != NULL ? ng->version_str : "(unknown)");
+    fprintf(f, "  libmicrohttpd %s\n", MHD_get_version());
+    fprintf(f, "  libconfig %d.%d.%d\n", LIBCONFIG_VER_MAJOR, LIBCONFIG_VER_MINOR,
+            LIBCONFIG_VER_REVISION);
+    fprintf(f, "  jansson %s\n", jansson_version_str());
+    /* jwt.h has no version macro or call: the API the code is written for */
+    fprintf(f, "  libjwt 1.10 API\n");
+    fprintf(f, "  llhttp %d.%d.%d\n", LLHTTP_VERSION_MAJOR, LLHTTP_VERSION_MINOR,
+            LLHTTP_VERSION_PATCH);
+    /* sd-daemon.h has no version either; sd_notify is the one call used */
+    fprintf(f, "  libsystemd (sd_notify)\n");
 }

@@ -1,6 +1,7 @@
 /*
  * tbproxy's command line: which configuration to load (a file with -c, or quick mode from four
- * options) and what to do with it (run, check, help, version).
+ * options and an optional --admin) and what to do with it (run, check, help, version), plus the
+ * process settings that are not configuration (--pid-file).
  */
 #ifndef TBP_CLI_H
 #define TBP_CLI_H
@@ -14,7 +15,7 @@ enum tbp_cli_action {
     TBP_CLI_RUN = 0,     /* start the proxy */
     TBP_CLI_CHECK = 1,   /* -t: load the configuration, report, exit 0 or 1 */
     TBP_CLI_HELP = 2,    /* -h / --help: print tbp_cli_usage to stdout, exit 0 */
-    TBP_CLI_VERSION = 3, /* -v / --version: print "tbproxy TBP_VERSION", exit 0 */
+    TBP_CLI_VERSION = 3, /* -v / --version: print tbp_cli_version to stdout, exit 0 */
 };
 
 /* What the command line asked for. Strings point into argv. */
@@ -25,11 +26,14 @@ struct tbp_cli {
     const char *upstream;
     const char *cert;
     const char *key;
+    const char *admin;    /* quick mode only: --admin ADDR ("" disables); NULL: the default */
+    const char *pid_file; /* --pid-file PATH: written once the sockets are bound; NULL: none */
 };
 
 /*
  * Parses argv[1..argc-1]: -c/--config FILE, -t/--test, --listen A, --upstream A, --cert FILE,
- * --key FILE (quick mode: all four, exclusive with -c), -h/--help, -v/--version. Short options
+ * --key FILE (quick mode: all four, exclusive with -c), --admin A (quick mode only; may be
+ * empty), --pid-file PATH (ignored with -t), -h/--help, -v/--version. Short options
  * may be clustered ("-tc FILE") and take their value attached or next ("-cFILE", "-c FILE");
  * long ones "--opt VALUE" or "--opt=VALUE"; "--" ends options. -h and -v win over everything
  * else that parses. Returns 0 and fills *out, or TB_EINVAL with a one-line message in err
@@ -37,10 +41,18 @@ struct tbp_cli {
  */
 int tbp_cli_parse(int argc, char **argv, struct tbp_cli *out, char *err, size_t errlen);
 
-/* Loads the configuration the command line names: tbp_config_load or tbp_config_quick. */
+/* Loads the configuration the command line names: tbp_config_load, or tbp_config_quick and
+ * tbp_config_quick_admin (--admin, else the default address checked against the listener). */
 int tbp_cli_config(const struct tbp_cli *cli, struct tbp_config **out, char *err, size_t errlen);
 
 /* Writes the usage text to `f`; `prog` is argv[0] (NULL: "tbproxy"). */
 void tbp_cli_usage(FILE *f, const char *prog);
+
+/*
+ * Writes what -v prints: "tbproxy VERSION" on the first line, then one line per library,
+ * "  NAME VERSION" (libtb, OpenSSL, nghttp2, libmicrohttpd, libconfig, jansson, libjwt, llhttp,
+ * libsystemd), run-time versions where the library reports one, else the version built against.
+ */
+void tbp_cli_version(FILE *f);
 
 #endif

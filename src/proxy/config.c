@@ -11,9 +11,9 @@
  * run as each item is read, against the items read before it.
  *
  * This file holds the config object, the global sections (workers, timeouts, limits, log,
- * token_binding, listen, upstreams, trusted_proxies), loading, quick mode and the queries the
- * workers make; routes and the companion-module settings are in config_route.c, the command
- * line in cli.c.
+ * token_binding, listen, upstreams, trusted_proxies, user, admin), loading, quick mode and the
+ * queries the workers make; routes and the companion-module settings are in config_route.c, the
+ * command line in cli.c.
  *
  * Every allocation the config owns, and every library object it holds (the cookie keyring, the
  * routes' JWT key sets), is recorded in its private `mem` list, so tbp_config_free is one loop
@@ -27,6 +27,7 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -89,6 +90,8 @@ int tbp_cfg_adopt(struct tbp_config *cfg, void *p, void (*free_fn)(void *))
     return 0;
 }
 
+static int parse_addr(const char *s, struct tbp_addr *a);
+
 static void set_defaults(struct tbp_config *c)
 {
     c->workers = TBP_DEF_WORKERS;
@@ -107,6 +110,7 @@ static void set_defaults(struct tbp_config *c)
     c->timeouts.body_read_ms = TBP_DEF_BODY_READ_MS;
     c->timeouts.upstream_connect_ms = TBP_DEF_UPSTREAM_CONNECT_MS;
     c->timeouts.upstream_read_ms = TBP_DEF_UPSTREAM_READ_MS;
+    c->timeouts.shutdown_ms = TBP_DEF_SHUTDOWN_MS;
     c->limits.max_header_bytes = TBP_DEF_MAX_HEADER_BYTES;
     c->limits.max_headers = TBP_DEF_MAX_HEADERS;
     c->limits.max_connections_per_worker = TBP_DEF_MAX_CONNECTIONS_PER_WORKER;
@@ -114,6 +118,8 @@ static void set_defaults(struct tbp_config *c)
     c->log.error = "-";
     c->log.level = TBP_LOG_INFO;
     c->log.format = TBP_LOG_COMBINED;
+    c->user = NULL;
+    c->admin.enabled = parse_addr(TBP_DEF_ADMIN_LISTEN, &c->admin.addr) == 0;
 }
 
 /* A new config holding the defaults, or NULL. */
@@ -305,9 +311,9 @@ static int parse_workers(struct tbp_loader *L, const config_setting_t *root)
 
 static int parse_timeouts(struct tbp_loader *L, const config_setting_t *root)
 {
-    static const char *const known[] = {"handshake", "header_read",      "idle_keepalive",
-                                        "body_read", "upstream_connect", "upstream_read",
-                                        NULL};
+    static const char *const known[] = {
+        "handshake",        "header_read",   "idle_keepalive", "body_read",
+        "upstream_connect", "upstream_read", "shutdown",       NULL};
     const config_setting_t *g = config_setting_get_member(root, "timeouts");
     struct tbp_timeouts *t = &L->cfg->timeouts;
     int ret;
@@ -325,7 +331,8 @@ static int parse_timeouts(struct tbp_loader *L, const config_setting_t *root)
         (ret = tbp_cfg_opt_duration(L, g, "upstream_connect", 1, TBP_MS_PER_DAY,
                                     &t->upstream_connect_ms)) < 0 ||
         (ret = tbp_cfg_opt_duration(L, g, "upstream_read", 1, TBP_MS_PER_DAY,
-                                    &t->upstream_read_ms)) < 0)
+                                    &t->upstream_read_ms)) < 0 ||
+        (ret = tbp_cfg_opt_duration(L, g, "shutdown", 1, TBP_MS_PER_DAY, &t->shutdown_ms)) < 0)
         return ret;
     return 0;
 }
@@ -400,9 +407,12 @@ static int parse_log(struct tbp_loader *L, const config_setting_t *root)
     if ((s = config_setting_get_member(g, "format")) != NULL) {
         if ((ret = tbp_cfg_get_string(L, s, &v)) < 0)
             return ret;
-        if (strcmp(v, "combined") != 0)
-            return tbp_cfg_fail(L, s, "unknown format \"%s\" (known: combined)", v);
-        lg->format = TBP_LOG_COMBINED;
+        if (strcmp(v, "combined") == 0)
+            lg->format = TBP_LOG_COMBINED;
+        else if (strcmp(v, "json") == 0)
+            lg->format = TBP_LOG_JSON;
+        else
+            return tbp_cfg_fail(L, s, "unknown format \"%s\" (known: combined, json)", v);
     }
     return 0;
 }
@@ -721,6 +731,88 @@ static int parse_trusted(struct tbp_loader *L, const config_setting_t *root)
     return 0;
 }
 
+/*
+ * user = "name": must exist now, so that `tbproxy -t` finds a typo; main switches to it after
+ * binding (and refuses to start when not root).
+ */
+static int parse_user(struct tbp_loader *L, const config_setting_t *root)
+{
+    const config_setting_t *s = config_setting_get_member(root, "user");
+    struct passwd pw, *found = NULL;
+    char buf[16384];
+    const char *v;
+    int ret, e;
+
+    if (s == NULL)
+        return 0;
+    if ((ret = tbp_cfg_get_string(L, s, &v)) < 0)
+        return ret;
+    if (v[0] == '\0')
+        return tbp_cfg_fail(L, s,
+                            "must not be empty (leave it out to keep the user tbproxy "
+                            "starts as)");
+    e = getpwnam_r(v, &pw, buf, sizeof(buf), &found);
+    if (found == NULL && e != 0 && e != ENOENT && e != ESRCH)
+        return tbp_cfg_fail(L, s, "cannot look up user \"%s\": %s", v, strerror(e));
+    if (found == NULL)
+        return tbp_cfg_fail(L, s, "no such user \"%s\"", v);
+    if ((L->cfg->user = tbp_cfg_strdup(L->cfg, v)) == NULL)
+        return tbp_cfg_fail_nomem(L);
+    return 0;
+}
+
+/* The index of the first listener that overlaps a, or -1. */
+static int listener_overlapping(const struct tbp_config *c, const struct tbp_addr *a)
+{
+    size_t i;
+
+    for (i = 0; i < c->n_listeners; i++)
+        if (addr_overlaps(&c->listeners[i].addr, a))
+            return (int)i;
+    return -1;
+}
+
+/*
+ * admin = { listen = "127.0.0.1:9901"; }: "" disables it. It must not overlap a listener,
+ * including when left at its default (then the listener's address is the error).
+ */
+static int parse_admin(struct tbp_loader *L, const config_setting_t *root)
+{
+    static const char *const known[] = {"listen", NULL};
+    const config_setting_t *g = config_setting_get_member(root, "admin"), *s = NULL;
+    struct tbp_admin_config *a = &L->cfg->admin;
+    const char *v;
+    int ret, i;
+
+    if (g != NULL) {
+        if ((ret = tbp_cfg_expect_group(L, g)) < 0 || (ret = tbp_cfg_check_known(L, g, known)) < 0)
+            return ret;
+        s = config_setting_get_member(g, "listen");
+    }
+    if (s != NULL) {
+        if ((ret = tbp_cfg_get_string(L, s, &v)) < 0)
+            return ret;
+        if (v[0] == '\0') {
+            a->enabled = 0;
+            return 0;
+        }
+        if (parse_addr(v, &a->addr) < 0)
+            return tbp_cfg_fail(L, s, "bad address \"%s\" " BAD_ADDR_HINT ", or \"\" for none", v);
+        a->enabled = 1;
+    }
+    if (!a->enabled || (i = listener_overlapping(L->cfg, &a->addr)) < 0)
+        return 0;
+    if (s != NULL)
+        return tbp_cfg_fail(L, s, "%s overlaps listen[%d] (%s)", a->addr.text, i,
+                            L->cfg->listeners[i].addr.text);
+    s = config_setting_get_member(
+        config_setting_get_elem(config_setting_get_member(root, "listen"), (unsigned)i), "address");
+    return tbp_cfg_fail(L, s,
+                        "%s overlaps the admin server's default address %s (set admin.listen "
+                        "to another address, or \"\" for none)",
+                        L->cfg->listeners[i].addr.text, TBP_DEF_ADMIN_LISTEN);
+}
+
 static unsigned online_cores(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -733,8 +825,8 @@ static unsigned online_cores(void)
 static int load_tree(struct tbp_loader *L, const config_setting_t *root)
 {
     static const char *const known[] = {
-        "workers", "listen",          "token_binding", "upstreams",   "routes", "timeouts",
-        "limits",  "trusted_proxies", "log",           "cookie_keys", NULL};
+        "workers",         "listen", "token_binding", "upstreams", "routes", "timeouts", "limits",
+        "trusted_proxies", "log",    "cookie_keys",   "user",      "admin",  NULL};
     int ret;
 
     if ((ret = tbp_cfg_check_known(L, root, known)) < 0 || (ret = parse_workers(L, root)) < 0 ||
@@ -742,7 +834,8 @@ static int load_tree(struct tbp_loader *L, const config_setting_t *root)
         (ret = parse_log(L, root)) < 0 || (ret = parse_tb(L, root)) < 0 ||
         (ret = parse_listen(L, root)) < 0 || (ret = parse_upstreams(L, root)) < 0 ||
         (ret = tbp_cfg_parse_cookie_keys(L, root)) < 0 ||
-        (ret = tbp_cfg_parse_routes(L, root)) < 0 || (ret = parse_trusted(L, root)) < 0)
+        (ret = tbp_cfg_parse_routes(L, root)) < 0 || (ret = parse_trusted(L, root)) < 0 ||
+        (ret = parse_user(L, root)) < 0 || (ret = parse_admin(L, root)) < 0)
         return ret;
     if (L->cfg->workers == 0)
         L->cfg->workers = online_cores();
@@ -897,6 +990,30 @@ int tbp_config_quick(const char *listen, const char *upstream, const char *cert,
 Exit:
     tbp_config_free(c);
     return ret;
+}
+
+int tbp_config_quick_admin(struct tbp_config *cfg, const char *addr, char *err, size_t errlen)
+{
+    struct tbp_sbuf e = tbp_sb_make(err, errlen);
+    struct tbp_addr a;
+    int i;
+
+    if (addr[0] == '\0') {
+        cfg->admin.enabled = 0;
+        return 0;
+    }
+    if (parse_addr(addr, &a) < 0) {
+        tbp_sb_printf(&e, "--admin: bad address \"%s\" " BAD_ADDR_HINT ", or \"\" for none", addr);
+        return TB_EINVAL;
+    }
+    if ((i = listener_overlapping(cfg, &a)) >= 0) {
+        tbp_sb_printf(&e, "--admin: %s overlaps the listener %s", a.text,
+                      cfg->listeners[i].addr.text);
+        return TB_EINVAL;
+    }
+    cfg->admin.enabled = 1;
+    cfg->admin.addr = a;
+    return 0;
 }
 
 /* --- queries ------------------------------------------------------------------------------ */

@@ -57,6 +57,8 @@
 #define TBP_DEF_BODY_READ_MS (60u * 1000)
 #define TBP_DEF_UPSTREAM_CONNECT_MS (5u * 1000)
 #define TBP_DEF_UPSTREAM_READ_MS (60u * 1000)
+#define TBP_DEF_SHUTDOWN_MS (30u * 1000)      /* timeouts.shutdown: the graceful stop budget */
+#define TBP_DEF_ADMIN_LISTEN "127.0.0.1:9901" /* admin.listen */
 #define TBP_DEF_MAX_HEADER_BYTES 65536
 #define TBP_DEF_MAX_HEADERS 100
 #define TBP_DEF_MAX_CONNECTIONS_PER_WORKER 10000
@@ -95,6 +97,7 @@ enum tbp_log_level {
 
 enum tbp_log_format {
     TBP_LOG_COMBINED = 0, /* "combined": Apache combined + TB outcome + upstream time (default) */
+    TBP_LOG_JSON = 1,     /* "json": one JSON object per line, the same fields */
 };
 
 struct tbp_tls_config {
@@ -183,6 +186,8 @@ struct tbp_timeouts {             /* all > 0 */
     uint32_t body_read_ms;        /* between two reads of a request body: 60 s */
     uint32_t upstream_connect_ms; /* default for upstreams.*.connect_timeout: 5 s */
     uint32_t upstream_read_ms;    /* default for upstreams.*.read_timeout: 60 s */
+    uint32_t shutdown_ms;         /* graceful stop (SIGTERM, SIGQUIT): in-flight requests get
+                                     this long to finish, then the rest is cut: 30 s */
 };
 
 struct tbp_limits {
@@ -205,6 +210,13 @@ struct tbp_log_config {
     enum tbp_log_format format; /* TBP_LOG_COMBINED */
 };
 
+/* The admin server (/metrics, /healthz, /readyz, /status; src/proxy/admin.h). */
+struct tbp_admin_config {
+    int enabled;          /* 0 when `admin.listen = ""`: 1 */
+    struct tbp_addr addr; /* `admin.listen`, when enabled: TBP_DEF_ADMIN_LISTEN; never overlaps a
+                             listener */
+};
+
 struct tbp_config_mem; /* private: every allocation the config owns */
 
 struct tbp_config {
@@ -223,6 +235,9 @@ struct tbp_config {
     struct tbp_cidr *trusted;
     struct tbp_log_config log;
     struct tb_cookie_keyring *cookie_keys; /* `cookie_keys = "file"`: owned; NULL when unset */
+    const char *user; /* `user = "name"`: the account to switch to after binding the sockets and
+                         opening the logs (the name existed at load); NULL: stay (default) */
+    struct tbp_admin_config admin;
     struct tbp_config_mem *mem;
 };
 
@@ -237,11 +252,20 @@ int tbp_config_load(const char *path, struct tbp_config **out, char *err, size_t
 /*
  * Quick mode (`--listen A --upstream A --cert F --key F`): one listener, one upstream pool
  * "default" with that one server, one route "*" "/" to it, Token Binding on (draft, p256 then
- * rsa2048, http/1.1), tickets on, every other option at its default. Same contract as
- * tbp_config_load; messages name the option ("--listen: bad address \"x\" ...").
+ * rsa2048, for h2 and http/1.1), tickets on, the admin server on TBP_DEF_ADMIN_LISTEN, no
+ * `user`, every other option at its default. Same contract as tbp_config_load; messages name
+ * the option ("--listen: bad address \"x\" ..."). The admin address is not checked against the
+ * listener here: tbp_config_quick_admin (`--admin`) does that.
  */
 int tbp_config_quick(const char *listen, const char *upstream, const char *cert, const char *key,
                      struct tbp_config **out, char *err, size_t errlen);
+
+/*
+ * Quick mode's `--admin ADDR`: the admin server listens on addr instead, or is disabled when addr
+ * is "". Returns 0, or TB_EINVAL with "--admin: ..." in err (a bad address, or one that overlaps
+ * the listener); cfg is unchanged then.
+ */
+int tbp_config_quick_admin(struct tbp_config *cfg, const char *addr, char *err, size_t errlen);
 
 /* Frees a config and everything it points to; NULL is a no-op. */
 void tbp_config_free(struct tbp_config *cfg);

@@ -52,7 +52,7 @@ void tbp_conn_close(struct tbp_conn *c)
         w->clients = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    w->n_clients--;
+    __atomic_store_n(&w->n_clients, w->n_clients - 1, __ATOMIC_RELAXED);
     tbp_loop_defer(&w->loop, &c->defer);
 }
 
@@ -60,6 +60,18 @@ void tbp_client_close_all(struct tbp_worker *w)
 {
     while (w->clients != NULL)
         tbp_conn_close(w->clients);
+}
+
+void tbp_client_drain_all(struct tbp_worker *w)
+{
+    struct tbp_conn *c = w->clients, *next;
+
+    /* a drain closes at most its own connection, which keeps its next pointer */
+    for (; c != NULL; c = next) {
+        next = c->next;
+        if (c->state == TBP_CONN_OPEN && c->proto->drain != NULL)
+            c->proto->drain(c);
+    }
 }
 
 void tbp_conn_linger(struct tbp_conn *c)
@@ -211,8 +223,12 @@ static void handshake(struct tbp_conn *c)
     c->proto = alpn_proto(c->ssl);
     c->state = TBP_CONN_OPEN;
     tbp_timer_cancel(&c->w->loop, &c->timer);
-    if (c->proto->start(c) != 0)
+    if (c->proto->start(c) != 0) {
         tbp_conn_close(c);
+        return;
+    }
+    if (c->w->draining && c->proto->drain != NULL)
+        c->proto->drain(c); /* the handshake ended during a graceful stop */
 }
 
 void tbp_conn_update(struct tbp_conn *c)
@@ -320,7 +336,7 @@ int tbp_client_accept(struct tbp_worker *w, int fd, size_t listener,
     if (w->clients)
         w->clients->prev = c;
     w->clients = c;
-    w->n_clients++;
+    __atomic_store_n(&w->n_clients, w->n_clients + 1, __ATOMIC_RELAXED);
     w->stats.accepted++;
     if (tbp_io_add(&w->loop, &c->io, EPOLLIN) == -1) {
         tbp_conn_close(c);

@@ -4,7 +4,8 @@
  *
  * The connection owns the socket, the SSL, the read buffer and the output buffer; a protocol
  * (struct tbp_protocol) owns its own state in c->pd and is driven through a small table of
- * callbacks: input bytes, whether it wants more input now, output drained, timer, abort. States:
+ * callbacks: input bytes, whether it wants more input now, output drained, timer, graceful stop,
+ * abort. States:
  * HANDSHAKE (TLS), OPEN (the protocol runs), CLOSING (send what is queued, then close), CLOSED
  * (freed after this loop turn: nothing may touch the SSL or the socket any more).
  */
@@ -49,6 +50,10 @@ struct tbp_protocol {
     void (*drained)(struct tbp_conn *c);
     /* c->timer fired while OPEN */
     void (*timeout)(struct tbp_conn *c);
+    /* graceful stop (worker.h, DRAIN): finish what is in flight, take no new request, and close
+     * once idle (now, if it is idle already). Called once per connection, while OPEN: at the
+     * drain, or right after start for a connection whose handshake ended during it. */
+    void (*drain)(struct tbp_conn *c);
     /* the connection is closing: drop every upstream exchange (no callback may follow) */
     void (*abort)(struct tbp_conn *c);
     /* free c->pd (called from the deferred free) */

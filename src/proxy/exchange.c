@@ -7,50 +7,75 @@
  * head is written and the edit disposed of, within the same call. Routes without a companion
  * feature never build one.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
+#include "accesslog.h"
 #include "exchange.h"
 #include "forward.h"
 #include "tb/error.h"
 #include "worker.h"
 
-/* Copies s into a log field: printable ASCII only, quotes and backslashes escaped, bounded. */
-static void log_field(char *dst, const char *s, size_t n)
-{
-    size_t i, o = 0;
+_Static_assert(TBP_XLOG_TBH <= TB_TBH_LEN, "the logged tbh prefix is longer than a tbh");
 
-    for (i = 0; i < n && o + 5 < TBP_XLOG_FIELD; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch == '"' || ch == '\\') {
-            dst[o++] = '\\';
-            dst[o++] = (char)ch;
-        } else if (ch < 0x20 || ch > 0x7e) {
-            o += (size_t)snprintf(dst + o, TBP_XLOG_FIELD - o, "\\x%02x", ch);
-        } else {
-            dst[o++] = (char)ch;
-        }
+/* Keeps at most cap bytes of s in dst; returns the length kept. */
+static size_t keep_raw(char *dst, size_t cap, const char *s, size_t n)
+{
+    if (n > cap)
+        n = cap;
+    if (n > 0)
+        memcpy(dst, s, n);
+    return n;
+}
+
+/* x->req: "METHOD TARGET HTTP/x.y" escaped (combined rules) and bounded, for error messages. */
+static void request_line(struct tbp_xlog *x)
+{
+    char *o = x->req;
+    size_t cap = sizeof(x->req) - 1, n;
+
+    n = tbp_log_escape_combined(o, cap, x->method, x->method_len);
+    if (n < cap)
+        o[n++] = ' ';
+    n += tbp_log_escape_combined(o + n, cap - n > 200 ? 200 : cap - n, x->target, x->target_len);
+    if (cap - n >= 9) {
+        memcpy(o + n, " HTTP/", 6);
+        o[n + 6] = (char)('0' + x->version_major % 10);
+        o[n + 7] = '.';
+        o[n + 8] = (char)('0' + x->version_minor % 10);
+        n += 9;
     }
-    dst[o] = '\0';
+    o[n] = '\0';
 }
 
 void tbp_xlog_begin(struct tbp_xlog *x, struct tbp_conn *c, const struct tbp_http_head *h)
 {
     const struct tbp_header *ref = tbp_http_find(h, "referer");
     const struct tbp_header *ua = tbp_http_find(h, "user-agent");
-    char line[TBP_XLOG_FIELD];
-    int n;
 
-    memset(x, 0, sizeof(*x));
-    x->t_start = x->t_upstream = tbp_loop_now(&c->w->loop);
+    /* everything but the raw buffers, which their lengths make valid: method .. ua are last but
+     * for upstream and co (exchange.h) */
+    memset(x, 0, offsetof(struct tbp_xlog, method));
+    memset(&x->upstream, 0, sizeof(*x) - offsetof(struct tbp_xlog, upstream));
+    x->t_start = tbp_loop_now(&c->w->loop);
     x->tb = "none";
-    n = snprintf(line, sizeof(line), "%.*s %.*s HTTP/%d.%d", (int)h->method.len, h->method.p,
-                 (int)(h->target.len > 200 ? 200 : h->target.len), h->target.p, h->version_major,
-                 h->version_minor);
-    log_field(x->req, line, n > 0 ? (size_t)n : 0);
-    log_field(x->referer, ref ? ref->value.p : "", ref ? ref->value.len : 0);
-    log_field(x->ua, ua ? ua->value.p : "", ua ? ua->value.len : 0);
+    x->has_head = 1;
+    x->version_major = (uint8_t)(h->version_major & 0xff);
+    x->version_minor = (uint8_t)(h->version_minor & 0xff);
+    x->method_len = (uint8_t)keep_raw(x->method, sizeof(x->method), h->method.p, h->method.len);
+    x->target_len = (uint16_t)keep_raw(x->target, sizeof(x->target), h->target.p, h->target.len);
+    if (ref != NULL) {
+        x->has_referer = 1;
+        x->referer_len =
+            (uint16_t)keep_raw(x->referer, sizeof(x->referer), ref->value.p, ref->value.len);
+    }
+    if (ua != NULL) {
+        x->has_ua = 1;
+        x->ua_len = (uint16_t)keep_raw(x->ua, sizeof(x->ua), ua->value.p, ua->value.len);
+    }
+    request_line(x);
     c->w->stats.requests++;
 }
 
@@ -61,54 +86,23 @@ void tbp_xlog_status(struct tbp_xlog *x, struct tbp_conn *c, int status)
         c->w->stats.responses[status / 100]++;
 }
 
-/* The companion outcomes of an exchange for the access log (counts and reason names only, never
- * a value): " ck=KEPT/DROPPED", " setck=BOUND" and " jwt=OUTCOME" when they apply. Returns the
- * length written (0 if it does not fit). */
-static int companion_log(const struct tbp_companion *co, char *out, size_t cap)
-{
-    int n = 0, k;
-
-    if (co->cookies) {
-        k = co->ck.bound > 0 ? snprintf(out, cap, " ck=%u/%u setck=%u", co->ck.kept, co->ck.dropped,
-                                        co->ck.bound)
-                             : snprintf(out, cap, " ck=%u/%u", co->ck.kept, co->ck.dropped);
-        if (k < 0 || (size_t)k >= cap)
-            return 0;
-        n = k;
-    }
-    if (co->jwt) {
-        k = snprintf(out + n, cap - (size_t)n, " jwt=%s", tbp_jwt_outcome_name(co->jwt_outcome));
-        if (k < 0 || (size_t)k >= cap - (size_t)n)
-            return n;
-        n += k;
-    }
-    return n;
-}
-
 void tbp_xlog_write(const struct tbp_xlog *x, struct tbp_conn *c, const char *proto)
 {
-    char line[2048], date[64];
-    time_t now = time(NULL);
-    struct tm tm;
-    int n;
+    struct tbp_proxy *px = c->w->px;
+    struct tbp_accesslog_env env;
+    char line[TBP_ACCESSLOG_LINE];
+    size_t n;
 
-    if (c->w->px->access_fd == -1)
+    if (px->access_fd == -1)
         return;
-    gmtime_r(&now, &tm);
-    strftime(date, sizeof(date), "%d/%b/%Y:%H:%M:%S +0000", &tm);
-    n = snprintf(line, sizeof(line),
-                 "%s - - [%s] \"%s\" %d %llu \"%s\" \"%s\" %s tb=%s up=%s ut=%.3f rt=%.3f", c->ip,
-                 date, x->req[0] ? x->req : "-", x->status, (unsigned long long)x->resp_bytes,
-                 x->referer[0] ? x->referer : "-", x->ua[0] ? x->ua : "-", proto, x->tb,
-                 x->upstream[0] ? x->upstream : "-", (double)(x->t_upstream - x->t_start) / 1000.0,
-                 (double)(tbp_loop_now(&c->w->loop) - x->t_start) / 1000.0);
-    if (n > 0 && (size_t)n < sizeof(line))
-        n += companion_log(&x->co, line + n, sizeof(line) - (size_t)n);
-    if (n > 0 && (size_t)n < sizeof(line) - 1)
-        line[n++] = '\n';
-    if (n > 0)
-        tbp_log_write(c->w->px->access_fd, line,
-                      (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+    env.remote = c->ip;
+    env.proto = proto;
+    env.tb_key =
+        c->tb.key_params >= 0 ? tb_key_params_name(TB_VERSION_DRAFT, c->tb.key_params) : NULL;
+    clock_gettime(CLOCK_REALTIME, &env.now);
+    env.now_ms = tbp_loop_now(&c->w->loop);
+    n = tbp_accesslog_format(px->cfg->log.format, x, &env, line, sizeof(line));
+    tbp_log_write(px->access_fd, line, n);
 }
 
 /* The request's host (without the port) and path (without the query), for routing. */
@@ -143,6 +137,9 @@ static int check_binding(struct tbp_conn *c, const struct tbp_http_head *h, stru
     }
     if (c->tb.key_params >= 0) {
         x->tb = "ok";
+        size_t k = strnlen(c->tb.tbh, TBP_XLOG_TBH);
+        memcpy(x->tbh, c->tb.tbh, k);
+        x->tbh[k] = '\0';
         c->w->stats.tb_ok++;
     }
     return 0;

@@ -24,7 +24,11 @@
 #include "jwtcheck.h"
 #include "upstream.h"
 
-#define TBP_XLOG_FIELD 256
+#define TBP_XLOG_FIELD 256  /* req: the escaped request line for error messages */
+#define TBP_XLOG_METHOD 16  /* raw bytes kept for the access log (accesslog.h): method, */
+#define TBP_XLOG_TARGET 512 /* target, */
+#define TBP_XLOG_HEADER 256 /* referer and user agent */
+#define TBP_XLOG_TBH 12     /* characters of the provided ID's tbh logged */
 
 /* What the companion module did to one exchange: for the access log and the counters. */
 struct tbp_companion {
@@ -35,22 +39,36 @@ struct tbp_companion {
     int refer_added;                  /* Include-Referer-Token-Binding-ID added to a redirect */
 };
 
+/*
+ * What the access log says about one exchange (accesslog.h formats it). All zero is a valid
+ * record of an exchange that never got a request line (tb must still be set: "none").
+ */
 struct tbp_xlog {
-    uint64_t t_start, t_upstream; /* loop ms: request head, response head from the origin */
-    uint64_t resp_bytes;          /* body bytes sent to the client */
+    uint64_t t_start;    /* loop ms: the request head */
+    uint64_t t_upstream; /* loop ms: the origin's response head; 0 while none came */
+    uint64_t resp_bytes; /* body bytes sent to the client */
     int status;
-    int tb_failed;  /* the request failed the Token Binding check */
-    const char *tb; /* "ok", "none" or the failure reason */
-    char req[TBP_XLOG_FIELD], referer[TBP_XLOG_FIELD], ua[TBP_XLOG_FIELD];
-    char upstream[64];
-    struct tbp_companion co; /* logged as "ck=KEPT/DROPPED" [" setck=N"] and "jwt=OUTCOME" */
+    int tb_failed;              /* the request failed the Token Binding check */
+    const char *tb;             /* "ok", "none" or the failure reason (static strings) */
+    char tbh[TBP_XLOG_TBH + 1]; /* tb "ok": the provided ID's tbh, first characters; else "" */
+    char req[TBP_XLOG_FIELD];   /* request line, escaped and bounded: for error messages */
+    /* raw request fields, bounded copies (not NUL-terminated), escaped when the line is written */
+    uint8_t has_head, has_referer, has_ua; /* a request head was seen; those headers were sent */
+    uint8_t version_major, version_minor;
+    uint8_t method_len;
+    uint16_t target_len, referer_len, ua_len;
+    char method[TBP_XLOG_METHOD], target[TBP_XLOG_TARGET];
+    char referer[TBP_XLOG_HEADER], ua[TBP_XLOG_HEADER];
+    char upstream[64];       /* the origin server's address, "" when none */
+    struct tbp_companion co; /* logged as ck=KEPT/DROPPED setck=BOUND and jwt=OUTCOME */
 };
 
-/* Starts the log record of a request (time, request line, referer, user agent). */
+/* Starts the log record of a request (time, request line, referer, user agent): x is reset. */
 void tbp_xlog_begin(struct tbp_xlog *x, struct tbp_conn *c, const struct tbp_http_head *h);
 /* Records the status sent (and counts it). */
 void tbp_xlog_status(struct tbp_xlog *x, struct tbp_conn *c, int status);
-/* Writes the access log line. */
+/* Writes the access-log line (format: the config's log.format; proto "h1" / "h2") with one
+ * write(2), unless the access log is off. */
 void tbp_xlog_write(const struct tbp_xlog *x, struct tbp_conn *c, const char *proto);
 
 /*

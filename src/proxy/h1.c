@@ -8,6 +8,12 @@
  * bytes go to the upstream connection's queue and the parser pauses while that queue is above
  * its high-water mark (on_drain resumes it); response bytes go to the connection's output and
  * the upstream stops reading while that is above TBP_CONN_HIGH_WATER (drained resumes it).
+ *
+ * Graceful stop (h1_drain): a kept-alive connection with nothing in flight closes at once; one
+ * with a request in flight finishes it, with "Connection: close" when its response head has not
+ * gone out yet, and closes after it. A connection that has not sent its first request yet (its
+ * handshake may have just finished) gets that request served, with "Connection: close": closing
+ * it would lose a request the client has every reason to think was accepted.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +45,7 @@ struct h1 {
     int resp_chunked; /* the response body goes to the client chunked */
     int head_request;
     int keep_alive;
+    unsigned requests;             /* request heads received on this connection */
     const struct tbp_route *route; /* the current request's, for the response (NULL: none) */
     struct tbp_xlog x;
 };
@@ -139,7 +146,7 @@ static void exchange_done(struct h1 *h)
     tbp_xlog_write(&h->x, h->c, "h1");
     h->up = NULL;
     h->up_paused = h->body_paused = 0;
-    if (!h->req_complete || !h->keep_alive || h->c->w->px->stopping) {
+    if (!h->req_complete || !h->keep_alive || h->c->w->draining) {
         finish(h); /* an unread request body cannot be skipped safely */
         return;
     }
@@ -220,9 +227,10 @@ static int req_head(void *ctx, const struct tbp_http_head *rh)
     int status;
 
     tbp_xlog_begin(&h->x, c, rh);
+    h->requests++;
     h->req_complete = h->resp_started = h->resp_chunked = 0;
     h->head_request = rh->method.len == 4 && memcmp(rh->method.p, "HEAD", 4) == 0;
-    h->keep_alive = rh->keep_alive && !c->w->px->stopping;
+    h->keep_alive = rh->keep_alive && !c->w->draining;
     h->req_chunked = rh->framing == TBP_BODY_CHUNKED;
     h->state = H1_EXCHANGE;
     status = tbp_exchange_start(c, rh, h->head_request, rh->framing, &sink, h, &h->x, &h->up,
@@ -354,8 +362,11 @@ static int h1_input(struct tbp_conn *c, const char *p, size_t n, size_t *consume
                 tbp_upstream_abort(h->up);
                 h->up = NULL;
             }
-            if (h->state == H1_IDLE)
-                memset(&h->x, 0, sizeof(h->x)), h->x.tb = "none";
+            if (h->state == H1_IDLE) {
+                memset(&h->x, 0, sizeof(h->x));
+                h->x.tb = "none";
+                h->x.t_start = tbp_loop_now(&c->w->loop);
+            }
             answer_error(h, tbp_h1_error_status(ret), tbp_h1_strerror(ret), 1);
         }
         return -1;
@@ -386,6 +397,22 @@ static void h1_timeout(struct tbp_conn *c)
     tbp_conn_close(c); /* header or idle keep-alive timeout */
 }
 
+static void h1_drain(struct tbp_conn *c)
+{
+    struct h1 *h = H1(c);
+
+    if (h->state == H1_IDLE && !tbp_h1_in_message(&h->parser) && c->roff == c->rlen) {
+        if (h->requests > 0) { /* kept alive, nothing in flight: close (once output is out) */
+            finish(h);
+            tbp_conn_schedule_flush(c);
+        }
+        return; /* before the first request: serve it (req_head turns keep-alive off) */
+    }
+    if (h->state == H1_EXCHANGE && !h->resp_started)
+        h->keep_alive = 0; /* the response head will say "Connection: close" */
+    /* else the response is under way: exchange_done closes after it */
+}
+
 static void h1_abort(struct tbp_conn *c)
 {
     struct h1 *h = H1(c);
@@ -414,6 +441,7 @@ const struct tbp_protocol tbp_proto_h1 = {
     .want_input = h1_want_input,
     .drained = h1_drained,
     .timeout = h1_timeout,
+    .drain = h1_drain,
     .abort = h1_abort,
     .dispose = h1_dispose,
 };

@@ -17,10 +17,18 @@
  * stream and then GOAWAY (spec "Validation": terminate the connection). A route's JWT check
  * failing is not a Token Binding failure: 401 on the stream only.
  *
+ * Graceful stop (h2_drain), as RFC 9113 section 6.8 suggests: a GOAWAY with the largest stream
+ * id (nghttp2's shutdown notice) tells the client to open no more streams while the ones it has
+ * already sent still count; a PING follows, and its ACK (or DRAIN_GRACE_MS without one) proves
+ * that a round trip has passed, so any stream sent before the notice arrived has arrived too.
+ * Then the real GOAWAY with the last stream id processed; the streams in flight finish and the
+ * connection closes once none is left (pump).
+ *
  * Lifetime: a stream is freed in on_stream_close, which nghttp2 calls from inside mem_recv or
  * mem_send; its upstream exchange is aborted there, so no upstream callback reaches it later.
  * Upstream callbacks pump last, so nothing touches a stream after a pump.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +48,12 @@
 #define STREAM_LOW (32 * 1024)
 #define HEAD_MAX (64 * 1024) /* header block bytes kept per stream */
 #define MAX_TRAILERS 32
+/* graceful stop: the final GOAWAY at the latest this long after the shutdown notice, if the
+ * PING that follows it is not answered */
+#define DRAIN_GRACE_MS 1000
+
+/* The opaque data of the graceful-stop PING (8 bytes, no NUL). */
+static const uint8_t drain_ping[8] = {'t', 'b', 'p', 'd', 'r', 'a', 'i', 'n'};
 
 struct h2;
 
@@ -80,7 +94,10 @@ struct h2 {
     nghttp2_session *s;
     struct stream *streams;
     unsigned n_streams;
-    int goaway;      /* GOAWAY queued: close once it is sent */
+    int goaway;   /* GOAWAY queued: close once it is sent */
+    int draining; /* graceful stop: shutdown notice sent, final GOAWAY once drain_timer fires
+                     or the PING is answered */
+    struct tbp_timer drain_timer;
     int in_recv;     /* inside nghttp2_session_mem_recv: no mem_send now (h2_input pumps after) */
     int want_resume; /* some stream's origin reading can resume after the pump */
     uint64_t flood_start; /* loop ms: the current PING/SETTINGS counting window */
@@ -550,11 +567,19 @@ static int flooded(struct h2 *h, const nghttp2_frame *f)
     return ++h->flood_count > FLOOD_MAX;
 }
 
+static void final_goaway(struct h2 *h);
+static void drain_timeout(struct tbp_timer *t);
+
 static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *user)
 {
     struct stream *st = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
     struct h2 *h = user;
 
+    if (f->hd.type == NGHTTP2_PING && (f->hd.flags & NGHTTP2_FLAG_ACK) && h->draining &&
+        memcmp(f->ping.opaque_data, drain_ping, sizeof(drain_ping)) == 0) {
+        final_goaway(h); /* a round trip since the shutdown notice */
+        return 0;
+    }
     if (flooded(h, f)) {
         tbp_log_error(h->c->w->px, TBP_LOG_WARN, "%s:%u: h2: PING/SETTINGS flood", h->c->ip,
                       h->c->port);
@@ -688,6 +713,7 @@ static int h2_start(struct tbp_conn *c)
     if (h == NULL || nghttp2_session_callbacks_new(&cbs) != 0 || nghttp2_option_new(&opt) != 0)
         goto Exit;
     h->c = c;
+    h->drain_timer.cb = drain_timeout;
     nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
     nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
@@ -770,11 +796,52 @@ static void h2_timeout(struct tbp_conn *c)
     tbp_conn_linger(c);
 }
 
+/* The GOAWAY with the last stream processed: nothing newer will be; close once none is left. */
+static void final_goaway(struct h2 *h)
+{
+    tbp_timer_cancel(&h->c->w->loop, &h->drain_timer);
+    if (h->goaway)
+        return;
+    h->goaway = 1;
+    if (nghttp2_submit_goaway(h->s, NGHTTP2_FLAG_NONE,
+                              nghttp2_session_get_last_proc_stream_id(h->s), NGHTTP2_NO_ERROR, NULL,
+                              0) != 0) {
+        tbp_conn_close(h->c);
+        return;
+    }
+    pump(h); /* a no-op inside mem_recv: h2_input pumps after it */
+}
+
+static void drain_timeout(struct tbp_timer *t)
+{
+    struct h2 *h = (struct h2 *)((char *)t - offsetof(struct h2, drain_timer));
+
+    if (h->c->state == TBP_CONN_OPEN)
+        final_goaway(h);
+}
+
+static void h2_drain(struct tbp_conn *c)
+{
+    struct h2 *h = H2(c);
+
+    if (h->goaway || h->draining)
+        return;
+    h->draining = 1;
+    if (nghttp2_submit_shutdown_notice(h->s) != 0 ||
+        nghttp2_submit_ping(h->s, NGHTTP2_FLAG_NONE, drain_ping) != 0 ||
+        tbp_timer_set(&c->w->loop, &h->drain_timer, DRAIN_GRACE_MS) != 0) {
+        final_goaway(h);
+        return;
+    }
+    pump(h);
+}
+
 static void h2_abort(struct tbp_conn *c)
 {
     struct h2 *h = H2(c);
     struct stream *st;
 
+    tbp_timer_cancel(&c->w->loop, &h->drain_timer);
     for (st = h->streams; st != NULL; st = st->next) {
         if (st->up != NULL) {
             tbp_upstream_abort(st->up);
@@ -789,6 +856,7 @@ static void h2_dispose(struct tbp_conn *c)
 
     if (h == NULL)
         return;
+    tbp_timer_cancel(&c->w->loop, &h->drain_timer);
     while (h->streams != NULL) {
         nghttp2_session_set_stream_user_data(h->s, h->streams->id, NULL);
         stream_free(h->streams);
@@ -805,6 +873,7 @@ const struct tbp_protocol tbp_proto_h2 = {
     .want_input = h2_want_input,
     .drained = h2_drained,
     .timeout = h2_timeout,
+    .drain = h2_drain,
     .abort = h2_abort,
     .dispose = h2_dispose,
 };

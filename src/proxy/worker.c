@@ -1,5 +1,12 @@
 /*
  * Workers: one thread, one loop, one SO_REUSEPORT socket per listener, own upstream pools.
+ *
+ * The mailbox (worker.h): other threads set a command bit in w->cmd and ring the eventfd; the
+ * worker reads the bits on its own thread (on_wake), so a stop or a drain never touches a
+ * connection from another thread. A drain closes the listening sockets: each worker's own
+ * SO_REUSEPORT socket, so the kernel stops handing it connections; the connections it had
+ * already queued on that socket would be reset when it closes (Linux does not move them to
+ * another socket), so they are accepted first and served like the others.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,6 +20,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "accesslog.h"
 #include "upstream.h"
 #include "worker.h"
 
@@ -55,35 +63,70 @@ int tbp_listen_probe(const struct tbp_addr *a, char *err, size_t errlen)
     return ret;
 }
 
-static void on_accept(struct tbp_io *io, uint32_t events)
+/* Accepts up to 64 connections. 1 if there may be more now, 0 if the queue is empty (or
+ * accept failed: tried again on the next event). */
+static int accept_some(struct tbp_listen_io *li)
 {
-    struct tbp_listen_io *li = CONTAINER(io, struct tbp_listen_io, io);
     struct sockaddr_storage peer;
     socklen_t len;
     int fd, one = 1, i;
 
-    (void)events;
     for (i = 0; i < 64; i++) {
         len = sizeof(peer);
-        fd = accept4(io->fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        fd = accept4(li->io.fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd == -1) {
             if (errno == EMFILE || errno == ENFILE)
                 tbp_log_error(li->w->px, TBP_LOG_ERROR, "accept: %s", strerror(errno));
-            return; /* EAGAIN, or a transient error: try again on the next event */
+            return 0; /* EAGAIN, or a transient error */
         }
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         (void)tbp_client_accept(li->w, fd, li->index, &peer);
     }
+    return 1;
+}
+
+static void on_accept(struct tbp_io *io, uint32_t events)
+{
+    (void)events;
+    (void)accept_some(CONTAINER(io, struct tbp_listen_io, io));
+}
+
+/* DRAIN: no new connections; every protocol finishes what it has (worker.h). */
+static void drain(struct tbp_worker *w)
+{
+    size_t i, rounds;
+
+    if (w->draining)
+        return;
+    w->draining = 1;
+    for (i = 0; i < w->px->cfg->n_listeners; i++) {
+        struct tbp_listen_io *li = &w->listeners[i];
+        /* what the kernel queued is bounded by the backlog: a few rounds take it all */
+        for (rounds = 0; li->io.fd != -1 && rounds < 64 && accept_some(li); rounds++)
+            ;
+        tbp_io_close(&w->loop, &li->io);
+    }
+    tbp_client_drain_all(w);
+    __atomic_store_n(&w->drain_done, 1, __ATOMIC_RELEASE);
 }
 
 static void on_wake(struct tbp_io *io, uint32_t events)
 {
     struct tbp_worker *w = CONTAINER(io, struct tbp_worker, wake);
+    unsigned cmd;
     uint64_t v;
 
     (void)events;
     (void)!read(io->fd, &v, sizeof(v));
-    tbp_loop_stop(&w->loop);
+    cmd = __atomic_exchange_n(&w->cmd, 0u, __ATOMIC_ACQ_REL);
+    if (cmd & TBP_WCMD_STOP) {
+        w->closed_by_stop = w->n_clients;
+        tbp_client_close_all(w);
+        tbp_loop_stop(&w->loop);
+        return;
+    }
+    if (cmd & TBP_WCMD_DRAIN)
+        drain(w);
 }
 
 static int make_pools(struct tbp_worker *w, char *err, size_t errlen)
@@ -161,6 +204,8 @@ int tbp_worker_init(struct tbp_worker *w, struct tbp_proxy *px, unsigned id, cha
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    for (i = 0; i < cfg->n_listeners; i++)
+        w->listeners[i].io.fd = -1; /* tbp_worker_dispose after a failure closes only these */
     for (i = 0; i < cfg->n_listeners; i++) {
         struct tbp_listen_io *li = &w->listeners[i];
         li->w = w;
@@ -187,6 +232,7 @@ static void *worker_main(void *arg)
 {
     struct tbp_worker *w = arg;
 
+    tbp_log_thread_worker((int)w->id); /* error-log lines from this thread say [wN] */
     if (tbp_loop_run(&w->loop) != 0)
         tbp_log_error(w->px, TBP_LOG_ERROR, "worker %u: epoll_wait: %s", w->id, strerror(errno));
     return NULL;
@@ -197,12 +243,43 @@ int tbp_worker_start(struct tbp_worker *w)
     return pthread_create(&w->thread, NULL, worker_main, w) == 0 ? 0 : -1;
 }
 
-void tbp_worker_stop(struct tbp_worker *w)
+static void post(struct tbp_worker *w, unsigned cmd)
 {
     uint64_t one = 1;
 
+    __atomic_or_fetch(&w->cmd, cmd, __ATOMIC_ACQ_REL);
     if (w->wake.fd != -1)
         (void)!write(w->wake.fd, &one, sizeof(one));
+}
+
+void tbp_worker_stop(struct tbp_worker *w)
+{
+    post(w, TBP_WCMD_STOP);
+}
+
+void tbp_worker_drain(struct tbp_worker *w)
+{
+    post(w, TBP_WCMD_DRAIN);
+}
+
+int tbp_worker_drain_done(const struct tbp_worker *w)
+{
+    return __atomic_load_n(&w->drain_done, __ATOMIC_ACQUIRE);
+}
+
+unsigned tbp_worker_connections(const struct tbp_worker *w)
+{
+    return __atomic_load_n(&w->n_clients, __ATOMIC_RELAXED);
+}
+
+void tbp_proxy_set_draining(struct tbp_proxy *px)
+{
+    __atomic_store_n(&px->draining, 1, __ATOMIC_RELEASE);
+}
+
+int tbp_proxy_draining(const struct tbp_proxy *px)
+{
+    return __atomic_load_n(&px->draining, __ATOMIC_ACQUIRE);
 }
 
 void tbp_worker_join(struct tbp_worker *w)

@@ -4,7 +4,8 @@
  * durations in both forms; trusted-proxy CIDR matching (v4, v6, v4-mapped); route matching;
  * quick mode; the command line, conflicts included; the companion-module settings (cookie_keys,
  * bind_cookies, unbound_cookies, refer_token_binding, jwt): each parsed, each error, a failed
- * load and a reload freeing the keys they loaded.
+ * load and a reload freeing the keys they loaded; the operations settings (timeouts.shutdown,
+ * user, admin, quick mode's --admin, --pid-file, -v).
  *
  * Each test runs in a fresh temporary directory (mkdtemp) holding cert.pem and key.pem, so the
  * configs below can name them relatively (paths resolve against the config file's directory);
@@ -262,6 +263,9 @@ Test(config, shipped_conf_values_are_the_defaults)
     cr_expect_str_eq(s->log.error, m->log.error);
     cr_expect_eq(s->log.level, m->log.level);
     cr_expect_eq(s->log.format, m->log.format);
+    cr_expect_eq(s->admin.enabled, m->admin.enabled);
+    cr_expect_str_eq(s->admin.addr.text, m->admin.addr.text);
+    cr_expect_null(s->user, "the shipped file shows `user` commented out");
     tbp_config_free(s);
     tbp_config_free(m);
 }
@@ -298,6 +302,11 @@ Test(config, minimal_file_gets_every_default)
     cr_expect_eq(c->timeouts.body_read_ms, 60000);
     cr_expect_eq(c->timeouts.upstream_connect_ms, 5000);
     cr_expect_eq(c->timeouts.upstream_read_ms, 60000);
+    cr_expect_eq(c->timeouts.shutdown_ms, 30000);
+    cr_expect_null(c->user);
+    cr_expect_eq(c->admin.enabled, 1);
+    cr_expect_str_eq(c->admin.addr.text, "127.0.0.1:9901");
+    cr_expect_eq(c->admin.addr.ss.ss_family, AF_INET);
     cr_expect_eq(c->limits.max_header_bytes, 65536);
     cr_expect_eq(c->limits.max_headers, 100);
     cr_expect_eq(c->limits.max_connections_per_worker, 10000);
@@ -325,7 +334,10 @@ Test(config, every_option_set)
         "routes = ( { host = \"API.Example.com.\"; prefix = \"/v2/\"; upstream = \"api_2\"; },\n"
         "  { host = \"*.example.com\"; upstream = \"api_2\"; }, { upstream = \"app\"; } );\n"
         "timeouts = { handshake = 1; header_read = \"2s\"; idle_keepalive = \"3m\";\n"
-        "  body_read = \"4000ms\"; upstream_connect = \"1s\"; upstream_read = \"1h\"; };\n"
+        "  body_read = \"4000ms\"; upstream_connect = \"1s\"; upstream_read = \"1h\";\n"
+        "  shutdown = \"45s\"; };\n"
+        "user = \"root\";\n"
+        "admin = { listen = \"[::1]:9902\"; };\n"
         "limits = { max_header_bytes = 1024; max_headers = 10;\n"
         "  max_connections_per_worker = 5; };\n"
         "trusted_proxies = [ \"127.0.0.1\", \"10.0.0.0/8\", \"fd00::/8\" ];\n"
@@ -364,6 +376,11 @@ Test(config, every_option_set)
     cr_expect_eq(c->timeouts.header_read_ms, 2000);
     cr_expect_eq(c->timeouts.idle_keepalive_ms, 180000);
     cr_expect_eq(c->timeouts.body_read_ms, 4000);
+    cr_expect_eq(c->timeouts.shutdown_ms, 45000);
+    cr_expect_str_eq(c->user, "root");
+    cr_expect_eq(c->admin.enabled, 1);
+    cr_expect_str_eq(c->admin.addr.text, "[::1]:9902");
+    cr_expect_eq(c->admin.addr.ss.ss_family, AF_INET6);
     cr_expect_eq(c->limits.max_header_bytes, 1024);
     cr_expect_eq(c->limits.max_headers, 10);
     cr_expect_eq(c->limits.max_connections_per_worker, 5);
@@ -716,8 +733,61 @@ Test(config, limits_and_log_errors)
     expect_error(MIN "log = { level = \"verbose\"; };\n", 4,
                  "log.level: unknown level \"verbose\" (known: debug, info, warn, error)");
     expect_error(MIN "log = { error = \"\"; };\n", 4, "log.error: must not be empty");
-    expect_error(MIN "log = { format = \"json\"; };\n", 4,
-                 "log.format: unknown format \"json\" (known: combined)");
+    expect_error(MIN "log = { format = \"xml\"; };\n", 4,
+                 "log.format: unknown format \"xml\" (known: combined, json)");
+}
+
+/* timeouts.shutdown, user, admin */
+Test(config, operations_settings)
+{
+    struct tbp_config *c;
+
+    c = load_ok(MIN "admin = { listen = \"\"; };\ntimeouts = { shutdown = \"1ms\"; };\n");
+    cr_expect_eq(c->admin.enabled, 0);
+    cr_expect_eq(c->timeouts.shutdown_ms, 1);
+    tbp_config_free(c);
+    c = load_ok(MIN "admin = { };\n");
+    cr_expect_eq(c->admin.enabled, 1, "an empty group keeps the default");
+    cr_expect_str_eq(c->admin.addr.text, TBP_DEF_ADMIN_LISTEN);
+    tbp_config_free(c);
+    /* the default admin address may be taken by a listener once the admin server moves */
+    c = load_ok("listen = ( { address = \"0.0.0.0:9901\"; tls = { cert = \"cert.pem\"; key = "
+                "\"key.pem\"; }; } );\n" UPS ROUTES "admin = { listen = \"\"; };\n");
+    cr_expect_eq(c->admin.enabled, 0);
+    tbp_config_free(c);
+    c = load_ok(MIN "admin = { listen = \"127.0.0.2:8443\"; };\n");
+    cr_expect_str_eq(c->admin.addr.text, "127.0.0.2:8443", "another address, same port");
+    tbp_config_free(c);
+}
+
+Test(config, operations_settings_errors)
+{
+    expect_error(MIN "timeouts = { shutdown = 0; };\n", 4,
+                 "timeouts.shutdown: 0ms is out of range (1ms..24h)");
+    expect_error(MIN "timeouts = { shutdown = \"25h\"; };\n", 4,
+                 "timeouts.shutdown: 25h is out of range");
+    expect_error(MIN "user = \"\";\n", 4, "user: must not be empty");
+    expect_error(MIN "user = 0;\n", 4, "user: expected a string");
+    expect_error(MIN "user = \"no-such-user-tbp\";\n", 4,
+                 "user: no such user \"no-such-user-tbp\"");
+    expect_error(MIN "admin = \"127.0.0.1:9901\";\n", 4, "admin: expected a group");
+    expect_error(MIN "admin = { port = 9901; };\n", 4, "admin.port: unknown setting");
+    expect_error(MIN "admin = { listen = 9901; };\n", 4, "admin.listen: expected a string");
+    expect_error(MIN "admin = {\n  listen = \"localhost:9901\"; };\n", 5,
+                 "admin.listen: bad address \"localhost:9901\" (want IPv4:port or [IPv6]:port, "
+                 "port 1-65535), or \"\" for none");
+    expect_error(MIN "admin = { listen = \"127.0.0.1:0\"; };\n", 4,
+                 "admin.listen: bad address \"127.0.0.1:0\"");
+    expect_error(MIN "admin = { listen = \"127.0.0.1:8443\"; };\n", 4,
+                 "admin.listen: 127.0.0.1:8443 overlaps listen[0] (127.0.0.1:8443)");
+    expect_error(MIN "admin = { listen = \"0.0.0.0:8443\"; };\n", 4,
+                 "admin.listen: 0.0.0.0:8443 overlaps listen[0] (127.0.0.1:8443)");
+    /* left at its default, the admin address collides with a listener: the listener is named */
+    expect_error(UPS ROUTES "listen = ( { address = \"0.0.0.0:9901\";\n"
+                            "  tls = { cert = \"cert.pem\"; key = \"key.pem\"; }; } );\n",
+                 3,
+                 "listen[0].address: 0.0.0.0:9901 overlaps the admin server's default address "
+                 "127.0.0.1:9901 (set admin.listen to another address, or \"\" for none)");
 }
 
 Test(config, trusted_proxy_errors)
@@ -1443,6 +1513,34 @@ Test(config, quick_mode)
     cr_expect_null(c->path);
     cr_expect_geq(c->workers, 1);
     cr_expect_str_eq(route_to(c, "anything", "/x"), "default");
+    cr_expect_eq(c->admin.enabled, 1);
+    cr_expect_str_eq(c->admin.addr.text, "127.0.0.1:9901");
+    cr_expect_null(c->user);
+    cr_expect_eq(c->timeouts.shutdown_ms, 30000);
+    tbp_config_free(c);
+}
+
+/* quick mode's --admin: moved, disabled, or refused (bad, or the listener's) */
+Test(config, quick_mode_admin)
+{
+    char cert[PATH_MAX + 32], key[PATH_MAX + 32];
+    struct tbp_config *c = NULL;
+
+    snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
+    snprintf(key, sizeof(key), "%s/key.pem", dir);
+    cr_assert_eq(
+        tbp_config_quick("127.0.0.1:8443", "127.0.0.1:8080", cert, key, &c, err, sizeof(err)), 0,
+        "%s", err);
+    cr_expect_eq(tbp_config_quick_admin(c, "[::1]:9999", err, sizeof(err)), 0, "%s", err);
+    cr_expect_eq(c->admin.enabled, 1);
+    cr_expect_str_eq(c->admin.addr.text, "[::1]:9999");
+    cr_expect_eq(tbp_config_quick_admin(c, "bad", err, sizeof(err)), TB_EINVAL);
+    cr_expect(strncmp(err, "--admin: bad address \"bad\" (want", 32) == 0, "%s", err);
+    cr_expect_str_eq(c->admin.addr.text, "[::1]:9999", "unchanged after an error");
+    cr_expect_eq(tbp_config_quick_admin(c, "127.0.0.1:8443", err, sizeof(err)), TB_EINVAL);
+    cr_expect_str_eq(err, "--admin: 127.0.0.1:8443 overlaps the listener 127.0.0.1:8443");
+    cr_expect_eq(tbp_config_quick_admin(c, "", err, sizeof(err)), 0);
+    cr_expect_eq(c->admin.enabled, 0);
     tbp_config_free(c);
 }
 
@@ -1632,6 +1730,53 @@ Test(cli, help_and_version)
     cr_assert_eq(PARSE(&cli, "-h", "--bogus"), TB_EINVAL, "a bad option still fails");
 }
 
+Test(cli, admin_and_pid_file)
+{
+    struct tbp_cli cli;
+
+    cr_assert_eq(PARSE(&cli, "-c", "a.conf", "--pid-file", "/run/tbproxy.pid"), 0, "%s", err);
+    cr_expect_str_eq(cli.pid_file, "/run/tbproxy.pid");
+    cr_expect_null(cli.admin);
+    cr_assert_eq(PARSE(&cli, "-t", "-c", "a.conf", "--pid-file=p.pid"), 0, "%s", err);
+    cr_expect_str_eq(cli.pid_file, "p.pid");
+    cr_assert_eq(PARSE(&cli, "--listen", "a:1", "--upstream", "b:2", "--cert", "c", "--key", "k",
+                       "--admin", "127.0.0.1:9902"),
+                 0, "%s", err);
+    cr_expect_str_eq(cli.admin, "127.0.0.1:9902");
+    cr_expect_null(cli.pid_file);
+    cr_assert_eq(PARSE(&cli, "--listen", "a:1", "--upstream", "b:2", "--cert", "c", "--key", "k",
+                       "--admin="),
+                 0, "an empty --admin disables the admin server: %s", err);
+    cr_expect_str_eq(cli.admin, "");
+    expect_cli_error(PARSE(&cli, "-c", "a.conf", "--admin", "127.0.0.1:9902"), &cli,
+                     "--admin is for quick mode; with -c, set admin.listen in the file");
+    expect_cli_error(PARSE(&cli, "-c", "a.conf", "--pid-file", ""), &cli,
+                     "--pid-file: empty value");
+    expect_cli_error(PARSE(&cli, "-c", "a.conf", "--pid-file"), &cli, "--pid-file needs a value");
+    expect_cli_error(PARSE(&cli, "-c", "a", "--pid-file", "x", "--pid-file", "y"), &cli,
+                     "--pid-file given twice");
+}
+
+Test(cli, version_text)
+{
+    static const char *const want[] = {"  libtb 0.1.0\n",     "  OpenSSL 3.",
+                                       "  nghttp2 1.",        "  libmicrohttpd 0.9.",
+                                       "  libconfig 1.",      "  jansson 2.",
+                                       "  libjwt 1.10 API\n", "  llhttp 8.",
+                                       "  libsystemd",        NULL};
+    char *text = NULL;
+    size_t len = 0, i;
+    FILE *f = open_memstream(&text, &len);
+
+    cr_assert_not_null(f);
+    tbp_cli_version(f);
+    fclose(f);
+    cr_expect(strncmp(text, "tbproxy " TBP_VERSION "\n", strlen(TBP_VERSION) + 9) == 0, "%s", text);
+    for (i = 0; want[i] != NULL; i++)
+        cr_expect(strstr(text, want[i]) != NULL, "no \"%s\" in\n%s", want[i], text);
+    free(text);
+}
+
 Test(cli, usage_text)
 {
     char *text = NULL;
@@ -1642,8 +1787,9 @@ Test(cli, usage_text)
     tbp_cli_usage(f, "tbproxy");
     fclose(f);
     cr_expect(strstr(text, "usage: tbproxy -c FILE [-t]") != NULL, "%s", text);
-    for (const char *const *o = (const char *const[]){"--listen", "--upstream", "--cert", "--key",
-                                                      "-h, --help", "-v, --version", NULL};
+    for (const char *const *o =
+             (const char *const[]){"--listen", "--upstream", "--cert", "--key", "--admin",
+                                   "--pid-file", "-h, --help", "-v, --version", "Signals:", NULL};
          *o != NULL; o++)
         cr_expect(strstr(text, *o) != NULL, "usage lacks %s", *o);
     free(text);
@@ -1662,5 +1808,29 @@ Test(cli, config_dispatch)
         0);
     cr_expect_eq(tbp_cli_config(&cli, &c, err, sizeof(err)), TB_EINVAL);
     cr_expect(strncmp(err, "--listen: bad address", 21) == 0, "%s", err);
+    cr_expect_null(c);
+}
+
+/* quick mode through the command line: --admin applied, and checked against the listener */
+Test(config, cli_quick_admin)
+{
+    char cert[PATH_MAX + 32], key[PATH_MAX + 32];
+    struct tbp_config *c = NULL;
+    struct tbp_cli cli;
+
+    snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
+    snprintf(key, sizeof(key), "%s/key.pem", dir);
+    cr_assert_eq(PARSE(&cli, "--listen", "127.0.0.1:8443", "--upstream", "127.0.0.1:1", "--cert",
+                       cert, "--key", key, "--admin", "127.0.0.1:9911"),
+                 0);
+    cr_assert_eq(tbp_cli_config(&cli, &c, err, sizeof(err)), 0, "%s", err);
+    cr_expect_str_eq(c->admin.addr.text, "127.0.0.1:9911");
+    tbp_config_free(c);
+    /* the default admin address on the listener's: refused, named */
+    cr_assert_eq(PARSE(&cli, "--listen", "127.0.0.1:9901", "--upstream", "127.0.0.1:1", "--cert",
+                       cert, "--key", key),
+                 0);
+    cr_expect_eq(tbp_cli_config(&cli, &c, err, sizeof(err)), TB_EINVAL);
+    cr_expect_str_eq(err, "--admin: 127.0.0.1:9901 overlaps the listener 127.0.0.1:9901");
     cr_expect_null(c);
 }
