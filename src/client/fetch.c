@@ -44,6 +44,7 @@ struct fetch {
     char tb_header[TB_MAX_HEADER + 1];
     /* the last response */
     int follow_next, want_referred;
+    int referred_kp; /* key type used with the referring origin (its key is made for that) */
     char referred_origin[TBC_URL_MAX_HOST + 16];
     int cb_err;
 };
@@ -126,7 +127,7 @@ static int start_binding(struct fetch *f, int kp)
     if ((rc = origin_key(f, origin, kp, &f->key)) != 0)
         return rc;
     f->tb_kp = kp;
-    rc = tbc_tb_header(kp, f->key, NULL, f->tls.tls_unique, TB_TLS_UNIQUE_LEN, f->tb_header,
+    rc = tbc_tb_header(kp, f->key, -1, NULL, f->tls.tls_unique, TB_TLS_UNIQUE_LEN, f->tb_header,
                        sizeof(f->tb_header));
     if (rc < 0)
         return fail(f, rc, "cannot sign the Token-Binding header");
@@ -296,13 +297,13 @@ static int binding_field(struct fetch *f, struct tbc_headers *req)
         return 0;
     }
     if (f->want_referred) {
-        if ((rc = origin_key(f, f->referred_origin, f->tb_kp, &rkey)) != 0)
+        if ((rc = origin_key(f, f->referred_origin, f->referred_kp, &rkey)) != 0)
             return rc;
         if ((hdr = malloc(TB_MAX_HEADER + 1)) == NULL) {
             EVP_PKEY_free(rkey);
             return TBC_ENOMEM;
         }
-        rc = tbc_tb_header(f->tb_kp, f->key, rkey, f->tls.tls_unique, TB_TLS_UNIQUE_LEN, hdr,
+        rc = tbc_tb_header(f->tb_kp, f->key, f->referred_kp, rkey, f->tls.tls_unique, TB_TLS_UNIQUE_LEN, hdr,
                            TB_MAX_HEADER + 1);
         note(f, "* Token Binding referred origin: %s\n", f->referred_origin);
         note_id(f, "referred", rkey);
@@ -383,8 +384,10 @@ static int wrap_head(void *arg, const struct tbc_response *r)
             return fail(f, rc, "cannot follow the redirect to \"%.200s\": %s", loc,
                         tbc_strerror(rc));
         inc = tbc_headers_get(r->headers, "include-referer-token-binding-id");
-        f->want_referred =
-            (r->status == 301 || r->status == 302) && inc != NULL && strcasecmp(inc, "true") == 0;
+        /* any redirect (RFC 8473 section 5.3 lists 301, 302, 303, 307, 308), from an origin
+           this client has a Token Binding key for */
+        f->want_referred = f->tb_kp >= 0 && inc != NULL && strcasecmp(inc, "true") == 0;
+        f->referred_kp = f->tb_kp;
         tbc_url_origin(&f->url, f->referred_origin, sizeof(f->referred_origin));
     }
     rc = f->o->cb.on_head != NULL ? f->o->cb.on_head(f->o->ctx, r, !f->follow_next) : 0;

@@ -64,8 +64,8 @@ int tbc_tb_selected(const char *alpn, int *key_params, int *is_h2)
     return 1;
 }
 
-int tbc_tb_header(int key_params, EVP_PKEY *provided, EVP_PKEY *referred, const uint8_t *channel,
-                  size_t channel_len, char *out, size_t cap)
+int tbc_tb_header(int key_params, EVP_PKEY *provided, int referred_key_params, EVP_PKEY *referred,
+                  const uint8_t *channel, size_t channel_len, char *out, size_t cap)
 {
     struct tb_builder b;
     int rc;
@@ -73,8 +73,8 @@ int tbc_tb_header(int key_params, EVP_PKEY *provided, EVP_PKEY *referred, const 
     tb_builder_init(&b, TB_VERSION_DRAFT);
     rc = tb_builder_add_signed(&b, TB_TYPE_PROVIDED, key_params, provided, channel, channel_len);
     if (rc >= 0 && referred != NULL)
-        rc =
-            tb_builder_add_signed(&b, TB_TYPE_REFERRED, key_params, referred, channel, channel_len);
+        rc = tb_builder_add_signed(&b, TB_TYPE_REFERRED, referred_key_params, referred, channel,
+                                   channel_len);
     if (rc < 0)
         return rc == TB_EKEYPARAMS ? TBC_EKEY : TBC_EINTERNAL;
     rc = tb_builder_header(&b, out, cap);

@@ -48,12 +48,14 @@ int tbc_tb_selected(const char *alpn, int *key_params, int *is_h2);
 
 /*
  * The Token-Binding header value (base64url, NUL-terminated) into out (cap >= TB_MAX_HEADER +
- * 1): a provided binding for `provided` and, when referred is not NULL, a referred binding for
- * it, both of key_params and signed over channel (tls_unique). Returns the length, or TBC_EKEY
- * (a key that does not fit key_params) or TBC_EINTERNAL.
+ * 1): a provided binding for `provided` of key_params (the type negotiated on this connection)
+ * and, when referred is not NULL, a referred binding for it of referred_key_params (the type the
+ * key was made for with the referring origin, which may differ), both signed over channel
+ * (tls_unique). Returns the length, or TBC_EKEY (a key that does not fit its key parameters) or
+ * TBC_EINTERNAL.
  */
-int tbc_tb_header(int key_params, EVP_PKEY *provided, EVP_PKEY *referred, const uint8_t *channel,
-                  size_t channel_len, char *out, size_t cap);
+int tbc_tb_header(int key_params, EVP_PKEY *provided, int referred_key_params, EVP_PKEY *referred,
+                  const uint8_t *channel, size_t channel_len, char *out, size_t cap);
 
 /* A key's draft TBID as base64url and its tbh, for -v. Returns 0 or TBC_EKEY. */
 int tbc_tb_describe(int key_params, EVP_PKEY *key, char id_b64[TBC_TB_MAX_ID_B64],

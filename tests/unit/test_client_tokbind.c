@@ -69,7 +69,7 @@ static void round_trip(int kp, const char *pem_a, const char *pem_b)
     struct tb_verifier *ver = tb_verifier_new(0);
     int n;
 
-    n = tbc_tb_header(kp, a, b, channel, sizeof(channel), header, sizeof(header));
+    n = tbc_tb_header(kp, a, kp, b, channel, sizeof(channel), header, sizeof(header));
     cr_assert_gt(n, 0);
     cr_assert_eq(tb_verify_header(ver, TB_VERSION_DRAFT, kp, header, (size_t)n, channel,
                                   sizeof(channel), &v),
@@ -85,7 +85,7 @@ static void round_trip(int kp, const char *pem_a, const char *pem_b)
     tb_base64url_encode(v.roles.referred->id.p, v.roles.referred->id.len, got, sizeof(got));
     cr_assert_str_eq(got, id);
     /* provided only, and over another channel it fails */
-    n = tbc_tb_header(kp, a, NULL, channel, sizeof(channel), header, sizeof(header));
+    n = tbc_tb_header(kp, a, -1, NULL, channel, sizeof(channel), header, sizeof(header));
     cr_assert_gt(n, 0);
     cr_assert_eq(tb_verify_header(ver, TB_VERSION_DRAFT, kp, header, (size_t)n, channel,
                                   sizeof(channel), &v),
@@ -109,13 +109,43 @@ Test(client_tokbind, header_rsa2048)
     round_trip(TB_KP_RSA2048_PKCS1, TBT_PEM_RSA_A, TBT_PEM_RSA_B);
 }
 
+/* The referred key keeps the type it was made for with the referring origin. */
+Test(client_tokbind, referred_of_another_key_type)
+{
+    static const uint8_t channel[TB_TLS_UNIQUE_LEN] = {9, 8, 7};
+    EVP_PKEY *p = tbt_key_load(TBT_PEM_P256_A), *r = tbt_key_load(TBT_PEM_RSA_A);
+    static char header[TB_MAX_HEADER + 1];
+    char id[TBC_TB_MAX_ID_B64], tbh[TB_TBH_LEN + 1], got[TBC_TB_MAX_ID_B64];
+    static struct tb_verified v;
+    struct tb_verifier *ver = tb_verifier_new(0);
+    int n;
+
+    n = tbc_tb_header(TB_KP_ECDSAP256, p, TB_KP_RSA2048_PKCS1, r, channel, sizeof(channel), header,
+                      sizeof(header));
+    cr_assert_gt(n, 0);
+    cr_assert_eq(tb_verify_header(ver, TB_VERSION_DRAFT, TB_KP_ECDSAP256, header, (size_t)n,
+                                  channel, sizeof(channel), &v),
+                 0);
+    cr_assert_not_null(v.roles.referred);
+    cr_assert_eq(tbc_tb_describe(TB_KP_RSA2048_PKCS1, r, id, tbh), 0);
+    tb_base64url_encode(v.roles.referred->id.p, v.roles.referred->id.len, got, sizeof(got));
+    cr_assert_str_eq(got, id);
+    /* the referred key given with the provided key's type does not fit */
+    cr_assert_eq(tbc_tb_header(TB_KP_ECDSAP256, p, TB_KP_ECDSAP256, r, channel, sizeof(channel),
+                               header, sizeof(header)),
+                 TBC_EKEY);
+    tb_verifier_free(ver);
+    EVP_PKEY_free(p);
+    EVP_PKEY_free(r);
+}
+
 Test(client_tokbind, key_of_the_wrong_type)
 {
     static const uint8_t channel[TB_TLS_UNIQUE_LEN];
     EVP_PKEY *p = tbt_key_load(TBT_PEM_P256_A);
     char header[TB_MAX_HEADER + 1], id[TBC_TB_MAX_ID_B64], tbh[TB_TBH_LEN + 1];
 
-    cr_assert_eq(tbc_tb_header(TB_KP_RSA2048_PKCS1, p, NULL, channel, sizeof(channel), header,
+    cr_assert_eq(tbc_tb_header(TB_KP_RSA2048_PKCS1, p, -1, NULL, channel, sizeof(channel), header,
                                sizeof(header)),
                  TBC_EKEY);
     cr_assert_eq(tbc_tb_describe(TB_KP_RSA2048_PKCS1, p, id, tbh), TBC_EKEY);
