@@ -1,7 +1,8 @@
 /*
  * The admin HTTP server (issue 7): /metrics, /healthz, /readyz and /status on its own listen
- * address (default 127.0.0.1:9901), served by libmicrohttpd on its own thread, apart from the
- * workers, so a scrape never waits behind client traffic and a busy proxy still answers it.
+ * address (`admin.listen`, default TBP_DEF_ADMIN_LISTEN of config.h: 127.0.0.1:9901), served by
+ * libmicrohttpd on its own thread, apart from the workers, so a scrape never waits behind client
+ * traffic and a busy proxy still answers it.
  *
  * admin.c knows nothing of workers or configs: what it serves comes through a table of callbacks
  * given at start (struct tbp_admin_ops), called on the admin thread. The daemon sets one flag,
@@ -29,7 +30,6 @@
 
 #include "buf.h"
 
-#define TBP_ADMIN_DEFAULT_LISTEN "127.0.0.1:9901"
 #define TBP_ADMIN_MAX_CONNECTIONS 32
 #define TBP_ADMIN_CONN_MEMORY (32 * 1024)
 #define TBP_ADMIN_TIMEOUT_S 10

@@ -7,6 +7,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 
@@ -14,6 +15,14 @@
 #include "tb/tb.h"
 
 static __thread struct tb_verified scratch;
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 int tbp_binding_init(struct tbp_binding *b, SSL *ssl, int key_params)
 {
@@ -116,6 +125,7 @@ int tbp_binding_check(struct tbp_binding *b, const struct tbp_http_head *h, cons
     const struct tbp_header *hdr = NULL;
     struct tb_verifier *v;
     size_t i, count = 0;
+    uint64_t t0;
     int ret;
 
     for (i = 0; i < h->n_headers; i++) { /* one pass: the first Token-Binding and how many */
@@ -143,8 +153,10 @@ int tbp_binding_check(struct tbp_binding *b, const struct tbp_http_head *h, cons
         return -1;
     }
     b->verifies++;
+    t0 = mono_ns();
     ret = tb_verify_header(v, TB_VERSION_DRAFT, b->key_params, hdr->value.p, hdr->value.len,
                            b->channel, b->channel_len, &scratch);
+    b->verify_ns = mono_ns() - t0;
     if (ret == 0 && remember(b, &hdr->value, &scratch.roles) != 0)
         ret = TB_ENOMEM;
     if (ret != 0) {

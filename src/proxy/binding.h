@@ -29,7 +29,9 @@ struct tbp_binding {
     char *other;              /* Sec-Other-Token-Binding-ID value ("09.<id>, ..."), or NULL */
     char tbh[TB_TBH_LEN + 1]; /* tbh of the provided ID (spec "Bound tokens"): bound cookies and
                                  JWTs are checked against it; "" while provided is NULL */
-    uint64_t verifies, cache_hits;
+    uint64_t verifies, cache_hits; /* tbp_binding_check calls that ran tb_verify_header, and
+                                      that matched the last verified value instead */
+    uint64_t verify_ns;            /* the last tb_verify_header call: its CLOCK_MONOTONIC time */
 };
 
 /* Sets up b after the handshake. key_params -1 for a connection without Token Binding.

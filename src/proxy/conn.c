@@ -2,6 +2,11 @@
  * Client connections: accept, TLS handshake, buffered I/O, the protocol chosen by ALPN, close.
  * See conn.h. A connection is freed only after the loop turn in which it was closed, so a
  * callback further up the stack never touches freed memory.
+ *
+ * Counted here (the worker's registry, metrics.h): connections accepted and open, handshakes
+ * (full or resumed) with the ALPN protocol they chose, handshake failures by reason, and the TLS
+ * payload bytes read and written. A handshake counts as done once the connection may carry
+ * requests: one that completes but fails the Token Binding preconditions is a failure.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -53,6 +58,7 @@ void tbp_conn_close(struct tbp_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     __atomic_store_n(&w->n_clients, w->n_clients - 1, __ATOMIC_RELAXED);
+    tbp_metrics_gauge_add(&w->metrics, TBP_G_CONN_ACTIVE, -1);
     tbp_loop_defer(&w->loop, &c->defer);
 }
 
@@ -114,6 +120,7 @@ int tbp_conn_flush(struct tbp_conn *c)
             return -1;
         }
         tbp_buf_consume(&c->out, (size_t)n);
+        tbp_metrics_add(&c->w->metrics, TBP_M_BYTES_OUT, 0, (uint64_t)n);
     }
     if (before >= TBP_CONN_LOW_WATER && c->out.len < TBP_CONN_LOW_WATER &&
         c->state == TBP_CONN_OPEN && c->proto->drained != NULL) {
@@ -180,6 +187,7 @@ static void conn_read(struct tbp_conn *c)
             return;
         }
         c->rlen = (size_t)n;
+        tbp_metrics_add(&c->w->metrics, TBP_M_BYTES_IN, 0, (uint64_t)n);
     }
 }
 
@@ -195,6 +203,8 @@ static const struct tbp_protocol *alpn_proto(SSL *ssl)
 
 static void handshake(struct tbp_conn *c)
 {
+    struct tbp_metrics *m = &c->w->metrics;
+    char alpn[32];
     int n, e;
 
     ERR_clear_error();
@@ -207,19 +217,28 @@ static void handshake(struct tbp_conn *c)
             c->ssl_want_write = 1;
             return;
         }
-        c->w->stats.handshake_failures++;
+        tbp_metrics_inc(m, TBP_M_TLS_FAILURES, TBP_ML_TLSF_PROTOCOL);
         tbp_conn_close(c);
         return;
     }
-    c->w->stats.handshakes++;
-    if (tbp_tls_established(c->ssl, &c->tls) != 0 ||
-        tbp_binding_init(&c->tb, c->ssl, c->tls.tb_key_params) != 0) {
+    if (tbp_tls_established(c->ssl, &c->tls) != 0) {
         tbp_log_error(c->w->px, TBP_LOG_INFO, "%s:%u: token binding without EMS/TLS 1.2: closed",
                       c->ip, c->port);
-        c->w->stats.handshake_failures++;
+        tbp_metrics_inc(m, TBP_M_TLS_FAILURES, TBP_ML_TLSF_NO_EMS);
         tbp_conn_close(c);
         return;
     }
+    if (tbp_binding_init(&c->tb, c->ssl, c->tls.tb_key_params) != 0) {
+        tbp_log_error(c->w->px, TBP_LOG_INFO,
+                      "%s:%u: token binding channel value unreadable: closed", c->ip, c->port);
+        tbp_metrics_inc(m, TBP_M_TLS_FAILURES, TBP_ML_TLSF_OTHER);
+        tbp_conn_close(c);
+        return;
+    }
+    tbp_metrics_inc(m, TBP_M_TLS_HANDSHAKES,
+                    SSL_session_reused(c->ssl) ? TBP_ML_HS_RESUMED : TBP_ML_HS_FULL);
+    tbp_metrics_inc(m, TBP_M_CONN_ALPN,
+                    tbp_metrics_alpn_label(tbp_tls_alpn(c->ssl, alpn, sizeof(alpn))));
     c->proto = alpn_proto(c->ssl);
     c->state = TBP_CONN_OPEN;
     tbp_timer_cancel(&c->w->loop, &c->timer);
@@ -282,6 +301,8 @@ static void conn_timer(struct tbp_timer *t)
             tbp_conn_drive(c);
         return;
     }
+    if (c->state == TBP_CONN_HANDSHAKE)
+        tbp_metrics_inc(&c->w->metrics, TBP_M_TLS_FAILURES, TBP_ML_TLSF_TIMEOUT);
     tbp_conn_close(c); /* handshake or linger timeout */
 }
 
@@ -337,7 +358,8 @@ int tbp_client_accept(struct tbp_worker *w, int fd, size_t listener,
         w->clients->prev = c;
     w->clients = c;
     __atomic_store_n(&w->n_clients, w->n_clients + 1, __ATOMIC_RELAXED);
-    w->stats.accepted++;
+    tbp_metrics_inc(&w->metrics, TBP_M_CONN_ACCEPTED, 0);
+    tbp_metrics_gauge_add(&w->metrics, TBP_G_CONN_ACTIVE, 1);
     if (tbp_io_add(&w->loop, &c->io, EPOLLIN) == -1) {
         tbp_conn_close(c);
         return -1;

@@ -16,6 +16,7 @@
 #include "exchange.h"
 #include "forward.h"
 #include "tb/error.h"
+#include "tb/verify.h"
 #include "worker.h"
 
 _Static_assert(TBP_XLOG_TBH <= TB_TBH_LEN, "the logged tbh prefix is longer than a tbh");
@@ -76,14 +77,14 @@ void tbp_xlog_begin(struct tbp_xlog *x, struct tbp_conn *c, const struct tbp_htt
         x->ua_len = (uint16_t)keep_raw(x->ua, sizeof(x->ua), ua->value.p, ua->value.len);
     }
     request_line(x);
-    c->w->stats.requests++;
 }
 
 void tbp_xlog_status(struct tbp_xlog *x, struct tbp_conn *c, int status)
 {
+    enum tbp_ml_proto p = c->proto == &tbp_proto_h2 ? TBP_ML_PROTO_H2 : TBP_ML_PROTO_H1;
+
     x->status = status;
-    if (status >= 100 && status < 600)
-        c->w->stats.responses[status / 100]++;
+    tbp_metrics_inc(&c->w->metrics, TBP_M_REQUESTS, tbp_metrics_request_label(p, status));
 }
 
 void tbp_xlog_write(const struct tbp_xlog *x, struct tbp_conn *c, const char *proto)
@@ -122,15 +123,43 @@ static void route_keys(const struct tbp_http_head *h, struct tbp_str *host, stru
     path->len = i;
 }
 
-/* spec "Validation" on this request; counts and logs the outcome. 0, or -1 with x->tb set. */
+/* After a Token Binding check: the header cache hit, or the verify's time and this thread's
+ * key-cache totals (the verifier is the worker thread's own, so they are this worker's). */
+static void count_verify(struct tbp_conn *c, uint64_t verifies, uint64_t cache_hits)
+{
+    struct tbp_metrics *m = &c->w->metrics;
+    struct tb_verifier_stats vs;
+    struct tb_verifier *v;
+
+    if (c->tb.cache_hits != cache_hits)
+        tbp_metrics_inc(m, TBP_M_HEADER_CACHE_HITS, 0);
+    if (c->tb.verifies == verifies)
+        return;
+    tbp_metrics_observe(m, TBP_H_TB_VERIFY, c->tb.verify_ns);
+    if ((v = tb_verifier_thread()) != NULL) {
+        tb_verifier_get_stats(v, &vs);
+        tbp_metrics_set(m, TBP_M_KEY_CACHE, TBP_ML_CACHE_HIT, vs.hits);
+        tbp_metrics_set(m, TBP_M_KEY_CACHE, TBP_ML_CACHE_MISS, vs.misses);
+    }
+}
+
+/*
+ * spec "Validation" on this request; counts and logs the outcome (requests on a connection
+ * without Token Binding are counted only when they fail: a header they should not carry). 0, or
+ * -1 with x->tb set.
+ */
 static int check_binding(struct tbp_conn *c, const struct tbp_http_head *h, struct tbp_xlog *x)
 {
+    uint64_t verifies = c->tb.verifies, cache_hits = c->tb.cache_hits;
+    struct tbp_metrics *m = &c->w->metrics;
     const char *reason = NULL;
+    int ret = tbp_binding_check(&c->tb, h, &reason);
 
-    if (tbp_binding_check(&c->tb, h, &reason) != 0) {
+    count_verify(c, verifies, cache_hits);
+    if (ret != 0) {
         x->tb = reason;
         x->tb_failed = 1;
-        c->w->stats.tb_failed++;
+        tbp_metrics_inc(m, TBP_M_TB, tbp_metrics_tb_label(reason));
         tbp_log_error(c->w->px, TBP_LOG_INFO, "%s:%u: token binding rejected: %s", c->ip, c->port,
                       reason);
         return -1;
@@ -140,7 +169,7 @@ static int check_binding(struct tbp_conn *c, const struct tbp_http_head *h, stru
         size_t k = strnlen(c->tb.tbh, TBP_XLOG_TBH);
         memcpy(x->tbh, c->tb.tbh, k);
         x->tbh[k] = '\0';
-        c->w->stats.tb_ok++;
+        tbp_metrics_inc(m, TBP_M_TB, TBP_ML_TB_OK);
     }
     return 0;
 }
@@ -224,14 +253,16 @@ static const char *conn_tbh(const struct tbp_conn *c)
 }
 
 /* Adds one request's companion outcomes to the worker's counters. */
-static void count_request(struct tbp_worker_stats *st, const struct tbp_companion *co)
+static void count_request(struct tbp_metrics *m, const struct tbp_companion *co)
 {
-    size_t i;
+    unsigned i;
 
     for (i = 0; co->cookies && i < TBP_CK_N; i++)
-        st->cookies[i] += co->ck.n[i];
+        if (co->ck.n[i] > 0)
+            tbp_metrics_add(m, TBP_M_COOKIES, i, co->ck.n[i]);
     if (co->jwt)
-        st->jwt[co->jwt_outcome < TBP_JWT_N ? co->jwt_outcome : TBP_JWT_ERROR]++;
+        tbp_metrics_inc(m, TBP_M_JWT,
+                        co->jwt_outcome < TBP_JWT_N ? (unsigned)co->jwt_outcome : TBP_JWT_ERROR);
 }
 
 int tbp_exchange_response(struct tbp_conn *c, const struct tbp_route *route,
@@ -243,8 +274,10 @@ int tbp_exchange_response(struct tbp_conn *c, const struct tbp_route *route,
 
     ret = tbp_exchange_response_edit(route, c->w->px->cfg->cookie_keys, conn_tbh(c), rh, e, out,
                                      &x->co);
-    c->w->stats.cookies_bound += x->co.ck.bound - bound;
-    c->w->stats.refer_added += x->co.refer_added ? 1 : 0;
+    if (x->co.ck.bound != bound)
+        tbp_metrics_add(&c->w->metrics, TBP_M_COOKIES_BOUND, 0, x->co.ck.bound - bound);
+    if (x->co.refer_added)
+        tbp_metrics_inc(&c->w->metrics, TBP_M_REFER_ADDED, 0);
     if (ret != 0)
         tbp_log_error(c->w->px, TBP_LOG_ERROR, "%s:%u: %s: response cannot be edited (%s)", c->ip,
                       c->port, x->req, ret == TBP_EBUF ? "too large" : tb_strerror(ret));
@@ -288,7 +321,7 @@ int tbp_exchange_start(struct tbp_conn *c, const struct tbp_http_head *h, int he
     if (tbp_exchange_companion(r)) {
         status =
             tbp_exchange_request_edit(r, cfg->cookie_keys, conn_tbh(c), 0, h, &edit, &fh, &x->co);
-        count_request(&c->w->stats, &x->co);
+        count_request(&c->w->metrics, &x->co);
         if (status != 0) {
             *why = status == 401 ? tbp_jwt_outcome_text(x->co.jwt_outcome)
                                  : "request cannot be edited";
@@ -298,6 +331,7 @@ int tbp_exchange_start(struct tbp_conn *c, const struct tbp_http_head *h, int he
     *up = tbp_upstream_start(tbp_worker_pool(c->w, r->upstream), sink, ctx, head_request,
                              framing == TBP_BODY_NONE);
     if (*up == NULL) {
+        tbp_metrics_pool_inc(&c->w->metrics, (size_t)(r->upstream - cfg->upstreams), TBP_MP_ERRORS);
         *why = "origin unavailable";
         status = 502;
         goto Exit;

@@ -3,9 +3,16 @@
  *
  * main parses the command line, loads and checks the configuration, builds the TLS contexts and
  * binds every worker's sockets before anything runs (a bad config or a busy port never starts a
- * half-working proxy: message, exit 1). Then, in this order: the pid file (--pid-file), the
- * switch to `user` (after everything that may need root: the sockets, the log files, the keys),
- * the worker threads, "READY=1" to systemd, and the wait for signals.
+ * half-working proxy: message, exit 1). Then, in this order: the admin server (admin.listen: its
+ * own thread, a port that may be below 1024), the pid file (--pid-file), the switch to `user`
+ * (after everything that may need root: the sockets, the log files, the keys), the worker
+ * threads, "READY=1" to systemd, and the wait for signals.
+ *
+ * The admin server (admin.h) reads the daemon through two callbacks on its own thread: /metrics
+ * sums every worker's registry (metrics.h) with the process values (start time, config load
+ * time, workers, reloads, draining); /status sums the workers' open connections. Both read only
+ * what stays put while it runs (the worker array, the config) or atomics (reload counters, load
+ * time, the draining flag); it is stopped after the workers and before they are disposed of.
  *
  * Signals follow nghttpx, except that SIGTERM is graceful because systemd and Kubernetes stop
  * services with it:
@@ -44,8 +51,10 @@
 #include <openssl/ssl.h>
 #include <systemd/sd-daemon.h>
 
+#include "admin.h"
 #include "cli.h"
 #include "config.h"
+#include "metrics.h"
 #include "tb/tb.h"
 #include "worker.h"
 
@@ -59,6 +68,12 @@ struct daemon {
     unsigned n_started; /* threads running (stopped and joined at exit) */
     const char *pid_file;
     int pid_written;
+    struct tbp_admin *admin;       /* NULL when admin.listen = "" (or before it starts) */
+    struct tbp_metrics **registry; /* &workers[i].metrics, n_made entries: what /metrics sums */
+    int64_t start_time;            /* Unix seconds the process started */
+    int64_t config_loaded;         /* Unix seconds the config in use was loaded (atomic) */
+    uint64_t reloads_ok;           /* SIGHUP reloads that took effect (atomic) */
+    uint64_t reloads_failed;       /* SIGHUP reloads refused, the old config kept (atomic) */
 };
 
 static const char *sig_name(int sig)
@@ -139,6 +154,71 @@ static int make_workers(struct daemon *d, char *err, size_t errlen)
         }
     }
     return 0;
+}
+
+/* --- the admin server ------------------------------------------------------------------------ */
+
+/* /metrics (admin thread): every worker's registry and the process values. */
+static int admin_metrics(void *ctx, struct tbp_buf *out)
+{
+    struct daemon *d = ctx;
+    struct tbp_metrics_process p = {0};
+
+    p.version = TBP_VERSION;
+    p.start_time = (double)d->start_time;
+    p.config_load_time = (double)__atomic_load_n(&d->config_loaded, __ATOMIC_RELAXED);
+    p.workers = d->cfg->workers;
+    p.reloads_ok = __atomic_load_n(&d->reloads_ok, __ATOMIC_RELAXED);
+    p.reloads_failed = __atomic_load_n(&d->reloads_failed, __ATOMIC_RELAXED);
+    p.draining = tbp_proxy_draining(&d->px);
+    return tbp_metrics_scrape(d->registry, d->n_made, &p, out);
+}
+
+/* /status (admin thread). */
+static void admin_status(void *ctx, struct tbp_admin_status *st)
+{
+    struct daemon *d = ctx;
+    unsigned i;
+
+    snprintf(st->version, sizeof(st->version), "%s", TBP_VERSION);
+    st->start_time = d->start_time;
+    st->workers = d->cfg->workers;
+    for (i = 0; i < d->n_made; i++)
+        st->connections_active += tbp_worker_connections(&d->workers[i]);
+    if (d->cfg->path != NULL)
+        snprintf(st->config_file, sizeof(st->config_file), "%s", d->cfg->path);
+    st->config_loaded = __atomic_load_n(&d->config_loaded, __ATOMIC_RELAXED);
+}
+
+/* Starts the admin server on admin.listen (nothing when it is ""). -1 with a message in err. */
+static int start_admin(struct daemon *d, char *err, size_t errlen)
+{
+    const struct tbp_admin_config *a = &d->cfg->admin;
+    struct tbp_admin_ops ops = {.ctx = d, .metrics = admin_metrics, .status = admin_status};
+    unsigned i;
+
+    if (!a->enabled)
+        return 0;
+    if ((d->registry = calloc(d->n_made, sizeof(*d->registry))) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (i = 0; i < d->n_made; i++)
+        d->registry[i] = &d->workers[i].metrics;
+    d->admin =
+        tbp_admin_start((const struct sockaddr *)&a->addr.ss, a->addr.len, &ops, err, errlen);
+    if (d->admin == NULL)
+        return -1;
+    tbp_log_error(&d->px, TBP_LOG_INFO, "admin server on %s (/metrics /healthz /readyz /status)",
+                  a->addr.text);
+    return 0;
+}
+
+/* /readyz answers 503 from now on. */
+static void admin_draining(struct daemon *d)
+{
+    if (d->admin != NULL)
+        tbp_admin_set_draining(d->admin, 1);
 }
 
 /*
@@ -334,6 +414,7 @@ static void graceful_stop(struct daemon *d, const sigset_t *set, int sig)
     unsigned i, cut;
 
     tbp_proxy_set_draining(&d->px);
+    admin_draining(d);
     sd_notifyf(0, "STOPPING=1\nSTATUS=graceful stop: connections open: %u", connections(d));
     tbp_log_error(&d->px, TBP_LOG_INFO,
                   "%s: graceful stop: connections open: %u, waiting up to %u ms for them",
@@ -368,6 +449,7 @@ static void fast_stop(struct daemon *d, int sig)
     unsigned closed;
 
     tbp_proxy_set_draining(&d->px);
+    admin_draining(d);
     sd_notify(0, "STOPPING=1\nSTATUS=fast stop");
     closed = stop_workers(d);
     tbp_log_error(&d->px, TBP_LOG_INFO, "%s: fast stop: connections closed: %u", sig_name(sig),
@@ -384,9 +466,12 @@ static void stop_signals(sigset_t *set)
     sigaddset(set, SIGUSR1);
 }
 
-static int run(struct tbp_config *cfg, const struct tbp_cli *cli)
+static int run(struct tbp_config *cfg, const struct tbp_cli *cli, int64_t start_time)
 {
-    struct daemon d = {.cfg = cfg, .px = {.cfg = cfg, .access_fd = -1, .error_fd = 2}};
+    struct daemon d = {.cfg = cfg,
+                       .px = {.cfg = cfg, .access_fd = -1, .error_fd = 2},
+                       .start_time = start_time,
+                       .config_loaded = (int64_t)time(NULL)};
     char err[TBP_CONFIG_ERRLEN] = "";
     unsigned i;
     sigset_t set;
@@ -405,7 +490,9 @@ static int run(struct tbp_config *cfg, const struct tbp_cli *cli)
     }
     if (build_tls(&d.px, err, sizeof(err)) != 0 || make_workers(&d, err, sizeof(err)) != 0)
         goto Exit;
-    /* anything else that needs root (a port below 1024: the admin server) comes here */
+    /* anything else that needs root (a port below 1024) comes here */
+    if (start_admin(&d, err, sizeof(err)) != 0)
+        goto Exit;
     if (cli->pid_file != NULL) {
         d.pid_file = cli->pid_file;
         if (write_pid_file(d.pid_file, err, sizeof(err)) != 0)
@@ -441,6 +528,8 @@ Exit:
     if (ret != 0)
         fprintf(stderr, "tbproxy: %s\n", err[0] ? err : "out of memory");
     (void)stop_workers(&d);
+    tbp_admin_stop(d.admin); /* no callback reads a worker after this */
+    free(d.registry);
     for (i = 0; i < d.n_made; i++)
         tbp_worker_dispose(&d.workers[i]);
     free(d.workers);
@@ -460,6 +549,7 @@ int main(int argc, char **argv)
 {
     struct tbp_config *cfg = NULL;
     char err[TBP_CONFIG_ERRLEN];
+    int64_t start_time = (int64_t)time(NULL);
     struct tbp_cli cli;
     int ret;
 
@@ -485,7 +575,7 @@ int main(int argc, char **argv)
         tbp_config_free(cfg);
         return 0;
     }
-    ret = run(cfg, &cli);
+    ret = run(cfg, &cli, start_time);
     tbp_config_free(cfg);
     return ret;
 }

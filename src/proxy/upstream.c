@@ -13,10 +13,12 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
 #include "h1parse.h"
+#include "metrics.h"
 #include "upstream.h"
 
 #define HIGH_WATER (256 * 1024)
@@ -59,9 +61,10 @@ struct tbp_upconn {
     int req_done;     /* the whole request was queued */
     int resp_started; /* a response byte arrived */
     int resp_keep_alive;
-    int complete;   /* the response ended (set in the parser callback) */
-    int paused;     /* the sink asked to stop reading */
-    int above_high; /* the writer was told to wait for on_drain */
+    int complete;        /* the response ended (set in the parser callback) */
+    int paused;          /* the sink asked to stop reading */
+    int above_high;      /* the writer was told to wait for on_drain */
+    uint64_t t_start_ns; /* CLOCK_MONOTONIC at tbp_upstream_start: the latency's start */
     struct tbp_buf out;
     struct tbp_buf replay; /* the request bytes, while replayable */
     struct tbp_h1_parser parser;
@@ -81,6 +84,21 @@ static void conn_post_flush(struct tbp_post *p);
 #define CONTAINER(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 /* --- pool ----------------------------------------------------------------------------------- */
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Counts one event of the pool in its worker's registry. */
+static void count(struct tbp_pool *p, enum tbp_mpool_counter what)
+{
+    if (p->c.metrics != NULL)
+        tbp_metrics_pool_inc(p->c.metrics, p->c.metrics_pool, what);
+}
 
 struct tbp_pool *tbp_pool_new(struct tbp_loop *l, const struct tbp_pool_conf *c)
 {
@@ -194,6 +212,9 @@ static int on_head(void *ctx, const struct tbp_http_head *h)
     if (h->status >= 100 && h->status < 200)
         return 0; /* interim response: the final one follows */
     u->resp_keep_alive = h->keep_alive;
+    if (u->sink != NULL && u->pool->c.metrics != NULL)
+        tbp_metrics_pool_observe(u->pool->c.metrics, u->pool->c.metrics_pool,
+                                 mono_ns() - u->t_start_ns);
     if (u->sink != NULL)
         u->sink->on_head(u->ctx, h);
     return 0;
@@ -267,6 +288,7 @@ static int conn_connect(struct tbp_upconn *u)
     u->io.fd = fd;
     u->state = UP_CONNECTING;
     p->stats.connects++;
+    count(p, TBP_MP_CONNECTS);
     if (tbp_io_add(p->loop, &u->io, EPOLLOUT | EPOLLIN | EPOLLRDHUP) == -1) {
         close(fd);
         u->io.fd = -1;
@@ -311,6 +333,8 @@ static void conn_fail(struct tbp_upconn *u, int status, const char *why)
     if (status == 502 && u->reused && u->replayable && !u->resp_started && replay(u) == 0)
         return;
     u->pool->stats.errors++;
+    if (sink != NULL)
+        count(u->pool, TBP_MP_ERRORS); /* an exchange answered 502/504 */
     conn_close(u);
     if (sink != NULL)
         sink->on_error(ctx, status, why);
@@ -489,6 +513,7 @@ struct tbp_upconn *tbp_upstream_start(struct tbp_pool *p, const struct tbp_upstr
         idle_remove(u);
         u->state = UP_BUSY;
         p->stats.reuses++;
+        count(p, TBP_MP_REUSES);
         tbp_timer_set(p->loop, &u->timer, p->c.read_timeout_ms);
     } else {
         if ((u = conn_new(p)) == NULL)
@@ -504,6 +529,7 @@ struct tbp_upconn *tbp_upstream_start(struct tbp_pool *p, const struct tbp_upstr
     u->replayable = replayable && u->reused;
     u->req_done = u->complete = u->resp_started = u->paused = u->above_high = 0;
     u->resp_keep_alive = 0;
+    u->t_start_ns = mono_ns();
     if (head_request)
         tbp_h1_expect_no_body(&u->parser);
     return u;

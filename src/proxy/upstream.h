@@ -11,6 +11,10 @@
  * on_error(504) (connect or read timeout). A request without a body that fails on a reused idle
  * connection before any response byte (the origin closed it meanwhile) is replayed once on a
  * new connection, as nginx does for idempotent requests.
+ *
+ * Each pool counts into its worker's metrics registry (tbp_pool_conf.metrics, metrics.h): new
+ * connections, exchanges on a reused idle one, exchanges that failed (on_error), and the latency
+ * from tbp_upstream_start to the response head (a replay's included).
  */
 #ifndef TBP_UPSTREAM_H
 #define TBP_UPSTREAM_H
@@ -34,6 +38,8 @@ struct tbp_pool_conf {
     unsigned fail_timeout_ms;
     unsigned idle_timeout_ms;
     unsigned max_idle;
+    struct tbp_metrics *metrics; /* the worker's registry (NULL: not counted); borrowed */
+    size_t metrics_pool;         /* this pool's index in it: connects, reuses, errors, latency */
 };
 
 struct tbp_upstream_sink {
@@ -50,6 +56,7 @@ struct tbp_upstream_sink {
     void (*on_drain)(void *ctx);
 };
 
+struct tbp_metrics;
 struct tbp_pool;
 struct tbp_upconn;
 

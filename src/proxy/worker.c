@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "accesslog.h"
+#include "tb/error.h"
 #include "upstream.h"
 #include "worker.h"
 
@@ -167,6 +168,8 @@ static int make_pools(struct tbp_worker *w, char *err, size_t errlen)
         pc.fail_timeout_ms = u->fail_timeout_ms;
         pc.idle_timeout_ms = IDLE_TIMEOUT_MS;
         pc.max_idle = u->max_idle;
+        pc.metrics = &w->metrics;
+        pc.metrics_pool = i;
         w->pools[i] = tbp_pool_new(&w->loop, &pc);
         free(s.ss);
         free(s.lens);
@@ -178,6 +181,30 @@ static int make_pools(struct tbp_worker *w, char *err, size_t errlen)
 Fail:
     snprintf(err, errlen, "out of memory");
     return -1;
+}
+
+/* The registry, with one pool per cfg->upstreams entry under the upstream's name. */
+static int init_metrics(struct tbp_worker *w, char *err, size_t errlen)
+{
+    const struct tbp_config *cfg = w->px->cfg;
+    const char **names = NULL;
+    size_t i;
+    int ret;
+
+    if (cfg->n_upstreams > 0 && (names = calloc(cfg->n_upstreams, sizeof(*names))) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (i = 0; i < cfg->n_upstreams; i++)
+        names[i] = cfg->upstreams[i].name;
+    ret = tbp_metrics_init(&w->metrics, names, cfg->n_upstreams);
+    free(names);
+    if (ret != 0) {
+        snprintf(err, errlen, "metrics: %s", tb_strerror(ret));
+        return -1;
+    }
+    w->metrics_ready = 1;
+    return 0;
 }
 
 struct tbp_pool *tbp_worker_pool(struct tbp_worker *w, const struct tbp_upstream *up)
@@ -195,6 +222,8 @@ int tbp_worker_init(struct tbp_worker *w, struct tbp_proxy *px, unsigned id, cha
     w->id = id;
     w->px = px;
     w->wake.fd = -1;
+    if (init_metrics(w, err, errlen) != 0)
+        return -1;
     if (tbp_loop_init(&w->loop) != 0) {
         snprintf(err, errlen, "epoll: %s", strerror(errno));
         return -1;
@@ -305,4 +334,7 @@ void tbp_worker_dispose(struct tbp_worker *w)
     tbp_loop_dispose(&w->loop); /* runs the deferred frees */
     free(w->listeners);
     free(w->pools);
+    if (w->metrics_ready)
+        tbp_metrics_dispose(&w->metrics);
+    w->metrics_ready = 0;
 }

@@ -12,7 +12,9 @@
  * one); DRAIN starts a graceful stop: the listeners close (after accepting what the kernel had
  * already queued), each protocol finishes what is in flight and takes nothing new (conn.h,
  * `drain`), and connections close as they become idle. What other threads may read of a worker
- * is read through the accessors below (atomic loads), never its fields directly.
+ * is read through the accessors below (atomic loads), never its fields directly; the one
+ * exception is `metrics`, which the admin thread scrapes with tbp_metrics_sum (relaxed loads and
+ * the registry's own pool lock: metrics.h).
  */
 #ifndef TBP_WORKER_H
 #define TBP_WORKER_H
@@ -21,9 +23,8 @@
 #include <stdint.h>
 
 #include "config.h"
-#include "cookies.h"
-#include "jwtcheck.h"
 #include "loop.h"
+#include "metrics.h"
 #include "tls.h"
 
 struct tbp_conn;
@@ -50,18 +51,6 @@ struct tbp_listen_io {
     size_t index; /* into cfg->listeners */
 };
 
-struct tbp_worker_stats {
-    uint64_t accepted, handshakes, handshake_failures, requests, tb_ok, tb_failed, tb_cache_hits;
-    uint64_t responses[6]; /* by status class: [1] 1xx .. [5] 5xx */
-    /* companion module (issue 6) */
-    uint64_t cookies[TBP_CK_N]; /* listed request cookies by enum tbp_cookie_outcome (cookies.h):
-                                   [TBP_CK_OK] + [TBP_CK_PASS] forwarded, the others dropped */
-    uint64_t cookies_bound;     /* Set-Cookie values bound on responses */
-    uint64_t jwt[TBP_JWT_N];    /* JWT checks by enum tbp_jwt_outcome (jwtcheck.h): [TBP_JWT_OK]
-                                   forwarded, the others answered 401 */
-    uint64_t refer_added;       /* Include-Referer-Token-Binding-ID added to redirects */
-};
-
 struct tbp_worker {
     unsigned id;
     struct tbp_proxy *px;
@@ -75,7 +64,9 @@ struct tbp_worker {
     int draining;            /* the worker's own flag: DRAIN was handled (worker thread only) */
     int drain_done;          /* atomic: DRAIN was handled, the listeners are closed */
     unsigned closed_by_stop; /* client connections STOP closed; read after tbp_worker_join */
-    struct tbp_worker_stats stats;
+    int metrics_ready;       /* metrics was set up (tbp_worker_dispose disposes of it) */
+    struct tbp_metrics metrics; /* written by this worker only; any thread may scrape it
+                                   (metrics.h); pool i of it is cfg->upstreams[i] */
     pthread_t thread;
 };
 

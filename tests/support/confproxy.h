@@ -14,6 +14,7 @@
  *                       key_types = [ "p256", "rsa2048" ]; };
  *     upstreams = { app = { servers = [ "127.0.0.1:<upstream port>" ]; }; };
  *     log = { error = "-"; access = "-"; level = "info"; };
+ *     admin = { listen = ""; };          (tbt_confproxy_start_admin: "127.0.0.1:<free port>")
  *     <body>
  *
  * where the upstream port is the world's origin or another one the test started (federation: an
@@ -37,6 +38,7 @@
 struct tbt_confproxy {
     struct tbt_proc proc;
     int port;        /* where it listens on 127.0.0.1 */
+    int admin_port;  /* its admin server on 127.0.0.1 (tbt_confproxy_start_admin), else 0 */
     char name[64];   /* the log and config base name */
     char conf[4096]; /* absolute path of its config file */
 };
@@ -45,6 +47,11 @@ struct tbt_confproxy {
  * of 127.0.0.1:upstream_port (0: the world's origin). */
 void tbt_confproxy_start(struct tbt_world *w, struct tbt_confproxy *p, const char *name,
                          int upstream_port, const char *body);
+
+/* tbt_confproxy_start with the admin server on another free port, p->admin_port; started once
+ * the proxy's log says the admin server runs. */
+void tbt_confproxy_start_admin(struct tbt_world *w, struct tbt_confproxy *p, const char *name,
+                               int upstream_port, const char *body);
 
 /* Stops it (SIGTERM, then SIGKILL) and flags sanitizer reports in its log. Safe when never
  * started or already stopped. */

@@ -6,7 +6,8 @@
  * config file mirrors what quick mode sets up (two workers, both key types, draft TB, one
  * upstream, one catch-all route, the error log on stderr) so that tests may switch between the
  * two without changing what the proxy does, plus the upstream read timeout and the caller's
- * extra top-level settings.
+ * extra top-level settings. The admin server is off unless asked for (world.h): a proxy on the
+ * default 127.0.0.1:9901 would collide with every other proxy that tests run in parallel.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -114,7 +115,7 @@ static void start_origin(struct tbt_world *w)
     cr_assert_gt(w->origin_port, 0, "%s", err);
 }
 
-static void write_config(struct tbt_world *w, const struct tbt_world_opts *o)
+static void write_config(struct tbt_world *w, const struct tbt_world_opts *o, const char *admin)
 {
     char *text = NULL;
     int n;
@@ -130,9 +131,10 @@ static void write_config(struct tbt_world *w, const struct tbt_world_opts *o)
                  "                      connect_timeout = \"2s\"; read_timeout = \"%s\"; }; };\n"
                  "routes = ( { host = \"*\"; prefix = \"/\"; upstream = \"app\"; } );\n"
                  "log = { error = \"-\"; level = \"info\"; };\n"
+                 "admin = { listen = \"%s\"; };\n"
                  "%s\n",
                  w->proxy_port, w->origin_port, o->read_timeout != NULL ? o->read_timeout : "60s",
-                 o->extra_config != NULL ? o->extra_config : "");
+                 admin, o->extra_config != NULL ? o->extra_config : "");
     cr_assert(n > 0 && text != NULL);
     cr_assert_eq(tbt_write_file(w->dir, "tbproxy.conf", text, (size_t)n), 0);
     free(text);
@@ -146,7 +148,7 @@ static void write_config(struct tbt_world *w, const struct tbt_world_opts *o)
  */
 static void start_proxy(struct tbt_world *w, const struct tbt_world_opts *o)
 {
-    char err[TBT_PROC_ERRLEN], listen[64], upstream[64];
+    char err[TBT_PROC_ERRLEN], listen[64], upstream[64], admin[64] = "";
     int attempt, rc = -1;
 
     snprintf(upstream, sizeof(upstream), "127.0.0.1:%d", w->origin_port);
@@ -155,15 +157,21 @@ static void start_proxy(struct tbt_world *w, const struct tbt_world_opts *o)
         w->proxy_port = tbt_port_free();
         cr_assert_gt(w->proxy_port, 0, "no free port: %s", strerror(errno));
         snprintf(listen, sizeof(listen), "127.0.0.1:%d", w->proxy_port);
+        w->admin_port = 0;
+        if (o->admin) {
+            w->admin_port = tbt_port_free();
+            cr_assert_gt(w->admin_port, 0, "no free port: %s", strerror(errno));
+            snprintf(admin, sizeof(admin), "127.0.0.1:%d", w->admin_port);
+        }
         if (o->config_file) {
             const char *args[] = {"-c", w->conf, NULL};
 
-            write_config(w, o);
+            write_config(w, o, admin);
             rc = tbt_proc_start(&w->proxy, tbt_world_bin(w, "tbproxy"), args, w->dir, "tbproxy",
                                 err, sizeof(err));
         } else {
-            const char *args[] = {"--listen", listen,  "--upstream", upstream, "--cert",
-                                  w->cert,    "--key", w->key,       NULL};
+            const char *args[] = {"--listen", listen, "--upstream", upstream, "--cert", w->cert,
+                                  "--key",    w->key, "--admin",    admin,    NULL};
 
             rc = tbt_proc_start(&w->proxy, tbt_world_bin(w, "tbproxy"), args, w->dir, "tbproxy",
                                 err, sizeof(err));
@@ -171,10 +179,38 @@ static void start_proxy(struct tbt_world *w, const struct tbt_world_opts *o)
         cr_assert_eq(rc, 0, "%s", err);
         rc = tbt_proc_wait_port(&w->proxy, (uint16_t)w->proxy_port, TBT_WORLD_START_TIMEOUT_MS, err,
                                 sizeof(err));
+        /* the listeners accept before the admin server starts: wait for it too (its port may
+         * have been taken, and the proxy then exits) */
+        if (rc == 0 && o->admin)
+            rc = tbt_world_wait_log(&w->proxy, " admin server on ", TBT_WORLD_START_TIMEOUT_MS, err,
+                                    sizeof(err));
         if (rc != 0 && tbt_proc_alive(&w->proxy))
             break; /* running but not accepting: no point in another port */
     }
     cr_assert_eq(rc, 0, "%s", err);
+}
+
+int tbt_world_wait_log(struct tbt_proc *p, const char *needle, int timeout_ms, char *err,
+                       size_t errlen)
+{
+    long long deadline = tbt_now_ms() + timeout_ms;
+
+    for (;;) {
+        char *log = tbt_proc_log(p, 0);
+        int found = log != NULL && strstr(log, needle) != NULL;
+
+        free(log);
+        if (found)
+            return 0;
+        if (!tbt_proc_alive(p) || tbt_now_ms() >= deadline) {
+            log = tbt_proc_log(p, 1500);
+            snprintf(err, errlen, "%s: no \"%s\" in its log (%s): %s", p->name, needle,
+                     p->pid > 0 ? "still running" : "it exited", log != NULL ? log : "");
+            free(log);
+            return -1;
+        }
+        usleep(20 * 1000);
+    }
 }
 
 void tbt_world_start(struct tbt_world *w, const struct tbt_world_opts *o)

@@ -8,6 +8,9 @@
  * config file tbproxy.conf written there. Readiness is the proxy accepting TCP connections; a
  * proxy that exits before that (its free port taken meanwhile) is retried on another port.
  * With origin_down there is no origin: the upstream is a port that refuses connections.
+ * The proxy's admin server is off (`--admin ""`, `admin = { listen = ""; };`) unless the test
+ * asks for it (opts.admin): then it listens on another free port, w->admin_port, and readiness
+ * also waits for the proxy's "admin server on" line, so a port taken meanwhile is retried too.
  *
  * Unlike proc.h and tlsclient.h, these functions call Criterion: a world that cannot be built
  * fails the test with cr_assert and the daemons' logs in the message. The caller owns the
@@ -45,6 +48,7 @@ struct tbt_world_opts {
      * (not workers, listen, token_binding, upstreams, routes or log: those are written). */
     const char *extra_config;
     int origin_down; /* 1: no origin; the upstream is a port that refuses connections */
+    int admin;       /* 1: the admin server on a free port (w->admin_port); 0: none */
 };
 
 /* One test's world. Zero-initialised before the first start (a static is); reusable after
@@ -55,6 +59,7 @@ struct tbt_world {
     char bin[4096];                      /* scratch: the last path tbt_world_bin returned */
     struct tbt_proc origin, proxy;       /* origin.pid == 0 when origin_down */
     int origin_port, proxy_port;         /* the upstream port (refusing when origin_down) */
+    int admin_port;                      /* the proxy's admin server; 0 when it has none */
     int closed_fd;                       /* holds the refusing port of origin_down ... */
     int closed_fd_open;                  /* ... when this is 1 */
 };
@@ -96,6 +101,13 @@ void tbt_world_check_log(const struct tbt_proc *p);
  */
 int tbt_world_run(struct tbt_world *w, const char *prog, const char *const *args, const char *name,
                   int timeout_ms, char **log);
+
+/*
+ * Waits up to timeout_ms for `needle` anywhere in p's log. Returns 0, or -1 with err filled (the
+ * time ran out or p exited first; the log's tail is in the message). Calls no Criterion.
+ */
+int tbt_world_wait_log(struct tbt_proc *p, const char *needle, int timeout_ms, char *err,
+                       size_t errlen);
 
 /* Peak resident memory of a process (VmHWM of /proc/PID/status, KiB), or -1. */
 long tbt_world_peak_rss_kib(pid_t pid);

@@ -194,7 +194,8 @@ static char *common_conf(int port, int origin_port)
                           "                  key_types = [ \"p256\", \"rsa2048\" ]; };\n"
                           "upstreams = { app = { servers = [ \"127.0.0.1:%d\" ];\n"
                           "                      connect_timeout = \"2s\"; }; };\n"
-                          "log = { error = \"-\"; level = \"info\"; };\n",
+                          "log = { error = \"-\"; level = \"info\"; };\n"
+                          "admin = { listen = \"\"; };\n",
                           port, origin_port),
                  0);
     return s;
