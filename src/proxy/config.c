@@ -246,9 +246,28 @@ static int addr_overlaps(const struct tbp_addr *a, const struct tbp_addr *b)
     return memcmp(ba, bb, la) == 0 || is_zero(ba, la) || is_zero(bb, lb);
 }
 
-static int addr_equal(const struct tbp_addr *a, const struct tbp_addr *b)
+int tbp_addr_equal(const struct tbp_addr *a, const struct tbp_addr *b)
 {
-    return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
+    size_t la, lb;
+    uint16_t pa, pb;
+    const uint8_t *ba, *bb;
+
+    if (a->ss.ss_family != b->ss.ss_family ||
+        (a->ss.ss_family != AF_INET && a->ss.ss_family != AF_INET6))
+        return 0;
+    ba = addr_bytes(a, &la, &pa);
+    bb = addr_bytes(b, &lb, &pb);
+    return pa == pb && la == lb && memcmp(ba, bb, la) == 0;
+}
+
+int tbp_config_listener_find(const struct tbp_config *cfg, const struct tbp_addr *a)
+{
+    size_t i;
+
+    for (i = 0; i < cfg->n_listeners; i++)
+        if (tbp_addr_equal(&cfg->listeners[i].addr, a))
+            return (int)i;
+    return -1;
 }
 
 /* "10.0.0.0/8", "127.0.0.1", "fd00::/8", "::1". 0, -1 (syntax) or -2 (host bits set). */
@@ -625,7 +644,7 @@ static int parse_servers(struct tbp_loader *L, const config_setting_t *g, struct
         if (parse_addr(v, &u->servers[i]) < 0)
             return tbp_cfg_fail(L, e, "bad address \"%s\" " BAD_ADDR_HINT, v);
         for (j = 0; j < i; j++)
-            if (addr_equal(&u->servers[j], &u->servers[i]))
+            if (tbp_addr_equal(&u->servers[j], &u->servers[i]))
                 return tbp_cfg_fail(L, e, "duplicate server %s (also servers[%d])",
                                     u->servers[i].text, j);
         u->n_servers++;

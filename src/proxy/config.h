@@ -285,6 +285,16 @@ int tbp_config_trusted(const struct tbp_config *cfg, const struct sockaddr *sa);
 const struct tbp_route *tbp_config_route(const struct tbp_config *cfg, const char *host,
                                          size_t host_len, const char *path, size_t path_len);
 
+/*
+ * 1 if a and b are the same socket address (family, address and port), else 0. A reload keeps a
+ * listening socket whose address is equal in the new configuration; an overlapping one (the
+ * wildcard and a specific address on one port) is a different socket.
+ */
+int tbp_addr_equal(const struct tbp_addr *a, const struct tbp_addr *b);
+
+/* The index in cfg->listeners of the listener whose address equals a (tbp_addr_equal), or -1. */
+int tbp_config_listener_find(const struct tbp_config *cfg, const struct tbp_addr *a);
+
 /* "debug", "info", "warn", "error". */
 const char *tbp_log_level_name(enum tbp_log_level level);
 /* "http/1.1", "h2". */

@@ -34,6 +34,7 @@ static void conn_free(struct tbp_deferred *d)
     SSL_free(c->ssl);
     tbp_binding_dispose(&c->tb);
     tbp_buf_dispose(&c->out);
+    tbp_wgen_release(c->w, c->wg); /* last: the protocol state pointed into its config */
     free(c);
 }
 
@@ -322,7 +323,8 @@ static void peer_text(struct tbp_conn *c, const struct sockaddr_storage *peer)
 int tbp_client_accept(struct tbp_worker *w, int fd, size_t listener,
                       const struct sockaddr_storage *peer)
 {
-    const struct tbp_config *cfg = w->px->cfg;
+    struct tbp_wgen *wg = w->cur;
+    const struct tbp_config *cfg = wg->gen->cfg;
     struct tbp_conn *c;
 
     if (w->n_clients >= cfg->limits.max_connections_per_worker ||
@@ -343,13 +345,16 @@ int tbp_client_accept(struct tbp_worker *w, int fd, size_t listener,
     tbp_buf_init(&c->out, OUT_MAX);
     peer_text(c, peer);
     c->trusted = tbp_config_trusted(cfg, (const struct sockaddr *)peer);
-    c->ssl = SSL_new(tbp_tls_ctx(w->px->tls[listener]));
+    c->ssl = SSL_new(tbp_tls_ctx(wg->gen->tls[listener]));
     if (c->ssl == NULL) {
         tbp_buf_dispose(&c->out);
         free(c);
         close(fd);
         return -1;
     }
+    c->wg = wg; /* released by conn_free */
+    c->cfg = cfg;
+    wg->users++;
     SSL_set_app_data(c->ssl, &c->tls);
     SSL_set_fd(c->ssl, fd);
     SSL_set_accept_state(c->ssl);

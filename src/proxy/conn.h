@@ -8,6 +8,9 @@
  * abort. States:
  * HANDSHAKE (TLS), OPEN (the protocol runs), CLOSING (send what is queued, then close), CLOSED
  * (freed after this loop turn: nothing may touch the SSL or the socket any more).
+ *
+ * A connection keeps the configuration it was accepted under (c->cfg) for its whole life, across
+ * reloads: routes, Token Binding settings, cookie and JWT keys, timeouts, limits, upstream pools.
  */
 #ifndef TBP_CONN_H
 #define TBP_CONN_H
@@ -28,6 +31,7 @@
 #define TBP_CONN_LOW_WATER (64 * 1024)   /* output below this: producers resume */
 
 struct tbp_worker;
+struct tbp_wgen;
 struct tbp_conn;
 
 enum tbp_conn_state {
@@ -64,8 +68,12 @@ struct tbp_conn {
     struct tbp_deferred defer;
     struct tbp_io io;
     struct tbp_worker *w;
+    struct tbp_wgen *wg;          /* the configuration generation it was accepted under (worker.h):
+                                     held until the connection is freed */
+    const struct tbp_config *cfg; /* wg's configuration: every setting the connection and its
+                                     exchanges use comes from here, never from a newer one */
     struct tbp_conn *prev, *next;
-    size_t listener;
+    size_t listener; /* index into cfg->listeners */
     enum tbp_conn_state state;
     SSL *ssl;
     struct tbp_tls_info tls;

@@ -92,9 +92,10 @@ void tbp_xlog_write(const struct tbp_xlog *x, struct tbp_conn *c, const char *pr
     struct tbp_proxy *px = c->w->px;
     struct tbp_accesslog_env env;
     char line[TBP_ACCESSLOG_LINE];
+    int fd = __atomic_load_n(&px->access_fd, __ATOMIC_ACQUIRE); /* a reload may change it */
     size_t n;
 
-    if (px->access_fd == -1)
+    if (fd == -1)
         return;
     env.remote = c->ip;
     env.proto = proto;
@@ -102,8 +103,9 @@ void tbp_xlog_write(const struct tbp_xlog *x, struct tbp_conn *c, const char *pr
         c->tb.key_params >= 0 ? tb_key_params_name(TB_VERSION_DRAFT, c->tb.key_params) : NULL;
     clock_gettime(CLOCK_REALTIME, &env.now);
     env.now_ms = tbp_loop_now(&c->w->loop);
-    n = tbp_accesslog_format(px->cfg->log.format, x, &env, line, sizeof(line));
-    tbp_log_write(px->access_fd, line, n);
+    n = tbp_accesslog_format(__atomic_load_n(&px->cfg, __ATOMIC_ACQUIRE)->log.format, x, &env, line,
+                             sizeof(line));
+    tbp_log_write(fd, line, n);
 }
 
 /* The request's host (without the port) and path (without the query), for routing. */
@@ -272,8 +274,7 @@ int tbp_exchange_response(struct tbp_conn *c, const struct tbp_route *route,
     unsigned bound = x->co.ck.bound;
     int ret;
 
-    ret = tbp_exchange_response_edit(route, c->w->px->cfg->cookie_keys, conn_tbh(c), rh, e, out,
-                                     &x->co);
+    ret = tbp_exchange_response_edit(route, c->cfg->cookie_keys, conn_tbh(c), rh, e, out, &x->co);
     if (x->co.ck.bound != bound)
         tbp_metrics_add(&c->w->metrics, TBP_M_COOKIES_BOUND, 0, x->co.ck.bound - bound);
     if (x->co.refer_added)
@@ -291,7 +292,7 @@ int tbp_exchange_start(struct tbp_conn *c, const struct tbp_http_head *h, int he
                        void *ctx, struct tbp_xlog *x, struct tbp_upconn **up,
                        const struct tbp_route **route, const char **why)
 {
-    const struct tbp_config *cfg = c->w->px->cfg;
+    const struct tbp_config *cfg = c->cfg;
     const struct tbp_header *host = tbp_http_find(h, "host");
     const struct tbp_http_head *fh = h;
     const char *other = c->tb.other;
@@ -328,7 +329,7 @@ int tbp_exchange_start(struct tbp_conn *c, const struct tbp_http_head *h, int he
             goto Exit;
         }
     }
-    *up = tbp_upstream_start(tbp_worker_pool(c->w, r->upstream), sink, ctx, head_request,
+    *up = tbp_upstream_start(tbp_wgen_pool(c->wg, r->upstream), sink, ctx, head_request,
                              framing == TBP_BODY_NONE);
     if (*up == NULL) {
         tbp_metrics_pool_inc(&c->w->metrics, (size_t)(r->upstream - cfg->upstreams), TBP_MP_ERRORS);

@@ -9,7 +9,8 @@
  * (tbp_exchange_request_edit) before it is forwarded, and the response head of such a route is
  * edited by tbp_exchange_response (Set-Cookie bound, Include-Referer-Token-Binding-ID added on
  * redirects) before either front end sends it. The front ends remember the route per exchange
- * (h1: per request, h2: per stream) for the response.
+ * (h1: per request, h2: per stream) for the response: it points into the connection's own
+ * configuration (c->cfg), which a reload leaves in place until the connection is freed.
  */
 #ifndef TBP_EXCHANGE_H
 #define TBP_EXCHANGE_H

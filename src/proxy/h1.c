@@ -151,7 +151,7 @@ static void exchange_done(struct h1 *h)
         return;
     }
     h->state = H1_IDLE;
-    tbp_timer_set(&h->c->w->loop, &h->c->timer, h->c->w->px->cfg->timeouts.idle_keepalive_ms);
+    tbp_timer_set(&h->c->w->loop, &h->c->timer, h->c->cfg->timeouts.idle_keepalive_ms);
 }
 
 /* Ends a chunked body toward the client: the last chunk with the trailer fields, if any. */
@@ -245,7 +245,7 @@ static int req_head(void *ctx, const struct tbp_http_head *rh)
     }
     if (rh->expect_continue && rh->framing != TBP_BODY_NONE)
         (void)tbp_conn_append(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
-    tbp_timer_set(&c->w->loop, &c->timer, c->w->px->cfg->timeouts.body_read_ms);
+    tbp_timer_set(&c->w->loop, &c->timer, c->cfg->timeouts.body_read_ms);
     return 0;
 }
 
@@ -271,7 +271,7 @@ static int req_body(void *ctx, const char *p, size_t n)
         h->body_paused = 1;
         return TBP_H1_PAUSE;
     }
-    tbp_timer_set(&h->c->w->loop, &h->c->timer, h->c->w->px->cfg->timeouts.body_read_ms);
+    tbp_timer_set(&h->c->w->loop, &h->c->timer, h->c->cfg->timeouts.body_read_ms);
     return 0;
 }
 
@@ -317,7 +317,7 @@ static const struct tbp_h1_callbacks request_cb = {req_head, req_body, req_end};
 
 static int h1_start(struct tbp_conn *c)
 {
-    const struct tbp_config *cfg = c->w->px->cfg;
+    const struct tbp_config *cfg = c->cfg;
     struct tbp_h1_limits lim = {0};
     struct h1 *h = calloc(1, sizeof(*h));
 
@@ -350,7 +350,7 @@ static int h1_input(struct tbp_conn *c, const char *p, size_t n, size_t *consume
     int idle = h->state == H1_IDLE && !tbp_h1_in_message(&h->parser), ret;
 
     if (idle)
-        tbp_timer_set(&c->w->loop, &c->timer, c->w->px->cfg->timeouts.header_read_ms);
+        tbp_timer_set(&c->w->loop, &c->timer, c->cfg->timeouts.header_read_ms);
     ret = tbp_h1_feed(&h->parser, p, n, consumed);
     if (c->state == TBP_CONN_CLOSED)
         return -1;

@@ -649,7 +649,7 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t err, void *u
         stream_free(st);
     }
     if (h->n_streams == 0 && h->c->state == TBP_CONN_OPEN) /* idle from now on */
-        tbp_timer_set(&h->c->w->loop, &h->c->timer, h->c->w->px->cfg->timeouts.idle_keepalive_ms);
+        tbp_timer_set(&h->c->w->loop, &h->c->timer, h->c->cfg->timeouts.idle_keepalive_ms);
     return 0;
 }
 
@@ -698,7 +698,7 @@ static void pump(struct h2 *h)
 
 static int h2_start(struct tbp_conn *c)
 {
-    const struct tbp_config *cfg = c->w->px->cfg;
+    const struct tbp_config *cfg = c->cfg;
     nghttp2_session_callbacks *cbs = NULL;
     nghttp2_option *opt = NULL;
     nghttp2_settings_entry iv[] = {
@@ -772,7 +772,7 @@ static int h2_input(struct tbp_conn *c, const char *p, size_t n, size_t *consume
     *consumed = (size_t)r;
     pump(h);
     if (h->n_streams == 0)
-        tbp_timer_set(&c->w->loop, &c->timer, c->w->px->cfg->timeouts.idle_keepalive_ms);
+        tbp_timer_set(&c->w->loop, &c->timer, c->cfg->timeouts.idle_keepalive_ms);
     else
         tbp_timer_cancel(&c->w->loop, &c->timer);
     return c->state == TBP_CONN_OPEN ? 0 : -1;
@@ -788,7 +788,7 @@ static void h2_timeout(struct tbp_conn *c)
     struct h2 *h = H2(c);
 
     if (h->n_streams > 0) {
-        tbp_timer_set(&c->w->loop, &c->timer, c->w->px->cfg->timeouts.idle_keepalive_ms);
+        tbp_timer_set(&c->w->loop, &c->timer, c->cfg->timeouts.idle_keepalive_ms);
         return;
     }
     nghttp2_session_terminate_session(h->s, NGHTTP2_NO_ERROR); /* idle: GOAWAY and close */

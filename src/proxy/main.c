@@ -11,8 +11,9 @@
  * The admin server (admin.h) reads the daemon through two callbacks on its own thread: /metrics
  * sums every worker's registry (metrics.h) with the process values (start time, config load
  * time, workers, reloads, draining); /status sums the workers' open connections. Both read only
- * what stays put while it runs (the worker array, the config) or atomics (reload counters, load
- * time, the draining flag); it is stopped after the workers and before they are disposed of.
+ * what stays put while it runs (the worker array), atomics (reload counters, load time, the
+ * draining flag), or the configuration under d->lock (a reload swaps it under the lock); it is
+ * stopped after the workers and before they are disposed of.
  *
  * Signals follow nghttpx, except that SIGTERM is graceful because systemd and Kubernetes stop
  * services with it:
@@ -28,6 +29,20 @@
  * inherit it) and taken here with sigwaitinfo: no handler runs, so what acts on a signal is
  * ordinary code on the main thread, and workers hear of it through their mailbox, never from
  * signal context.
+ *
+ * Reload (SIGHUP): the configuration is loaded again the way the command line says (the file, or
+ * quick mode's options) and checked whole before anything changes: the file itself
+ * (tbp_config_load: file:line messages), the TLS contexts (certificates and keys read again:
+ * gen.h), every new listener address (bound now, per worker, with SO_REUSEPORT), new log files,
+ * a new admin address. Any failure leaves the running configuration in place, says why in the
+ * error log and counts in tbproxy_config_reloads_total{result="failed"}. Then the new generation
+ * goes to every worker (worker.h: RELOAD; they switch between two loop turns, connections made
+ * before keep their configuration until they close), the log files and the admin server follow,
+ * and the reload is logged as done once every worker runs it. What needs a restart: `workers`
+ * (the threads are made once) and `user` (the process has switched already); the first is
+ * logged and kept, the second too. Files are opened as the user the process runs as then: with
+ * `user`, the new certificates, keys and logs must be readable (or writable) by that user, and a
+ * new port below 1024 cannot be bound.
  *
  * systemd (Type=notify): READY=1 once the workers run, RELOADING=1 / READY=1 around a reload,
  * STOPPING=1 when a stop begins, STATUS= lines along the way; sd_notify does nothing when
@@ -54,18 +69,24 @@
 #include "admin.h"
 #include "cli.h"
 #include "config.h"
+#include "gen.h"
+#include "logswitch.h"
 #include "metrics.h"
 #include "tb/tb.h"
 #include "worker.h"
 
-#define DRAIN_POLL_MS 20 /* how often a graceful stop looks whether the connections are gone */
+#define DRAIN_POLL_MS 20   /* how often a graceful stop looks whether the connections are gone */
+#define RELOAD_ACK_MS 5000 /* how long a reload waits for every worker to switch */
 
 struct daemon {
-    struct tbp_config *cfg;
-    struct tbp_proxy px;
+    struct tbp_proxy px;       /* px.gen: the generation in use (px.cfg its configuration) */
+    const struct tbp_cli *cli; /* what a reload loads again */
+    pthread_mutex_t lock;      /* px.gen / px.cfg swapped by a reload vs. read by /status */
     struct tbp_worker *workers;
+    unsigned n_workers; /* the first configuration's `workers`: a reload cannot change it */
     unsigned n_made;    /* workers initialised (disposed at exit) */
     unsigned n_started; /* threads running (stopped and joined at exit) */
+    int access_spare, error_spare; /* log descriptor numbers kept by a reload (logswitch.h) */
     const char *pid_file;
     int pid_written;
     struct tbp_admin *admin;       /* NULL when admin.listen = "" (or before it starts) */
@@ -95,6 +116,12 @@ static const char *sig_name(int sig)
 
 /* --- setting up ------------------------------------------------------------------------------ */
 
+/* The configuration in use (main thread: nothing swaps it under its feet). */
+static const struct tbp_config *config(const struct daemon *d)
+{
+    return d->px.gen->cfg;
+}
+
 static int open_log(const char *path, int std_fd)
 {
     if (path == NULL || path[0] == '\0')
@@ -104,40 +131,10 @@ static int open_log(const char *path, int std_fd)
     return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 }
 
-static int build_tls(struct tbp_proxy *px, char *err, size_t errlen)
-{
-    const struct tbp_config *cfg = px->cfg;
-    size_t i, k;
-
-    px->tls = calloc(cfg->n_listeners, sizeof(*px->tls));
-    if (px->tls == NULL)
-        return -1;
-    for (i = 0; i < cfg->n_listeners; i++) {
-        const struct tbp_tls_config *t = &cfg->listeners[i].tls;
-        struct tbp_tls_settings s = {0};
-        s.cert = t->cert;
-        s.key = t->key;
-        s.ciphers = t->ciphers;
-        s.tickets = t->tickets;
-        s.ticket_rotation = t->ticket_key_rotation_ms / 1000;
-        s.tb_enabled = cfg->tb.enabled;
-        s.n_tb_key_types = cfg->tb.n_key_types;
-        s.n_tb_protocols = cfg->tb.n_protocols;
-        for (k = 0; k < cfg->tb.n_protocols && k < 2; k++)
-            s.tb_protocols[k] = cfg->tb.protocols[k] == TBP_PROTO_H2 ? TBP_ALPN_H2 : TBP_ALPN_H1;
-        for (k = 0; k < cfg->tb.n_key_types && k < 2; k++)
-            s.tb_key_types[k] = cfg->tb.key_types[k];
-        px->tls[i] = tbp_tls_new(&s, err, errlen);
-        if (px->tls[i] == NULL)
-            return -1;
-    }
-    return 0;
-}
-
 /* Probes every listener address, then makes the workers (each binds its own sockets). */
 static int make_workers(struct daemon *d, char *err, size_t errlen)
 {
-    const struct tbp_config *cfg = d->cfg;
+    const struct tbp_config *cfg = config(d);
     unsigned i;
 
     for (i = 0; i < cfg->n_listeners; i++)
@@ -147,8 +144,10 @@ static int make_workers(struct daemon *d, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    d->n_workers = cfg->workers;
     for (; d->n_made < cfg->workers; d->n_made++) {
-        if (tbp_worker_init(&d->workers[d->n_made], &d->px, d->n_made, err, errlen) != 0) {
+        if (tbp_worker_init(&d->workers[d->n_made], &d->px, d->px.gen, d->n_made, err, errlen) !=
+            0) {
             d->n_made++; /* half made: disposed with the others */
             return -1;
         }
@@ -167,7 +166,7 @@ static int admin_metrics(void *ctx, struct tbp_buf *out)
     p.version = TBP_VERSION;
     p.start_time = (double)d->start_time;
     p.config_load_time = (double)__atomic_load_n(&d->config_loaded, __ATOMIC_RELAXED);
-    p.workers = d->cfg->workers;
+    p.workers = d->n_workers;
     p.reloads_ok = __atomic_load_n(&d->reloads_ok, __ATOMIC_RELAXED);
     p.reloads_failed = __atomic_load_n(&d->reloads_failed, __ATOMIC_RELAXED);
     p.draining = tbp_proxy_draining(&d->px);
@@ -182,36 +181,47 @@ static void admin_status(void *ctx, struct tbp_admin_status *st)
 
     snprintf(st->version, sizeof(st->version), "%s", TBP_VERSION);
     st->start_time = d->start_time;
-    st->workers = d->cfg->workers;
+    st->workers = d->n_workers;
     for (i = 0; i < d->n_made; i++)
         st->connections_active += tbp_worker_connections(&d->workers[i]);
-    if (d->cfg->path != NULL)
-        snprintf(st->config_file, sizeof(st->config_file), "%s", d->cfg->path);
+    pthread_mutex_lock(&d->lock); /* a reload may be swapping the configuration */
+    if (d->px.gen->cfg->path != NULL)
+        snprintf(st->config_file, sizeof(st->config_file), "%s", d->px.gen->cfg->path);
+    pthread_mutex_unlock(&d->lock);
     st->config_loaded = __atomic_load_n(&d->config_loaded, __ATOMIC_RELAXED);
 }
 
-/* Starts the admin server on admin.listen (nothing when it is ""). -1 with a message in err. */
-static int start_admin(struct daemon *d, char *err, size_t errlen)
+/*
+ * Starts an admin server as a says (*out NULL when a is disabled). The registry the callbacks sum
+ * is made on first use and kept. -1 with a message in err.
+ */
+static int start_admin(struct daemon *d, const struct tbp_admin_config *a, struct tbp_admin **out,
+                       char *err, size_t errlen)
 {
-    const struct tbp_admin_config *a = &d->cfg->admin;
     struct tbp_admin_ops ops = {.ctx = d, .metrics = admin_metrics, .status = admin_status};
     unsigned i;
 
+    *out = NULL;
     if (!a->enabled)
         return 0;
-    if ((d->registry = calloc(d->n_made, sizeof(*d->registry))) == NULL) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
+    if (d->registry == NULL) {
+        if ((d->registry = calloc(d->n_made, sizeof(*d->registry))) == NULL) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        for (i = 0; i < d->n_made; i++)
+            d->registry[i] = &d->workers[i].metrics;
     }
-    for (i = 0; i < d->n_made; i++)
-        d->registry[i] = &d->workers[i].metrics;
-    d->admin =
-        tbp_admin_start((const struct sockaddr *)&a->addr.ss, a->addr.len, &ops, err, errlen);
-    if (d->admin == NULL)
-        return -1;
-    tbp_log_error(&d->px, TBP_LOG_INFO, "admin server on %s (/metrics /healthz /readyz /status)",
-                  a->addr.text);
-    return 0;
+    *out = tbp_admin_start((const struct sockaddr *)&a->addr.ss, a->addr.len, &ops, err, errlen);
+    return *out != NULL ? 0 : -1;
+}
+
+static void log_admin(struct daemon *d)
+{
+    if (d->admin != NULL)
+        tbp_log_error(&d->px, TBP_LOG_INFO,
+                      "admin server on %s (/metrics /healthz /readyz /status)",
+                      config(d)->admin.addr.text);
 }
 
 /* /readyz answers 503 from now on. */
@@ -367,17 +377,199 @@ static unsigned long long monotonic_usec(void)
     return (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000;
 }
 
+/* --- reload (SIGHUP) ---------------------------------------------------------------------- */
+
+/* What a reload has prepared and not yet committed; undone by reload_cancel. */
+struct reload {
+    struct tbp_config *cfg;          /* loaded; owned by gen once gen exists */
+    struct tbp_gen *gen;             /* the new generation (one reference: main's) */
+    struct tbp_worker_reload **msgs; /* one per running worker */
+    struct tbp_log_switch logs[2];   /* access, error */
+    int logs_prepared;               /* logs[] must be committed or cancelled */
+    struct tbp_admin *admin;         /* a new admin server (a new address), or NULL */
+    int admin_change;                /* the admin address changes (to admin, maybe NULL) */
+};
+
+static void reload_cancel(struct daemon *d, struct reload *r)
+{
+    unsigned i;
+
+    for (i = 0; r->msgs != NULL && i < d->n_started; i++)
+        tbp_worker_reload_discard(r->msgs[i]);
+    free(r->msgs);
+    if (r->logs_prepared) {
+        tbp_log_switch_cancel(&r->logs[0]);
+        tbp_log_switch_cancel(&r->logs[1]);
+    }
+    tbp_admin_stop(r->admin);
+    if (r->gen != NULL)
+        tbp_gen_unref(r->gen); /* frees r->cfg too */
+    else
+        tbp_config_free(r->cfg);
+}
+
+/* Does the admin server have to move: enabled or not, or another address? */
+static int admin_moves(const struct tbp_admin_config *a, const struct tbp_admin_config *b)
+{
+    return a->enabled != b->enabled || (a->enabled && !tbp_addr_equal(&a->addr, &b->addr));
+}
+
+/* Everything a reload checks and builds before it changes anything. -1 with a message in err. */
+static int reload_prepare(struct daemon *d, struct reload *r, char *err, size_t errlen)
+{
+    const struct tbp_config *old = config(d), *cfg;
+    unsigned i;
+    size_t k;
+
+    for (i = 0; i < d->n_started; i++) {
+        if (tbp_worker_gen_seen(&d->workers[i]) != d->px.gen->id) {
+            snprintf(err, errlen, "worker %u has not taken generation %u yet: try again", i,
+                     d->px.gen->id);
+            return -1;
+        }
+    }
+    if (tbp_cli_config(d->cli, &r->cfg, err, errlen) != 0)
+        return -1;
+    if (tbp_gen_new(r->cfg, d->px.gen, d->px.gen->id + 1, &r->gen, err, errlen) != 0)
+        return -1;
+    cfg = r->cfg;
+    for (k = 0; k < cfg->n_listeners; k++)
+        if (tbp_config_listener_find(old, &cfg->listeners[k].addr) < 0 &&
+            tbp_listen_probe(&cfg->listeners[k].addr, err, errlen) != 0)
+            return -1;
+    if (tbp_log_switch_prepare(&r->logs[0], &d->px.access_fd, &d->access_spare, 1, old->log.access,
+                               cfg->log.access, "log.access", err, errlen) != 0)
+        return -1;
+    if (tbp_log_switch_prepare(&r->logs[1], &d->px.error_fd, &d->error_spare, 2, old->log.error,
+                               cfg->log.error, "log.error", err, errlen) != 0) {
+        tbp_log_switch_cancel(&r->logs[0]);
+        return -1;
+    }
+    r->logs_prepared = 1;
+    if ((r->admin_change = admin_moves(&old->admin, &cfg->admin)) &&
+        start_admin(d, &cfg->admin, &r->admin, err, errlen) != 0)
+        return -1;
+    if ((r->msgs = calloc(d->n_started ? d->n_started : 1, sizeof(*r->msgs))) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (i = 0; i < d->n_started; i++)
+        if (tbp_worker_reload_prepare(&d->workers[i], r->gen, old, &r->msgs[i], err, errlen) != 0)
+            return -1;
+    return 0;
+}
+
+/* Waits (bounded) until every worker has taken generation id. Returns how many applied it. */
+static unsigned reload_wait(struct daemon *d, unsigned id)
+{
+    uint64_t start = tbp_clock_ms();
+    unsigned i, applied = 0;
+
+    for (i = 0; i < d->n_started; i++) {
+        while (tbp_worker_gen_seen(&d->workers[i]) != id &&
+               tbp_clock_ms() - start < RELOAD_ACK_MS) {
+            struct timespec ts = {0, 1000000L};
+            nanosleep(&ts, NULL);
+        }
+        if (tbp_worker_gen_applied(&d->workers[i]) == id)
+            applied++;
+        else if (tbp_worker_gen_seen(&d->workers[i]) != id)
+            tbp_log_error(&d->px, TBP_LOG_WARN,
+                          "reload: worker %u has not switched to generation %u after %u ms", i, id,
+                          RELOAD_ACK_MS);
+    }
+    return applied;
+}
+
+/* Logs what the new generation runs: its listeners and their certificates. */
+static void log_generation(struct daemon *d, const struct tbp_config *old)
+{
+    const struct tbp_gen *g = d->px.gen;
+    char info[128];
+    size_t k;
+
+    for (k = 0; k < g->cfg->n_listeners; k++)
+        tbp_log_error(&d->px, TBP_LOG_INFO, "reload: listen %s%s: certificate %s",
+                      g->cfg->listeners[k].addr.text,
+                      tbp_config_listener_find(old, &g->cfg->listeners[k].addr) < 0 ? " (new)" : "",
+                      tbp_tls_cert_info(g->tls[k], info, sizeof(info)));
+    for (k = 0; k < old->n_listeners; k++)
+        if (tbp_config_listener_find(g->cfg, &old->listeners[k].addr) < 0)
+            tbp_log_error(&d->px, TBP_LOG_INFO, "reload: listen %s: closed",
+                          old->listeners[k].addr.text);
+    if (g->cfg->workers != d->n_workers)
+        tbp_log_error(&d->px, TBP_LOG_WARN,
+                      "reload: workers = %u needs a restart: %u workers keep running",
+                      g->cfg->workers, d->n_workers);
+    if ((g->cfg->user == NULL) != (old->user == NULL) ||
+        (g->cfg->user != NULL && strcmp(g->cfg->user, old->user) != 0))
+        tbp_log_error(&d->px, TBP_LOG_WARN, "reload: user needs a restart: it stays as it was");
+}
+
+/* Puts the prepared generation in place (cannot fail), then waits for the workers. */
+static void reload_commit(struct daemon *d, struct reload *r)
+{
+    struct tbp_gen *old = d->px.gen;
+    struct tbp_admin *old_admin = d->admin;
+    unsigned i, applied;
+
+    for (i = 0; i < d->n_started; i++) {
+        if (tbp_worker_reload(&d->workers[i], r->msgs[i]) != 0) /* checked in prepare */
+            tbp_worker_reload_discard(r->msgs[i]);
+        r->msgs[i] = NULL;
+    }
+    free(r->msgs);
+    pthread_mutex_lock(&d->lock);
+    d->px.gen = r->gen;
+    __atomic_store_n(&d->px.cfg, r->gen->cfg, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&d->lock);
+    __atomic_store_n(&d->config_loaded, r->gen->loaded, __ATOMIC_RELAXED);
+    for (i = 0; i < 2; i++)
+        if (tbp_log_switch_commit(&r->logs[i]) != 0)
+            tbp_log_error(&d->px, TBP_LOG_ERROR, "reload: log.%s: cannot switch to %s: %s",
+                          i == 0 ? "access" : "error", r->logs[i].path, strerror(errno));
+    tbp_log_switch_cancel(&r->logs[0]);
+    tbp_log_switch_cancel(&r->logs[1]);
+    if (r->admin_change) {
+        d->admin = r->admin; /* the callbacks only read d's stable fields and atomics */
+        tbp_admin_stop(old_admin);
+        log_admin(d);
+    }
+    log_generation(d, old->cfg);
+    applied = reload_wait(d, r->gen->id);
+    tbp_log_error(&d->px, TBP_LOG_INFO,
+                  "SIGHUP: reload done: generation %u from %s (%u of %u "
+                  "workers switched)",
+                  r->gen->id, r->gen->cfg->path != NULL ? r->gen->cfg->path : "the command line",
+                  applied, d->n_started);
+    tbp_gen_unref(old); /* the workers hold it while their connections need it */
+}
+
 /*
- * SIGHUP: the reload branch. This is where a new configuration (and certificates) will be
- * loaded, validated, and swapped in without dropping connections; until that exists the
- * running configuration stays and the log says so. systemd hears RELOADING=1 then READY=1 as
- * it will then.
+ * SIGHUP: load, check and build everything first (reload_prepare); any failure keeps the running
+ * configuration. systemd hears RELOADING=1, then READY=1 either way.
  */
 static void reload(struct daemon *d)
 {
+    struct reload r = {0};
+    char err[TBP_CONFIG_ERRLEN] = "";
+
     sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading", monotonic_usec());
-    tbp_log_error(&d->px, TBP_LOG_WARN, "SIGHUP: reload: not yet supported, restart to apply");
-    sd_notify(0, "READY=1\nSTATUS=running; reload not yet supported, restart to apply");
+    tbp_log_error(&d->px, TBP_LOG_INFO, "SIGHUP: reloading %s",
+                  d->cli->config != NULL ? d->cli->config : "the command line's settings");
+    if (reload_prepare(d, &r, err, sizeof(err)) != 0) {
+        reload_cancel(d, &r);
+        __atomic_add_fetch(&d->reloads_failed, 1, __ATOMIC_RELAXED);
+        tbp_log_error(&d->px, TBP_LOG_ERROR,
+                      "SIGHUP: reload failed, the running configuration stays: %s",
+                      err[0] ? err : "out of memory");
+        sd_notifyf(0, "READY=1\nSTATUS=running generation %u; reload failed: %s", d->px.gen->id,
+                   err);
+        return;
+    }
+    reload_commit(d, &r);
+    __atomic_add_fetch(&d->reloads_ok, 1, __ATOMIC_RELAXED);
+    sd_notifyf(0, "READY=1\nSTATUS=running generation %u", d->px.gen->id);
 }
 
 /* SIGUSR1 (logrotate renamed the files): tbp_log_reopen logs what it did. */
@@ -409,7 +601,7 @@ static int wait_for_stop(struct daemon *d, const sigset_t *set)
  */
 static void graceful_stop(struct daemon *d, const sigset_t *set, int sig)
 {
-    uint64_t start = tbp_clock_ms(), limit = d->cfg->timeouts.shutdown_ms, now;
+    uint64_t start = tbp_clock_ms(), limit = config(d)->timeouts.shutdown_ms, now;
     const char *why = "timeouts.shutdown ran out";
     unsigned i, cut;
 
@@ -466,33 +658,51 @@ static void stop_signals(sigset_t *set)
     sigaddset(set, SIGUSR1);
 }
 
+/* The first generation: cfg (owned from here on, freed on failure too) with its TLS contexts. */
+static int first_generation(struct daemon *d, struct tbp_config *cfg, char *err, size_t errlen)
+{
+    if (tbp_gen_new(cfg, NULL, 1, &d->px.gen, err, errlen) != 0) {
+        tbp_config_free(cfg);
+        return -1;
+    }
+    d->px.cfg = cfg;
+    d->config_loaded = d->px.gen->loaded;
+    return 0;
+}
+
+/* Runs the proxy with cfg (owned: freed before it returns) until a stop signal. */
 static int run(struct tbp_config *cfg, const struct tbp_cli *cli, int64_t start_time)
 {
-    struct daemon d = {.cfg = cfg,
-                       .px = {.cfg = cfg, .access_fd = -1, .error_fd = 2},
-                       .start_time = start_time,
-                       .config_loaded = (int64_t)time(NULL)};
+    struct daemon d = {.px = {.access_fd = -1, .error_fd = 2},
+                       .cli = cli,
+                       .access_spare = -1,
+                       .error_spare = -1,
+                       .start_time = start_time};
     char err[TBP_CONFIG_ERRLEN] = "";
     unsigned i;
     sigset_t set;
     int ret = 1, sig;
 
+    pthread_mutex_init(&d.lock, NULL);
     /* before any thread exists: every thread inherits the mask */
     stop_signals(&set);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    if (first_generation(&d, cfg, err, sizeof(err)) != 0)
+        goto Exit;
     d.px.access_fd = open_log(cfg->log.access, 1);
     d.px.error_fd = open_log(cfg->log.error, 2);
     if ((cfg->log.access[0] && d.px.access_fd == -1) || d.px.error_fd == -1) {
         snprintf(err, sizeof(err), "cannot open log file: %s", strerror(errno));
         goto Exit;
     }
-    if (build_tls(&d.px, err, sizeof(err)) != 0 || make_workers(&d, err, sizeof(err)) != 0)
+    if (make_workers(&d, err, sizeof(err)) != 0)
         goto Exit;
     /* anything else that needs root (a port below 1024) comes here */
-    if (start_admin(&d, err, sizeof(err)) != 0)
+    if (start_admin(&d, &cfg->admin, &d.admin, err, sizeof(err)) != 0)
         goto Exit;
+    log_admin(&d);
     if (cli->pid_file != NULL) {
         d.pid_file = cli->pid_file;
         if (write_pid_file(d.pid_file, err, sizeof(err)) != 0)
@@ -531,16 +741,19 @@ Exit:
     tbp_admin_stop(d.admin); /* no callback reads a worker after this */
     free(d.registry);
     for (i = 0; i < d.n_made; i++)
-        tbp_worker_dispose(&d.workers[i]);
+        tbp_worker_dispose(&d.workers[i]); /* drops the workers' generations */
     free(d.workers);
-    for (i = 0; d.px.tls != NULL && i < cfg->n_listeners; i++)
-        tbp_tls_free(d.px.tls[i]);
-    free(d.px.tls);
     remove_pid_file(&d);
     if (d.px.access_fd > 2)
         close(d.px.access_fd);
     if (d.px.error_fd > 2)
         close(d.px.error_fd);
+    if (d.access_spare != -1)
+        close(d.access_spare);
+    if (d.error_spare != -1)
+        close(d.error_spare);
+    tbp_gen_unref(d.px.gen); /* the last reference: the configuration goes with it */
+    pthread_mutex_destroy(&d.lock);
     tb_verifier_thread_release();
     return ret;
 }
@@ -571,11 +784,17 @@ int main(int argc, char **argv)
         return 1;
     }
     if (cli.action == TBP_CLI_CHECK) {
+        /* what a reload checks: the file, then the certificates and keys */
+        struct tbp_gen *g = NULL;
+        ret = tbp_gen_new(cfg, NULL, 1, &g, err, sizeof(err));
+        if (ret != 0) {
+            fprintf(stderr, "tbproxy: %s\n", err);
+            tbp_config_free(cfg);
+            return 1;
+        }
         printf("tbproxy: configuration %s is ok\n", cfg->path ? cfg->path : "(command line)");
-        tbp_config_free(cfg);
+        tbp_gen_unref(g);
         return 0;
     }
-    ret = run(cfg, &cli, start_time);
-    tbp_config_free(cfg);
-    return ret;
+    return run(cfg, &cli, start_time); /* frees cfg */
 }

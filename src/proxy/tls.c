@@ -4,7 +4,9 @@
  * Ticket keys: two slots, current and previous, each with a 16-byte name, an AES-256 key and an
  * HMAC-SHA256 key, all random. The current key encrypts new tickets for `ticket_rotation`
  * seconds; then it becomes the previous one (still accepted, and tickets under it are renewed)
- * and a fresh key takes over. The callback runs on every worker thread, hence the mutex.
+ * and a fresh key takes over. The callback runs on every worker thread, hence the mutex. A
+ * reload builds a new context per listener and hands it the old one's keys
+ * (tbp_tls_inherit_tickets): tickets outlive reloads as they outlive connections.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -16,6 +18,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <openssl/x509.h>
 
 #include "tb/message.h"
 #include "tls.h"
@@ -347,4 +350,46 @@ void tbp_tls_free(struct tbp_tls *t)
 SSL_CTX *tbp_tls_ctx(struct tbp_tls *t)
 {
     return t->ctx;
+}
+
+void tbp_tls_inherit_tickets(struct tbp_tls *t, struct tbp_tls *from)
+{
+    if (t == NULL || from == NULL || !t->s.tickets || !from->s.tickets)
+        return;
+    pthread_mutex_lock(&from->lock);
+    pthread_mutex_lock(&t->lock);
+    OPENSSL_cleanse(t->keys, sizeof(t->keys));
+    memcpy(t->keys, from->keys, sizeof(t->keys));
+    pthread_mutex_unlock(&t->lock);
+    pthread_mutex_unlock(&from->lock);
+}
+
+const char *tbp_tls_cert_info(struct tbp_tls *t, char *buf, size_t cap)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    X509 *x = SSL_CTX_get0_certificate(t->ctx);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0, i;
+    char fp[8 * 3];
+    struct tm tm;
+
+    if (cap == 0)
+        return buf;
+    buf[0] = '\0';
+    if (x == NULL || X509_digest(x, EVP_sha256(), md, &mdlen) != 1 || mdlen < 8) {
+        ERR_clear_error();
+        return buf;
+    }
+    for (i = 0; i < 8; i++) {
+        fp[3 * i] = hex[md[i] >> 4];
+        fp[3 * i + 1] = hex[md[i] & 15];
+        fp[3 * i + 2] = i < 7 ? ':' : '\0';
+    }
+    if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) == 1)
+        snprintf(buf, cap, "sha256 %s..., expires %04d-%02d-%02d", fp, tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday);
+    else
+        snprintf(buf, cap, "sha256 %s...", fp);
+    ERR_clear_error();
+    return buf;
 }

@@ -8,6 +8,9 @@
  * connection at TLS 1.2 (tls_unique does not exist in 1.3) and allow the ALPN callback to pick a
  * Token Binding id, in the server's preference order. Everyone else negotiates as a plain HTTPS
  * server (TLS 1.3 included). After the handshake tbp_tls_established() re-checks EMS.
+ *
+ * Certificates are read when the context is built: a reload (SIGHUP) builds new contexts from the
+ * files as they are then, and new handshakes use those; connections made earlier keep theirs.
  */
 #ifndef TBP_TLS_H
 #define TBP_TLS_H
@@ -48,6 +51,19 @@ struct tbp_tls;
 struct tbp_tls *tbp_tls_new(const struct tbp_tls_settings *s, char *err, size_t errlen);
 void tbp_tls_free(struct tbp_tls *t);
 SSL_CTX *tbp_tls_ctx(struct tbp_tls *t);
+
+/*
+ * Reload: t (new, not yet in use) takes over the session ticket keys of `from` (the context the
+ * same listener had before), so tickets issued before the reload still resume. A no-op unless
+ * both have tickets on. Any thread; takes from's lock.
+ */
+void tbp_tls_inherit_tickets(struct tbp_tls *t, struct tbp_tls *from);
+
+/*
+ * A one-line description of t's certificate for the logs: "sha256 AB:CD:...:EF (first 8 bytes),
+ * expires YYYY-MM-DD" into buf (NUL-terminated, truncated to cap). Returns buf.
+ */
+const char *tbp_tls_cert_info(struct tbp_tls *t, char *buf, size_t cap);
 
 /*
  * After the handshake: fills info->tb_key_params from the selected ALPN id and checks the

@@ -180,6 +180,14 @@ void tbp_pool_free(struct tbp_pool *p)
     free(p);
 }
 
+void tbp_pool_retire(struct tbp_pool *p, size_t metrics_pool)
+{
+    p->c.max_idle = 0;
+    p->c.metrics_pool = metrics_pool;
+    while (p->idle != NULL)
+        conn_close(p->idle);
+}
+
 void tbp_pool_get_stats(const struct tbp_pool *p, struct tbp_pool_stats *out)
 {
     *out = p->stats;

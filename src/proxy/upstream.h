@@ -66,7 +66,16 @@ struct tbp_pool_stats {
 };
 
 struct tbp_pool *tbp_pool_new(struct tbp_loop *l, const struct tbp_pool_conf *c);
+/* Frees p and closes its idle connections. Exchanges still running on p's connections must be
+ * gone (aborted or over): they point to p. NULL is a no-op. */
 void tbp_pool_free(struct tbp_pool *p);
+/*
+ * A reload replaced p's configuration: its idle connections close now, and connections that
+ * finish an exchange close instead of waiting for another (p serves the exchanges it has and no
+ * new ones). From now on p counts as pool `metrics_pool` of its registry (SIZE_MAX: not at all),
+ * the pool of the same name in the new configuration. May be called again (a later reload).
+ */
+void tbp_pool_retire(struct tbp_pool *p, size_t metrics_pool);
 void tbp_pool_get_stats(const struct tbp_pool *p, struct tbp_pool_stats *out);
 
 /*

@@ -646,7 +646,7 @@ Test(lifecycle, sd_notify)
     cr_expect(notify_wait(fd, "RELOADING=1", 5000, log, sizeof(log)), "no RELOADING=1: %s", log);
     cr_expect(strstr(log, "MONOTONIC_USEC=") != NULL, "%s", log);
     cr_expect(notify_wait(fd, "READY=1", 5000, log, sizeof(log)), "no READY=1 after: %s", log);
-    cr_expect(wait_text(&p, NULL, "SIGHUP: reload: not yet supported, restart to apply", 3000));
+    cr_expect(wait_text(&p, NULL, "SIGHUP: reload done", 3000));
     cr_assert_eq(h1_get(&c, p.port, "/echo", &r), 0, "after SIGHUP: %s", c.err);
     cr_expect_eq(r.status, 200);
     tbt_http_response_dispose(&r);
