@@ -132,6 +132,9 @@ static int other_id_ok(const char *s)
 
 /* ---- names ----------------------------------------------------------------------------------- */
 
+/* Longest name drop_from_request looks at with '_' read as '-'. */
+#define TBP_FWD_ALIAS_MAX 256
+
 static int eq_ci(const char *a, const char *b, size_t n)
 {
     size_t i;
@@ -143,6 +146,19 @@ static int eq_ci(const char *a, const char *b, size_t n)
         if (y >= 'A' && y <= 'Z')
             y = (unsigned char)(y - 'A' + 'a');
         if (x != y)
+            return 0;
+    }
+    return 1;
+}
+
+/* eq_ci, with '_' and '-' taken as the same character (see drop_from_request). */
+static int eq_alias(const char *a, const char *b, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        char x = a[i] == '_' ? '-' : a[i], y = b[i] == '_' ? '-' : b[i];
+        if (!eq_ci(&x, &y, 1))
             return 0;
     }
     return 1;
@@ -290,8 +306,8 @@ static int put_joined(struct tbp_buf *out, const struct tbp_http_head *in, const
 /* ---- request --------------------------------------------------------------------------------- */
 
 /* Is this client field dropped on the way to the origin (or rebuilt after the others)? */
-static int drop_from_request(const struct tbp_http_head *in, const struct tbp_fwd_info *fi,
-                             struct tbp_str name)
+static int drop_exact(const struct tbp_http_head *in, const struct tbp_fwd_info *fi,
+                      struct tbp_str name)
 {
     if (in_list(name, tb_names) || is_hop(in->headers, in->n_headers, name) ||
         tbp_http_name_eq(name, "host") || tbp_http_name_eq(name, "content-length"))
@@ -301,6 +317,27 @@ static int drop_from_request(const struct tbp_http_head *in, const struct tbp_fw
         return !fi->peer_trusted || tbp_http_name_eq(name, "x-forwarded-for") ||
                tbp_http_name_eq(name, "forwarded");
     return 0;
+}
+
+/*
+ * Is the client's field `name` one the proxy removes? Also when it is spelled with '_' for '-':
+ * CGI, WSGI, PHP-FPM and others map both to the same variable (HTTP_TRANSFER_ENCODING), so
+ * "Transfer_Encoding" or "Sec_Provided_Token_Binding_ID" would reach the application as the real
+ * field: a smuggling or spoofing vector (nginx drops every name with '_' by default).
+ */
+static int drop_from_request(const struct tbp_http_head *in, const struct tbp_fwd_info *fi,
+                             struct tbp_str name)
+{
+    char alias[TBP_FWD_ALIAS_MAX];
+    size_t i;
+
+    if (drop_exact(in, fi, name))
+        return 1;
+    if (memchr(name.p, '_', name.len) == NULL || name.len > sizeof(alias))
+        return 0; /* longer than any name the proxy manages (Connection may name others: kept) */
+    for (i = 0; i < name.len; i++)
+        alias[i] = name.p[i] == '_' ? '-' : name.p[i];
+    return drop_exact(in, fi, (struct tbp_str){alias, name.len});
 }
 
 /* The client's fields that survive, in arrival order; cookie crumbs joined at the first one. */
@@ -736,14 +773,14 @@ int tbp_head_edit_set(struct tbp_head_edit *e, const char *name, const struct tb
     size_t i, o = 0, first = SIZE_MAX, len = strlen(name);
 
     for (i = 0; i < e->head.n_headers; i++) {
-        if (f[i].name.len != len || !eq_ci(f[i].name.p, name, len)) {
+        if (f[i].name.len != len || !eq_alias(f[i].name.p, name, len)) {
             f[o++] = f[i];
             continue;
         }
         if (first != SIZE_MAX || value == NULL)
             continue;
-        first = o; /* the first one stays in place with the new value */
-        f[o].name = f[i].name;
+        first = o; /* the first one's place, under `name` itself, with the new value */
+        f[o].name = (struct tbp_str){name, len};
         f[o++].value = *value;
     }
     e->head.n_headers = o;

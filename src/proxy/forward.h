@@ -178,9 +178,9 @@ void tbp_head_edit_dispose(struct tbp_head_edit *e);
 char *tbp_head_edit_alloc(struct tbp_head_edit *e, size_t n);
 
 /*
- * Every field called `name` (compared case-insensitively) is removed; when value is not NULL,
- * one field with that value (and the first removed field's name, or `name` itself, which must
- * then outlive the edit, if there was none) takes the place of the first one (at the end if
+ * Every field called `name` (compared case-insensitively, '_' taken as '-': "X_Auth_Sub" is
+ * the same field to a CGI-style origin) is removed; when value is not NULL, one field `name`
+ * (which must outlive the edit) with that value takes the place of the first one (at the end if
  * there was none). The order of the other fields is kept. Returns 0, or TBP_EBUF when a field
  * has to be added and the list is full.
  */

@@ -237,10 +237,12 @@ static int req_head(void *ctx, const struct tbp_http_head *rh)
                                 &h->route, &why);
     if (status != 0) {
         /* Token Binding failures close the connection (spec "Validation"); so does anything
-         * that leaves a request body unread. A 401 from a route's JWT check is an ordinary
-         * answer: the connection stays. */
+         * that leaves a request body unread, and so does a client that did not ask to keep the
+         * connection (HTTP/1.0 without keep-alive, "Connection: close", a graceful stop). A 401
+         * from a route's JWT check is an ordinary answer: the connection stays. */
         answer_error(h, status, why,
-                     h->x.tb_failed || rh->framing != TBP_BODY_NONE || status == 502);
+                     h->x.tb_failed || rh->framing != TBP_BODY_NONE || status == 502 ||
+                         !h->keep_alive);
         return h->x.tb_failed ? -1 : 0;
     }
     if (rh->expect_continue && rh->framing != TBP_BODY_NONE)

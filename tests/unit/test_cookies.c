@@ -696,8 +696,8 @@ Test(cookies, head_edit_helpers)
     cr_expect_eq(tbp_head_edit_set(&e, "x-a", &v), 0);
     cr_expect_eq(e.head.n_headers, 3);
     cr_expect_str_eq(field(&e.head, "x-a"), "new");
-    cr_expect(e.head.headers[1].name.len == 3 && memcmp(e.head.headers[1].name.p, "X-A", 3) == 0,
-              "in place of the first, under its name");
+    cr_expect(e.head.headers[1].name.len == 3 && memcmp(e.head.headers[1].name.p, "x-a", 3) == 0,
+              "in place of the first, under the name given");
     cr_expect_eq(tbp_head_edit_set(&e, "X-B", NULL), 0);
     cr_expect_eq(e.head.n_headers, 2);
     cr_expect_eq(tbp_head_edit_set(&e, "X-New", &v), 0, "added at the end");
@@ -709,6 +709,25 @@ Test(cookies, head_edit_helpers)
     cr_expect_null(tbp_head_edit_alloc(&e, 1), "the arena never grows");
     cr_expect_eq(t.h.n_headers, 4, "the original is untouched");
     tbp_head_edit_dispose(&e);
+    tbp_head_edit_dispose(&e);
+}
+
+/* A client's "X_Auth_Sub" is the same field as "X-Auth-Sub" to a CGI-style origin: set and
+ * remove take both spellings. */
+Test(cookies, head_edit_underscore_spelling)
+{
+    struct tbp_head_edit e = {0};
+    struct thead t;
+    struct tbp_str v = {"alice", 5};
+
+    req(&t, "X_Auth_Sub", "admin", "x-auth_sub", "root", "X-Other", "1", NULL);
+    cr_assert_eq(tbp_head_edit_init(&e, &t.h, 0, 8), 0);
+    cr_expect_eq(tbp_head_edit_set(&e, "X-Auth-Sub", &v), 0);
+    cr_expect_eq(e.head.n_headers, 3, "Host, X-Auth-Sub, X-Other");
+    cr_expect_str_eq(field(&e.head, "x-auth-sub"), "alice");
+    cr_expect_eq(tbp_head_edit_set(&e, "X-Auth-Sub", NULL), 0);
+    cr_expect_eq(e.head.n_headers, 2, "Host, X-Other");
+    cr_expect_str_eq(field(&e.head, "x-other"), "1");
     tbp_head_edit_dispose(&e);
 }
 

@@ -358,6 +358,28 @@ Test(forward_request, hop_by_hop_fields_stripped)
                    "Accept: text/html\r\n" FWD_V4 "Connection: keep-alive\r\n\r\n");
 }
 
+/* CGI-style origins read '_' as '-': the underscore spellings of managed names are dropped too;
+ * other names with '_' pass. */
+Test(forward_request, underscore_spellings_of_managed_names_stripped)
+{
+    struct tbp_header hs[] = {
+        H("Transfer_Encoding", "chunked"),
+        H("Content_Length", "0"),
+        H("Sec_Provided_Token_Binding_ID", "AAAA"),
+        H("sec-referred_token-binding-id", "AAAA"),
+        H("X_Forwarded_For", "203.0.113.9"),
+        H("X_Real_IP", "203.0.113.9"),
+        H("Proxy_Connection", "keep-alive"),
+        H("My_Header", "kept"),
+    };
+    struct tbp_http_head in = request("GET", "/", hs, COUNT(hs));
+    struct tbp_fwd_info fi = info();
+
+    expect_request(&in, &fi,
+                   "GET / HTTP/1.1\r\nHost: example.com\r\n"
+                   "My_Header: kept\r\n" FWD_V4 "Connection: keep-alive\r\n\r\n");
+}
+
 Test(forward_request, connection_named_fields_stripped)
 {
     struct tbp_header hs[] = {
