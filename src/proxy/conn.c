@@ -262,6 +262,8 @@ void tbp_conn_update(struct tbp_conn *c)
     } else {
         if (want_input(c) && c->roff == c->rlen)
             ev |= EPOLLIN;
+        else if (!want_input(c))
+            ev |= EPOLLRDHUP; /* not reading the client: still hear it leave (conn_io) */
         if (c->out.len > 0 || c->ssl_want_write)
             ev |= EPOLLOUT;
     }
@@ -288,8 +290,17 @@ void tbp_conn_drive(struct tbp_conn *c)
 
 static void conn_io(struct tbp_io *io, uint32_t events)
 {
-    (void)events;
-    tbp_conn_drive(CONTAINER(io, struct tbp_conn, io));
+    struct tbp_conn *c = CONTAINER(io, struct tbp_conn, io);
+
+    /* The client reset or left while the protocol takes no input (an exchange in flight): close
+     * now, which aborts the exchange; HUP and ERR are level-triggered and would otherwise come
+     * back every loop turn until the exchange ends. */
+    if ((events & (EPOLLHUP | EPOLLERR | EPOLLRDHUP)) && c->state == TBP_CONN_OPEN &&
+        !want_input(c)) {
+        tbp_conn_close(c);
+        return;
+    }
+    tbp_conn_drive(c);
 }
 
 static void conn_timer(struct tbp_timer *t)

@@ -91,7 +91,7 @@ static void resp_head(void *ctx, const struct tbp_http_head *rh)
     if (h->head_request || rh->status == 204 || rh->status == 304)
         f = TBP_BODY_NONE;
     else if (f == TBP_BODY_CHUNKED || f == TBP_BODY_UNTIL_CLOSE)
-        f = h->keep_alive ? TBP_BODY_CHUNKED : TBP_BODY_UNTIL_CLOSE;
+        f = h->keep_alive || h->x.version_minor >= 1 ? TBP_BODY_CHUNKED : TBP_BODY_UNTIL_CLOSE;
     h->resp_chunked = f == TBP_BODY_CHUNKED;
     if (f == TBP_BODY_UNTIL_CLOSE)
         h->keep_alive = 0;
@@ -193,7 +193,11 @@ static void resp_error(void *ctx, int status, const char *why)
     tbp_log_error(c->w->px, TBP_LOG_WARN, "%s:%u: %s -> %d (%s)", c->ip, c->port, h->x.req, status,
                   why);
     if (h->resp_started) {
-        tbp_conn_close(c); /* the response was cut: the client must see it cut too */
+        tbp_xlog_write(&h->x, c, "h1");
+        /* the response was cut: the client must see it cut too, and a body delimited by the
+         * close must not end with close_notify (that would make it look complete) */
+        SSL_set_quiet_shutdown(c->ssl, 1);
+        tbp_conn_close(c);
         return;
     }
     answer_error(h, status, status == 504 ? "origin timed out" : "origin unavailable",

@@ -185,6 +185,12 @@ static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t le
     return (ssize_t)n;
 }
 
+/* A Content-Length that must not go out: a 1xx or 204 response has none (RFC 9110 8.6). */
+static int no_length(const struct tbp_http_head *rh, const struct tbp_header *f)
+{
+    return (rh->status < 200 || rh->status == 204) && tbp_http_name_eq(f->name, "content-length");
+}
+
 /* Submits a response head (status + fields of rh, minus hop-by-hop) with a body provider. */
 static int submit_head(struct stream *st, const struct tbp_http_head *rh, int has_body)
 {
@@ -202,7 +208,7 @@ static int submit_head(struct stream *st, const struct tbp_http_head *rh, int ha
     for (i = 0; i < rh->n_headers; i++) {
         const struct tbp_header *f = &rh->headers[i];
         size_t k;
-        if (tbp_forward_is_hop(rh, f) || f->name.len >= sizeof(lower))
+        if (tbp_forward_is_hop(rh, f) || f->name.len >= sizeof(lower) || no_length(rh, f))
             continue;
         for (k = 0; k < f->name.len; k++)
             lower[k] = (char)((f->name.p[k] >= 'A' && f->name.p[k] <= 'Z') ? f->name.p[k] + 32
@@ -212,7 +218,7 @@ static int submit_head(struct stream *st, const struct tbp_http_head *rh, int ha
     }
     for (i = 0, ret = 0; i < rh->n_headers && n < sizeof(nva) / sizeof(nva[0]); i++) {
         const struct tbp_header *f = &rh->headers[i];
-        if (tbp_forward_is_hop(rh, f) || f->name.len >= sizeof(lower))
+        if (tbp_forward_is_hop(rh, f) || f->name.len >= sizeof(lower) || no_length(rh, f))
             continue;
         if ((size_t)ret + f->name.len > names.len)
             break;
@@ -357,9 +363,10 @@ static void resp_error(void *ctx, int status, const char *why)
     st->up = NULL;
     tbp_log_error(h->c->w->px, TBP_LOG_WARN, "%s:%u: %s -> %d (%s)", h->c->ip, h->c->port,
                   st->x.req, status, why);
-    if (st->resp_submitted)
+    if (st->resp_submitted) {
         nghttp2_submit_rst_stream(h->s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
-    else
+        tbp_xlog_write(&st->x, h->c, "h2");
+    } else
         answer_error(st, status, status == 504 ? "origin timed out" : "origin unavailable");
     pump(h);
 }
