@@ -104,9 +104,11 @@ void tbp_log_error(struct tbp_proxy *px, int level, const char *fmt, ...)
     char line[ERROR_LINE], msg[ERROR_MSG];
     va_list ap;
     size_t n;
-    int k;
+    int k, fd;
 
-    if (px == NULL || px->error_fd == -1 || level < (int)px->cfg->log.level)
+    /* any thread; a reload (main thread) may swap cfg and error_fd meanwhile: atomic reads */
+    if (px == NULL || (fd = __atomic_load_n(&px->error_fd, __ATOMIC_ACQUIRE)) == -1 ||
+        level < (int)__atomic_load_n(&px->cfg, __ATOMIC_ACQUIRE)->log.level)
         return;
     n = error_prefix(line, sizeof(line) - 1, level);
     va_start(ap, fmt);
@@ -117,7 +119,7 @@ void tbp_log_error(struct tbp_proxy *px, int level, const char *fmt, ...)
     n += one_line(line + n, sizeof(line) - 1 - n, msg,
                   (size_t)k < sizeof(msg) ? (size_t)k : sizeof(msg) - 1);
     line[n++] = '\n';
-    tbp_log_write(px->error_fd, line, n);
+    tbp_log_write(fd, line, n);
 }
 
 /*
