@@ -162,25 +162,52 @@ test: check-deps
 	@TB_BIN=$(abspath $(B)/bin) tests/run-tests $(TEST_BIN)
 
 # --- fuzzing (clang + libFuzzer, always with ASan+UBSan) -------------------------------------
+# libtb, the proxy and llhttp are compiled once into $(BUILD)/fuzz/obj with coverage
+# instrumentation (-fsanitize=fuzzer-no-link); each target tests/fuzz/fuzz_X.c is linked with
+# all of them. tests/fuzz/README.md lists the targets, their inputs and the figures reached.
+FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude -Isrc/proxy -I$(LLHTTP_INC) $(PKG_CFLAGS) \
-               -DLLHTTP_STRICT_MODE=1 \
-               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(PROXY_SRC) $(LLHTTP_SRC)
-	@mkdir -p $(@D)
-	clang $(FUZZ_CFLAGS) $^ -o $@ $(LDLIBS)
+               -DLLHTTP_STRICT_MODE=1 $(FUZZ_SAN)
+FUZZ_OBJ    := $(LIB_SRC:src/lib/%.c=$(BUILD)/fuzz/obj/lib/%.o) \
+               $(PROXY_SRC:src/proxy/%.c=$(BUILD)/fuzz/obj/proxy/%.o) \
+               $(LLHTTP_SRC:$(LLHTTP_DIR)/%.c=$(BUILD)/fuzz/obj/llhttp/%.o)
 
+$(BUILD)/fuzz/obj/lib/%.o: src/lib/%.c
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+$(BUILD)/fuzz/obj/proxy/%.o: src/proxy/%.c
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+$(BUILD)/fuzz/obj/llhttp/%.o: $(LLHTTP_DIR)/%.c
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJ)
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) $(WARN) -fsanitize=fuzzer $^ -o $@ $(LDLIBS)
+
+.PHONY: fuzz-long
 fuzz: $(FUZZ_BIN)
 
-# 30 s (FUZZ_SECONDS) of each target, starting from its seed corpus
+# Each target from its seed corpus tests/fuzz/corpus/<name>/ (and tests/fuzz/<name>.dict), new
+# inputs kept in $(BUILD)/fuzz/corpus-fuzz_<name>/, crashes in $(BUILD)/fuzz/crashes-fuzz_<name>/,
+# the log in $(BUILD)/fuzz/corpus-fuzz_<name>.log; one summary line per target (executions,
+# coverage); fails when a target found a crash, leak or timeout. FUZZ_TARGETS="cookie jwt" picks;
+# FUZZ_FLAGS adds libFuzzer options ("-fork=1 -ignore_crashes=1": go on past a known crash).
+# fuzz-smoke: FUZZ_SECONDS each, one after the other (CI: 30 s).
 FUZZ_SECONDS ?= 30
 fuzz-smoke: fuzz
-	@for f in $(FUZZ_BIN); do \
-	  name=$$(basename $$f); work=$(BUILD)/fuzz/corpus-$$name; mkdir -p $$work; \
-	  echo "== $$name ($(FUZZ_SECONDS)s)"; \
-	  $$f -max_total_time=$(FUZZ_SECONDS) -max_len=12000 -print_final_stats=1 \
-	      $$work tests/fuzz/corpus/$${name#fuzz_} > $$work.log 2>&1; rc=$$?; \
-	  tail -n 12 $$work.log; [ $$rc = 0 ] || exit 1; \
-	done
+	@tests/fuzz/run-fuzz --bin $(BUILD)/fuzz --seconds $(FUZZ_SECONDS) --jobs 1 \
+	    --flags "$(FUZZ_FLAGS)" $(FUZZ_TARGETS)
+
+# fuzz-long: FUZZ_LONG_SECONDS (default one hour) each, FUZZ_JOBS targets at a time (default:
+# one per core), for hours of fuzzing; the corpus grows across runs.
+FUZZ_LONG_SECONDS ?= 3600
+FUZZ_JOBS ?= $(shell nproc)
+fuzz-long: fuzz
+	@tests/fuzz/run-fuzz --bin $(BUILD)/fuzz --seconds $(FUZZ_LONG_SECONDS) --jobs $(FUZZ_JOBS) \
+	    --flags "$(FUZZ_FLAGS)" $(FUZZ_TARGETS)
+
+-include $(FUZZ_OBJ:.o=.d)
 
 # --- the comparison with nginx, HAProxy and nghttpx (bench/README.md) -------------------------
 BENCH_DEPS := nginx haproxy nghttp2-proxy gnuplot-nox
@@ -211,5 +238,5 @@ format:
 clean:
 	rm -rf $(BUILD)
 
--include $(LIB_OBJ:.o=.d) $(PROXY_OBJ:.o=.d) $(CLIENT_OBJ:.o=.d) $(TBBENCH_OBJ:.o=.d) $(TEST_SUPPORT_OBJ:.o=.d) $(TEST_BIN:=.d) $(wildcard $(B)/tools/*.d $(B)/tools/*/*.d)
+-include $(LIB_OBJ:.o=.d) $(PROXY_OBJ:.o=.d) $(B)/proxy/main.d $(CLIENT_OBJ:.o=.d) $(TBBENCH_OBJ:.o=.d) $(TEST_SUPPORT_OBJ:.o=.d) $(TEST_BIN:=.d) $(wildcard $(B)/tools/*.d $(B)/tools/*/*.d)
 .SECONDARY:

@@ -105,15 +105,21 @@ static void set_defaults(struct tbp_config *c)
     c->tb.protocols[1] = TBP_PROTO_HTTP11;
     c->tb.require = TBP_DEF_TB_REQUIRE;
     c->timeouts.handshake_ms = TBP_DEF_HANDSHAKE_MS;
+    c->timeouts.first_request_ms = TBP_DEF_FIRST_REQUEST_MS;
     c->timeouts.header_read_ms = TBP_DEF_HEADER_READ_MS;
     c->timeouts.idle_keepalive_ms = TBP_DEF_IDLE_KEEPALIVE_MS;
     c->timeouts.body_read_ms = TBP_DEF_BODY_READ_MS;
     c->timeouts.upstream_connect_ms = TBP_DEF_UPSTREAM_CONNECT_MS;
     c->timeouts.upstream_read_ms = TBP_DEF_UPSTREAM_READ_MS;
     c->timeouts.shutdown_ms = TBP_DEF_SHUTDOWN_MS;
+    c->timeouts.send_ms = TBP_DEF_SEND_MS;
     c->limits.max_header_bytes = TBP_DEF_MAX_HEADER_BYTES;
     c->limits.max_headers = TBP_DEF_MAX_HEADERS;
     c->limits.max_connections_per_worker = TBP_DEF_MAX_CONNECTIONS_PER_WORKER;
+    c->limits.max_uri_bytes = TBP_DEF_MAX_URI_BYTES;
+    c->limits.max_body_size = TBP_DEF_MAX_BODY_SIZE;
+    c->limits.max_concurrent_streams = TBP_DEF_MAX_CONCURRENT_STREAMS;
+    c->limits.max_buffer_bytes = TBP_DEF_MAX_BUFFER_BYTES;
     c->log.access = "";
     c->log.error = "-";
     c->log.level = TBP_LOG_INFO;
@@ -331,35 +337,48 @@ static int parse_workers(struct tbp_loader *L, const config_setting_t *root)
 static int parse_timeouts(struct tbp_loader *L, const config_setting_t *root)
 {
     static const char *const known[] = {
-        "handshake",        "header_read",   "idle_keepalive", "body_read",
-        "upstream_connect", "upstream_read", "shutdown",       NULL};
+        "handshake", "first_request",    "header_read",   "idle_keepalive", "body_read",
+        "send",      "upstream_connect", "upstream_read", "shutdown",       NULL};
+    static const struct {
+        const char *name;
+        size_t off;
+    } fields[] = {
+        {"handshake", offsetof(struct tbp_timeouts, handshake_ms)},
+        {"first_request", offsetof(struct tbp_timeouts, first_request_ms)},
+        {"header_read", offsetof(struct tbp_timeouts, header_read_ms)},
+        {"idle_keepalive", offsetof(struct tbp_timeouts, idle_keepalive_ms)},
+        {"body_read", offsetof(struct tbp_timeouts, body_read_ms)},
+        {"send", offsetof(struct tbp_timeouts, send_ms)},
+        {"upstream_connect", offsetof(struct tbp_timeouts, upstream_connect_ms)},
+        {"upstream_read", offsetof(struct tbp_timeouts, upstream_read_ms)},
+        {"shutdown", offsetof(struct tbp_timeouts, shutdown_ms)},
+    };
     const config_setting_t *g = config_setting_get_member(root, "timeouts");
-    struct tbp_timeouts *t = &L->cfg->timeouts;
+    size_t i;
     int ret;
 
     if (g == NULL)
         return 0;
     if ((ret = tbp_cfg_expect_group(L, g)) < 0 || (ret = tbp_cfg_check_known(L, g, known)) < 0)
         return ret;
-    if ((ret = tbp_cfg_opt_duration(L, g, "handshake", 1, TBP_MS_PER_DAY, &t->handshake_ms)) < 0 ||
-        (ret = tbp_cfg_opt_duration(L, g, "header_read", 1, TBP_MS_PER_DAY, &t->header_read_ms)) <
-            0 ||
-        (ret = tbp_cfg_opt_duration(L, g, "idle_keepalive", 1, TBP_MS_PER_DAY,
-                                    &t->idle_keepalive_ms)) < 0 ||
-        (ret = tbp_cfg_opt_duration(L, g, "body_read", 1, TBP_MS_PER_DAY, &t->body_read_ms)) < 0 ||
-        (ret = tbp_cfg_opt_duration(L, g, "upstream_connect", 1, TBP_MS_PER_DAY,
-                                    &t->upstream_connect_ms)) < 0 ||
-        (ret = tbp_cfg_opt_duration(L, g, "upstream_read", 1, TBP_MS_PER_DAY,
-                                    &t->upstream_read_ms)) < 0 ||
-        (ret = tbp_cfg_opt_duration(L, g, "shutdown", 1, TBP_MS_PER_DAY, &t->shutdown_ms)) < 0)
-        return ret;
+    for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        uint32_t *ms = (uint32_t *)((char *)&L->cfg->timeouts + fields[i].off);
+        if ((ret = tbp_cfg_opt_duration(L, g, fields[i].name, 1, TBP_MS_PER_DAY, ms)) < 0)
+            return ret;
+    }
     return 0;
 }
 
 static int parse_limits(struct tbp_loader *L, const config_setting_t *root)
 {
-    static const char *const known[] = {"max_header_bytes", "max_headers",
-                                        "max_connections_per_worker", NULL};
+    static const char *const known[] = {"max_header_bytes",
+                                        "max_headers",
+                                        "max_connections_per_worker",
+                                        "max_uri_bytes",
+                                        "max_body_size",
+                                        "max_concurrent_streams",
+                                        "max_buffer_bytes",
+                                        NULL};
     const config_setting_t *g = config_setting_get_member(root, "limits");
     struct tbp_limits *l = &L->cfg->limits;
     int ret;
@@ -372,7 +391,13 @@ static int parse_limits(struct tbp_loader *L, const config_setting_t *root)
                                 &l->max_header_bytes)) < 0 ||
         (ret = tbp_cfg_opt_uint(L, g, "max_headers", 1, 10000, &l->max_headers)) < 0 ||
         (ret = tbp_cfg_opt_uint(L, g, "max_connections_per_worker", 1, 1000000,
-                                &l->max_connections_per_worker)) < 0)
+                                &l->max_connections_per_worker)) < 0 ||
+        (ret = tbp_cfg_opt_uint(L, g, "max_uri_bytes", 64, 1024 * 1024, &l->max_uri_bytes)) < 0 ||
+        (ret = tbp_cfg_opt_size(L, g, "max_body_size", &l->max_body_size)) < 0 ||
+        (ret = tbp_cfg_opt_uint(L, g, "max_concurrent_streams", 1, 10000,
+                                &l->max_concurrent_streams)) < 0 ||
+        (ret = tbp_cfg_opt_uint(L, g, "max_buffer_bytes", 16 * 1024, 64 * 1024 * 1024,
+                                &l->max_buffer_bytes)) < 0)
         return ret;
     return 0;
 }
@@ -1000,7 +1025,11 @@ int tbp_config_quick(const char *listen, const char *upstream, const char *cert,
     u->max_idle = TBP_DEF_MAX_IDLE;
     u->fail_timeout_ms = TBP_DEF_FAIL_TIMEOUT_MS;
     c->n_upstreams = 1;
-    c->routes[0] = (struct tbp_route){.host = "*", .prefix = "/", .prefix_len = 1, .upstream = u};
+    c->routes[0] = (struct tbp_route){.host = "*",
+                                      .prefix = "/",
+                                      .prefix_len = 1,
+                                      .upstream = u,
+                                      .max_body_size = c->limits.max_body_size};
     c->n_routes = 1;
     c->workers = online_cores();
     *out = c;

@@ -52,17 +52,24 @@
 #define TBP_DEF_MAX_IDLE 64
 #define TBP_DEF_FAIL_TIMEOUT_MS (10u * 1000)
 #define TBP_DEF_HANDSHAKE_MS (10u * 1000)
+#define TBP_DEF_FIRST_REQUEST_MS (10u * 1000)
 #define TBP_DEF_HEADER_READ_MS (30u * 1000)
 #define TBP_DEF_IDLE_KEEPALIVE_MS (60u * 1000)
 #define TBP_DEF_BODY_READ_MS (60u * 1000)
 #define TBP_DEF_UPSTREAM_CONNECT_MS (5u * 1000)
 #define TBP_DEF_UPSTREAM_READ_MS (60u * 1000)
+#define TBP_DEF_SEND_MS (60u * 1000)
 #define TBP_DEF_SHUTDOWN_MS (30u * 1000)      /* timeouts.shutdown: the graceful stop budget */
 #define TBP_DEF_ADMIN_LISTEN "127.0.0.1:9901" /* admin.listen */
 #define TBP_DEF_MAX_HEADER_BYTES 65536
 #define TBP_DEF_MAX_HEADERS 100
 #define TBP_DEF_MAX_CONNECTIONS_PER_WORKER 10000
-#define TBP_DEF_JWT_LEEWAY_S 60 /* routes[].jwt.leeway */
+#define TBP_DEF_MAX_URI_BYTES 8192
+#define TBP_DEF_MAX_BODY_SIZE 0 /* limits.max_body_size, routes[].max_body_size: unlimited */
+#define TBP_DEF_MAX_CONCURRENT_STREAMS 100
+#define TBP_DEF_MAX_BUFFER_BYTES (256u * 1024)
+#define TBP_MAX_BODY_SIZE_LIMIT (1ull << 50) /* the largest max_body_size that can be written */
+#define TBP_DEF_JWT_LEEWAY_S 60              /* routes[].jwt.leeway */
 #define TBP_MAX_JWT_LEEWAY_S 3600
 
 /* Hard caps on list lengths. */
@@ -174,6 +181,8 @@ struct tbp_route {
                                   TBP_MAX_BIND_COOKIES), case-sensitive as cookie names are */
     int bind_all_cookies;      /* `bind_cookies = "*"` (or ["*"]): every cookie */
     enum tbp_unbound_policy unbound_cookies; /* `unbound_cookies`: TBP_UNBOUND_DROP */
+    uint64_t max_body_size;  /* `max_body_size`: request body bytes (0: no limit); default
+                                limits.max_body_size. Over it: 413, or the request is cut */
     int refer_token_binding; /* `refer_token_binding`: add "Include-Referer-Token-Binding-ID:
                                 true" to this route's 3xx responses: 0 */
     const struct tbp_jwt_route *jwt; /* `jwt = {...}`, NULL when absent */
@@ -181,9 +190,15 @@ struct tbp_route {
 
 struct tbp_timeouts {             /* all > 0 */
     uint32_t handshake_ms;        /* TLS handshake: 10 s */
-    uint32_t header_read_ms;      /* a request's header section, the first one included: 30 s */
+    uint32_t first_request_ms;    /* from the end of the handshake to the first request's head
+                                     complete (h2: the first stream's HEADERS): 10 s */
+    uint32_t header_read_ms;      /* a request's header section, from its first byte to its end
+                                     (a deadline, not reset by each read): 30 s */
     uint32_t idle_keepalive_ms;   /* between requests on a kept-alive connection: 60 s */
     uint32_t body_read_ms;        /* between two reads of a request body: 60 s */
+    uint32_t send_ms;             /* response bytes waiting for a client that reads nothing
+                                     (no write progress, or an h2 stream window kept shut): the
+                                     connection (h2: the stream) is cut after this long: 60 s */
     uint32_t upstream_connect_ms; /* default for upstreams.*.connect_timeout: 5 s */
     uint32_t upstream_read_ms;    /* default for upstreams.*.read_timeout: 60 s */
     uint32_t shutdown_ms;         /* graceful stop (SIGTERM, SIGQUIT): in-flight requests get
@@ -194,6 +209,11 @@ struct tbp_limits {
     unsigned max_header_bytes;           /* request header section, 1 KiB..1 MiB: 65536 */
     unsigned max_headers;                /* header fields per request, 1..10000: 100 */
     unsigned max_connections_per_worker; /* 1..1000000: 10000 */
+    unsigned max_uri_bytes;              /* request-target bytes, 64..1 MiB: 8192 (over: 414) */
+    uint64_t max_body_size;              /* default for routes[].max_body_size: 0 (no limit) */
+    unsigned max_concurrent_streams;     /* h2 SETTINGS_MAX_CONCURRENT_STREAMS, 1..10000: 100 */
+    unsigned max_buffer_bytes;           /* high-water mark of each connection's output (client
+                                            and origin side), 16 KiB..64 MiB: 256 KiB */
 };
 
 /* A trusted-proxy prefix: address bits beyond prefix_len are zero. */

@@ -105,12 +105,19 @@ int tbp_cfg_get_uint(struct tbp_loader *L, const config_setting_t *s, unsigned m
 /* A duration: integer seconds or "500ms" / "30s" / "2m" / "1h", in min_ms..max_ms. */
 int tbp_cfg_get_duration(struct tbp_loader *L, const config_setting_t *s, uint32_t min_ms,
                          uint32_t max_ms, uint32_t *out);
+/*
+ * A size in bytes: an integer, or a string of digits with an optional unit "k", "m" or "g"
+ * (KiB, MiB, GiB; either case: "512k", "10m", "1g"); 0..TBP_MAX_BODY_SIZE_LIMIT.
+ */
+int tbp_cfg_get_size(struct tbp_loader *L, const config_setting_t *s, uint64_t *out);
 /* Optional members of g: absent leaves *out alone. */
 int tbp_cfg_opt_bool(struct tbp_loader *L, const config_setting_t *g, const char *name, int *out);
 int tbp_cfg_opt_uint(struct tbp_loader *L, const config_setting_t *g, const char *name,
                      unsigned min, unsigned max, unsigned *out);
 int tbp_cfg_opt_duration(struct tbp_loader *L, const config_setting_t *g, const char *name,
                          uint32_t min_ms, uint32_t max_ms, uint32_t *out);
+int tbp_cfg_opt_size(struct tbp_loader *L, const config_setting_t *g, const char *name,
+                     uint64_t *out);
 
 /* --- files (config_read.c) ---------------------------------------------------------------- */
 

@@ -30,9 +30,14 @@
 __attribute__((format(printf, 2, 0))) void tbp_sb_vprintf(struct tbp_sbuf *b, const char *fmt,
                                                           va_list ap)
 {
-    size_t room = b->len < b->cap ? b->cap - b->len : 0;
+    size_t room = b->len < b->cap ? b->cap - b->len : 0, i;
     int n = vsnprintf(room ? b->p + b->len : NULL, room, fmt, ap);
 
+    /* a message is one line: values quoted from the file may hold a newline or other control
+     * bytes (libconfig strings can), shown as '?' */
+    for (i = b->len; room > 0 && i < b->len + (size_t)(n > 0 ? n : 0) && i + 1 < b->cap; i++)
+        if ((unsigned char)b->p[i] < 0x20 || b->p[i] == 0x7f)
+            b->p[i] = '?';
     if (n > 0)
         b->len += (size_t)n;
 }
@@ -314,6 +319,59 @@ int tbp_cfg_get_duration(struct tbp_loader *L, const config_setting_t *s, uint32
     return 0;
 }
 
+/* "512", "64k", "10M", "1g": digits then an optional binary unit. 0 or -1 (also past 2^60). */
+static int parse_size(const char *s, uint64_t *out)
+{
+    uint64_t v = 0, mult = 1;
+
+    if (*s < '0' || *s > '9')
+        return -1;
+    for (; *s >= '0' && *s <= '9'; s++) {
+        v = v * 10 + (uint64_t)(*s - '0');
+        if (v > (1ull << 60))
+            return -1;
+    }
+    if (*s == 'k' || *s == 'K')
+        mult = 1ull << 10;
+    else if (*s == 'm' || *s == 'M')
+        mult = 1ull << 20;
+    else if (*s == 'g' || *s == 'G')
+        mult = 1ull << 30;
+    else if (*s != '\0')
+        return -1;
+    if (*s != '\0' && s[1] != '\0')
+        return -1;
+    if (v > (1ull << 60) / mult)
+        return -1;
+    *out = v * mult;
+    return 0;
+}
+
+int tbp_cfg_get_size(struct tbp_loader *L, const config_setting_t *s, uint64_t *out)
+{
+    uint64_t v;
+
+    if (config_setting_type(s) == CONFIG_TYPE_INT || config_setting_type(s) == CONFIG_TYPE_INT64) {
+        long long n = config_setting_get_int64(s);
+        if (n < 0)
+            return tbp_cfg_fail(L, s, "a size cannot be negative");
+        v = (uint64_t)n;
+    } else if (config_setting_type(s) == CONFIG_TYPE_STRING) {
+        if (parse_size(config_setting_get_string(s), &v) < 0)
+            return tbp_cfg_fail(L, s,
+                                "bad size \"%s\" (want bytes as an integer, or a string like "
+                                "\"512k\", \"10m\", \"1g\")",
+                                config_setting_get_string(s));
+    } else {
+        return tbp_cfg_fail(L, s, "expected a size (integer bytes, or \"512k\", \"10m\", \"1g\")");
+    }
+    if (v > TBP_MAX_BODY_SIZE_LIMIT)
+        return tbp_cfg_fail(L, s, "%llu is out of range (0..%llu)", (unsigned long long)v,
+                            (unsigned long long)TBP_MAX_BODY_SIZE_LIMIT);
+    *out = v;
+    return 0;
+}
+
 /* Optional members: absent leaves *out alone. */
 int tbp_cfg_opt_bool(struct tbp_loader *L, const config_setting_t *g, const char *name, int *out)
 {
@@ -336,6 +394,14 @@ int tbp_cfg_opt_duration(struct tbp_loader *L, const config_setting_t *g, const 
     const config_setting_t *s = config_setting_get_member(g, name);
 
     return s != NULL ? tbp_cfg_get_duration(L, s, min_ms, max_ms, out) : 0;
+}
+
+int tbp_cfg_opt_size(struct tbp_loader *L, const config_setting_t *g, const char *name,
+                     uint64_t *out)
+{
+    const config_setting_t *s = config_setting_get_member(g, name);
+
+    return s != NULL ? tbp_cfg_get_size(L, s, out) : 0;
 }
 
 /* --- files -------------------------------------------------------------------------------- */

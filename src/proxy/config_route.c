@@ -556,15 +556,18 @@ static int route_companion(struct tbp_loader *L, const config_setting_t *g, stru
 
 static int parse_route(struct tbp_loader *L, const config_setting_t *list, int idx)
 {
-    static const char *const known[] = {
-        "host", "prefix", "upstream", "bind_cookies", "unbound_cookies", "refer_token_binding",
-        "jwt",  NULL};
+    static const char *const known[] = {"host",         "prefix",          "upstream",
+                                        "bind_cookies", "unbound_cookies", "refer_token_binding",
+                                        "jwt",          "max_body_size",   NULL};
     const config_setting_t *g = config_setting_get_elem(list, (unsigned)idx);
     struct tbp_route *r = &L->cfg->routes[idx];
     int j, ret;
 
+    r->max_body_size = L->cfg->limits.max_body_size;
     if ((ret = tbp_cfg_check_known(L, g, known)) < 0 || (ret = route_host_prefix(L, g, r)) < 0 ||
-        (ret = route_upstream(L, g, r)) < 0 || (ret = route_companion(L, g, r)) < 0)
+        (ret = route_upstream(L, g, r)) < 0 ||
+        (ret = tbp_cfg_opt_size(L, g, "max_body_size", &r->max_body_size)) < 0 ||
+        (ret = route_companion(L, g, r)) < 0)
         return ret;
     for (j = 0; j < idx; j++) {
         const struct tbp_route *o = &L->cfg->routes[j];

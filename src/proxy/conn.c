@@ -7,8 +7,23 @@
  * (full or resumed) with the ALPN protocol they chose, handshake failures by reason, and the TLS
  * payload bytes read and written. A handshake counts as done once the connection may carry
  * requests: one that completes but fails the Token Binding preconditions is a failure.
+ *
+ * Memory of an idle connection (bench/soak measures it): no read buffer and no output buffer.
+ * Input is read into a scratch buffer of the worker thread and handed to the protocol from there;
+ * only what the protocol does not take at once is copied into c->rbuf, which is freed as soon as
+ * it has been taken. (A connection whose input runs while another one's input is being handled
+ * on the same thread, from a callback, reads into its own c->rbuf instead.) The output buffer is
+ * freed whenever it empties holding more than TBP_CONN_OUT_KEEP bytes. OpenSSL's record buffers
+ * are released between records (SSL_MODE_RELEASE_BUFFERS, tls.c).
+ *
+ * Memory after a crowd has gone: glibc keeps freed memory in its arenas, so a burst of 10,000
+ * connections would hold its peak RSS for good. Once a worker holds at most half the connections
+ * of its last peak (TRIM_MIN_PEAK at least), a connection's free gives the freed heap back to the
+ * system (malloc_trim), at most once per TRIM_INTERVAL_MS per worker, and once more when the last
+ * one goes: a few trims as the crowd thins out, none under a steady load.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -19,23 +34,53 @@
 #include "conn.h"
 #include "worker.h"
 
-#define OUT_MAX (TBP_CONN_HIGH_WATER + 2 * 1024 * 1024)
 #define LINGER_MS 5000
 #define WRITE_SLICE 65536
 
 #define CONTAINER(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
+/* The read scratch buffer of this worker thread, and whether a connection's input is being
+ * handled from it right now (further up the stack). */
+static _Thread_local char scratch[TBP_CONN_RBUF];
+static _Thread_local int scratch_busy;
+
+#define TRIM_MIN_PEAK 256
+#define TRIM_INTERVAL_MS 1000
+
+/* This worker thread's connections at their peak since the last trim, and when that was. */
+static _Thread_local unsigned trim_peak;
+static _Thread_local uint64_t trim_last;
+
+/* After a free: trims the heap when the worker lost half its connections since the peak (or all
+ * of them). */
+static void maybe_trim(struct tbp_worker *w)
+{
+    uint64_t now = tbp_loop_now(&w->loop);
+
+    if (trim_peak < TRIM_MIN_PEAK || w->n_clients > trim_peak / 2 ||
+        (now - trim_last < TRIM_INTERVAL_MS && w->n_clients > 0))
+        return;
+#ifdef __GLIBC__
+    (void)malloc_trim(0);
+#endif
+    trim_peak = w->n_clients;
+    trim_last = now;
+}
+
 static void conn_free(struct tbp_deferred *d)
 {
     struct tbp_conn *c = CONTAINER(d, struct tbp_conn, defer);
+    struct tbp_worker *w = c->w;
 
     if (c->proto != NULL && c->proto->dispose != NULL)
         c->proto->dispose(c);
     SSL_free(c->ssl);
     tbp_binding_dispose(&c->tb);
     tbp_buf_dispose(&c->out);
-    tbp_wgen_release(c->w, c->wg); /* last: the protocol state pointed into its config */
+    free(c->rbuf);
+    tbp_wgen_release(w, c->wg); /* last: the protocol state pointed into its config */
     free(c);
+    maybe_trim(w);
 }
 
 void tbp_conn_close(struct tbp_conn *c)
@@ -51,6 +96,7 @@ void tbp_conn_close(struct tbp_conn *c)
     ERR_clear_error();
     c->state = TBP_CONN_CLOSED;
     tbp_timer_cancel(&w->loop, &c->timer);
+    tbp_timer_cancel(&w->loop, &c->send_timer);
     tbp_io_close(&w->loop, &c->io);
     if (c->prev)
         c->prev->next = c->next;
@@ -100,10 +146,44 @@ int tbp_conn_append(struct tbp_conn *c, const void *p, size_t n)
     return 0;
 }
 
+/* The send timeout: armed when output becomes pending, disarmed when it is all written; progress
+ * in between only moves c->send_progress (the timer checks it when it fires). */
+static void send_timer_update(struct tbp_conn *c, int progress)
+{
+    struct tbp_loop *l = &c->w->loop;
+
+    if (c->out.len == 0) {
+        if (c->send_timer.slot != 0)
+            tbp_timer_cancel(l, &c->send_timer);
+        return;
+    }
+    if (progress || c->send_timer.slot == 0)
+        c->send_progress = tbp_loop_now(l);
+    if (c->send_timer.slot == 0)
+        (void)tbp_timer_set(l, &c->send_timer, c->cfg->timeouts.send_ms);
+}
+
+static void send_timeout(struct tbp_timer *t)
+{
+    struct tbp_conn *c = CONTAINER(t, struct tbp_conn, send_timer);
+    uint64_t now = tbp_loop_now(&c->w->loop), due = c->send_progress + c->cfg->timeouts.send_ms;
+
+    if (c->state == TBP_CONN_CLOSED || c->out.len == 0)
+        return;
+    if (now < due) {
+        (void)tbp_timer_set(&c->w->loop, &c->send_timer, due - now); /* bytes went out since */
+        return;
+    }
+    tbp_log_error(c->w->px, TBP_LOG_INFO,
+                  "%s:%u: send timeout: %zu bytes unread by the client for %u ms: closed", c->ip,
+                  c->port, c->out.len, c->cfg->timeouts.send_ms);
+    tbp_conn_close(c);
+}
+
 int tbp_conn_flush(struct tbp_conn *c)
 {
     size_t before = c->out.len;
-    int n;
+    int n, progress = 0;
 
     if (c->state == TBP_CONN_CLOSED)
         return -1;
@@ -122,8 +202,12 @@ int tbp_conn_flush(struct tbp_conn *c)
         }
         tbp_buf_consume(&c->out, (size_t)n);
         tbp_metrics_add(&c->w->metrics, TBP_M_BYTES_OUT, 0, (uint64_t)n);
+        progress = 1;
     }
-    if (before >= TBP_CONN_LOW_WATER && c->out.len < TBP_CONN_LOW_WATER &&
+    if (c->out.len == 0 && c->out.cap > TBP_CONN_OUT_KEEP)
+        tbp_buf_dispose(&c->out); /* a large response went out: do not keep its memory */
+    send_timer_update(c, progress);
+    if (before >= tbp_conn_low_water(c) && c->out.len < tbp_conn_low_water(c) &&
         c->state == TBP_CONN_OPEN && c->proto->drained != NULL) {
         c->proto->drained(c); /* may queue more, or close */
         if (c->state == TBP_CONN_CLOSED)
@@ -157,27 +241,70 @@ static int want_input(const struct tbp_conn *c)
     return c->state == TBP_CONN_OPEN && c->proto->want_input(c);
 }
 
-static void conn_read(struct tbp_conn *c)
+/* Frees the read buffer once the protocol has taken all of it. */
+static void rbuf_release(struct tbp_conn *c)
+{
+    free(c->rbuf);
+    c->rbuf = NULL;
+    c->roff = c->rlen = 0;
+}
+
+/* Hands bytes to the protocol; what it does not take, from the scratch buffer, is copied into
+ * c->rbuf (it is offered again when want_input says so). Returns the protocol's result, or -1
+ * when the copy could not be made (c is closed then). */
+static int feed(struct tbp_conn *c, const char *p, size_t n, size_t *consumed)
+{
+    int rc;
+
+    *consumed = 0;
+    if (p != scratch)
+        return c->proto->input(c, p, n, consumed);
+    scratch_busy = 1;
+    rc = c->proto->input(c, p, n, consumed);
+    scratch_busy = 0;
+    if (*consumed < n && c->state == TBP_CONN_OPEN) {
+        if ((c->rbuf = malloc(n - *consumed)) == NULL) {
+            tbp_conn_close(c);
+            return -1;
+        }
+        memcpy(c->rbuf, p + *consumed, n - *consumed);
+        c->roff = 0;
+        c->rlen = n - *consumed;
+    }
+    return rc;
+}
+
+/* Reads and hands input to the protocol while it wants some. c->rbuf is NULL on entry and on
+ * return unless the protocol left bytes in it. */
+static void read_input(struct tbp_conn *c)
 {
     size_t consumed;
+    char *buf;
     int n;
 
     while (want_input(c)) {
         if (c->roff < c->rlen) {
-            consumed = 0;
-            n = c->proto->input(c, c->rbuf + c->roff, c->rlen - c->roff, &consumed);
+            n = feed(c, c->rbuf + c->roff, c->rlen - c->roff, &consumed);
             c->roff += consumed;
+            if (c->roff == c->rlen)
+                rbuf_release(c);
             if (n < 0 || c->state != TBP_CONN_OPEN)
                 return;
             if (consumed == 0)
                 return; /* the protocol takes nothing now: wait for want_input */
             continue;
         }
-        c->roff = c->rlen = 0;
+        /* the scratch buffer is taken when another connection's input called us */
+        if (scratch_busy && c->rbuf == NULL && (c->rbuf = malloc(TBP_CONN_RBUF)) == NULL) {
+            tbp_conn_close(c);
+            return;
+        }
+        buf = scratch_busy ? c->rbuf : scratch;
         ERR_clear_error();
-        n = SSL_read(c->ssl, c->rbuf, sizeof(c->rbuf));
+        n = SSL_read(c->ssl, buf, TBP_CONN_RBUF);
         if (n <= 0) {
             int e = SSL_get_error(c->ssl, n);
+            rbuf_release(c);
             if (e == SSL_ERROR_WANT_READ)
                 return;
             if (e == SSL_ERROR_WANT_WRITE) {
@@ -187,9 +314,27 @@ static void conn_read(struct tbp_conn *c)
             tbp_conn_close(c); /* EOF or error: nothing more will come */
             return;
         }
-        c->rlen = (size_t)n;
         tbp_metrics_add(&c->w->metrics, TBP_M_BYTES_IN, 0, (uint64_t)n);
+        if (buf == c->rbuf) {
+            c->roff = 0;
+            c->rlen = (size_t)n;
+            continue; /* fed from c->rbuf at the top of the loop */
+        }
+        n = feed(c, scratch, (size_t)n, &consumed);
+        if (n < 0 || c->state != TBP_CONN_OPEN)
+            return;
+        if (consumed == 0)
+            return;
     }
+}
+
+static void conn_read(struct tbp_conn *c)
+{
+    if (c->reading)
+        return; /* called back from our own input: the loop further up goes on reading */
+    c->reading = 1;
+    read_input(c);
+    c->reading = 0;
 }
 
 /* The protocol ALPN chose: HTTP/2 for h2 and h2_tb_*; HTTP/1.1 otherwise (and without ALPN). */
@@ -349,11 +494,12 @@ int tbp_client_accept(struct tbp_worker *w, int fd, size_t listener,
     c->io.fd = fd;
     c->io.cb = conn_io;
     c->timer.cb = conn_timer;
+    c->send_timer.cb = send_timeout;
     c->post.cb = conn_post_flush;
     c->state = TBP_CONN_HANDSHAKE;
     c->tls.tb_key_params = -1;
     c->tb.key_params = -1;
-    tbp_buf_init(&c->out, OUT_MAX);
+    tbp_buf_init(&c->out, (size_t)cfg->limits.max_buffer_bytes + TBP_CONN_OUT_SLACK);
     peer_text(c, peer);
     c->trusted = tbp_config_trusted(cfg, (const struct sockaddr *)peer);
     c->ssl = SSL_new(tbp_tls_ctx(wg->gen->tls[listener]));
@@ -374,6 +520,8 @@ int tbp_client_accept(struct tbp_worker *w, int fd, size_t listener,
         w->clients->prev = c;
     w->clients = c;
     __atomic_store_n(&w->n_clients, w->n_clients + 1, __ATOMIC_RELAXED);
+    if (w->n_clients > trim_peak)
+        trim_peak = w->n_clients;
     tbp_metrics_inc(&w->metrics, TBP_M_CONN_ACCEPTED, 0);
     tbp_metrics_gauge_add(&w->metrics, TBP_G_CONN_ACTIVE, 1);
     if (tbp_io_add(&w->loop, &c->io, EPOLLIN) == -1) {

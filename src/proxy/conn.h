@@ -11,6 +11,13 @@
  *
  * A connection keeps the configuration it was accepted under (c->cfg) for its whole life, across
  * reloads: routes, Token Binding settings, cookie and JWT keys, timeouts, limits, upstream pools.
+ *
+ * Timeouts: c->timer is the handshake's, then the protocol's (header, body, idle: its `timeout`
+ * callback), then the linger's. c->send_timer is the send timeout (timeouts.send), the same for
+ * every protocol: while output is queued and the client takes none of it (its TCP window stays
+ * shut: a slow-read attack), the connection is closed once timeouts.send passed without a byte
+ * written. It is armed once when output becomes pending and only checked when it fires, so
+ * progress costs no timer operation.
  */
 #ifndef TBP_CONN_H
 #define TBP_CONN_H
@@ -22,13 +29,18 @@
 
 #include "binding.h"
 #include "buf.h"
+#include "config.h"
 #include "http.h"
 #include "loop.h"
 #include "tls.h"
 
-#define TBP_CONN_RBUF 16384
-#define TBP_CONN_HIGH_WATER (256 * 1024) /* output above this: producers pause */
-#define TBP_CONN_LOW_WATER (64 * 1024)   /* output below this: producers resume */
+#define TBP_CONN_RBUF 16384    /* one SSL_read */
+#define TBP_CONN_OUT_KEEP 4096 /* an output buffer that empties keeps its memory up to this */
+/* Output above the high-water mark (limits.max_buffer_bytes of the connection's configuration,
+ * tbp_conn_high_water): producers pause; below the low-water mark (a quarter of it): they
+ * resume. The output buffer's hard cap is the high-water mark plus TBP_CONN_OUT_SLACK, room for
+ * what a producer appends past the mark before it sees it (an h2 frame, a response head). */
+#define TBP_CONN_OUT_SLACK (2 * 1024 * 1024)
 
 struct tbp_worker;
 struct tbp_wgen;
@@ -50,7 +62,7 @@ struct tbp_protocol {
     int (*input)(struct tbp_conn *c, const char *p, size_t n, size_t *consumed);
     /* does the protocol take input now? */
     int (*want_input)(const struct tbp_conn *c);
-    /* the output buffer went below TBP_CONN_LOW_WATER */
+    /* the output buffer went below the low-water mark (tbp_conn_low_water) */
     void (*drained)(struct tbp_conn *c);
     /* c->timer fired while OPEN */
     void (*timeout)(struct tbp_conn *c);
@@ -78,10 +90,14 @@ struct tbp_conn {
     SSL *ssl;
     struct tbp_tls_info tls;
     struct tbp_binding tb;
-    char rbuf[TBP_CONN_RBUF];
+    char *rbuf; /* input the protocol has not taken yet, rbuf[roff..rlen) (heap); NULL
+                   whenever roff == rlen: an idle connection holds no read buffer */
     size_t rlen, roff;
+    int reading; /* inside conn_read: a nested call (from the protocol's input) returns */
     struct tbp_buf out;
     struct tbp_timer timer;
+    struct tbp_timer send_timer; /* armed while output is pending: timeouts.send */
+    uint64_t send_progress;      /* loop ms: output became pending, or the last bytes written */
     char ip[INET6_ADDRSTRLEN];
     uint16_t port;
     int trusted;
@@ -90,6 +106,18 @@ struct tbp_conn {
     void *pd;             /* the protocol's state */
     struct tbp_post post; /* writes what callbacks queued during a loop turn */
 };
+
+/* The output's high-water mark: limits.max_buffer_bytes of the connection's configuration. */
+static inline size_t tbp_conn_high_water(const struct tbp_conn *c)
+{
+    return c->cfg->limits.max_buffer_bytes;
+}
+
+/* The output's low-water mark: a quarter of the high-water mark. */
+static inline size_t tbp_conn_low_water(const struct tbp_conn *c)
+{
+    return tbp_conn_high_water(c) / 4;
+}
 
 /* Queues bytes for the client. 0, or -1 if the connection was closed (buffer cap exceeded). */
 int tbp_conn_append(struct tbp_conn *c, const void *p, size_t n);

@@ -153,6 +153,14 @@ int tbp_cookies_request(const struct tbp_route *r, const struct tb_cookie_keyrin
         for (pos = 0; tb_cookie_next(f->value.p, f->value.len, &pos, &c) == 1;) {
             enum tbp_cookie_outcome oc;
             keep = c.value_len;
+            if (c.name_len == 0 && (memchr(c.value, '=', c.value_len) != NULL ||
+                                    tbp_cookies_listed(r, c.value, c.value_len))) {
+                /* "=session=stolen": no name, so not a listed one, but written back as its bare
+                 * value many origins would read it as "session=stolen", unchecked (likewise a
+                 * bare listed name). Dropped; a plain bare value ("novalue") stays. */
+                t->dropped++;
+                continue;
+            }
             if (tbp_cookies_listed(r, c.name, c.name_len)) {
                 oc = judge(r, kr, tbh, &c, &keep);
                 t->n[oc]++;

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "accesslog.h"
@@ -285,6 +286,77 @@ int tbp_exchange_response(struct tbp_conn *c, const struct tbp_route *route,
     return ret;
 }
 
+/* --- the request-target ------------------------------------------------------------------ */
+
+/* uri-host [ ":" port ] characters (RFC 3986): unreserved, pct-encoded, sub-delims, ':', '[', ']'
+ * (the same set h1parse.c accepts in Host). */
+static int authority_char_ok(unsigned char c)
+{
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+        return 1;
+    return c != '\0' && strchr("-._~%!$&'()*+,;=:[]", c) != NULL;
+}
+
+/* The length of "http://" or "https://" (any case) at the start of t, or 0. */
+static size_t scheme_len(struct tbp_str t)
+{
+    if (t.len >= 7 && strncasecmp(t.p, "http://", 7) == 0)
+        return 7;
+    if (t.len >= 8 && strncasecmp(t.p, "https://", 8) == 0)
+        return 8;
+    return 0;
+}
+
+int tbp_exchange_target(const struct tbp_http_head *in, struct tbp_head_edit *e,
+                        const struct tbp_http_head **out, const char **why)
+{
+    const struct tbp_header *host = tbp_http_find(in, "host");
+    struct tbp_str t = in->target, auth, rest;
+    size_t i, skip;
+    char *p;
+
+    *out = in;
+    if (t.len > 0 && (t.p[0] == '/' || (t.len == 1 && t.p[0] == '*')))
+        return 0; /* origin-form, asterisk-form */
+    *why = "bad request-target";
+    if ((skip = scheme_len(t)) == 0)
+        return 400; /* another scheme, authority-form, a relative reference */
+    auth = (struct tbp_str){t.p + skip, 0};
+    while (skip + auth.len < t.len && t.p[skip + auth.len] != '/' && t.p[skip + auth.len] != '?')
+        auth.len++;
+    rest = (struct tbp_str){auth.p + auth.len, t.len - skip - auth.len};
+    if (auth.len == 0)
+        return 400;
+    for (i = 0; i < auth.len; i++)
+        if (!authority_char_ok((unsigned char)auth.p[i]))
+            return 400; /* userinfo ('@') included: RFC 9110 section 4.2.4 */
+    for (i = 0; i < rest.len; i++)
+        if (rest.p[i] == '#' || (unsigned char)rest.p[i] <= ' ' || (unsigned char)rest.p[i] >= 0x7f)
+            return 400;
+    if (host != NULL &&
+        (host->value.len != auth.len || strncasecmp(host->value.p, auth.p, auth.len) != 0)) {
+        *why = "Host does not match the request-target";
+        return 400;
+    }
+    if (tbp_head_edit_init(e, in, 1, rest.len + 1) != 0) {
+        *why = "out of memory";
+        return 500;
+    }
+    if (rest.len == 0 || rest.p[0] == '?') { /* an empty path is "/" (RFC 9112 section 3.2.2) */
+        if ((p = tbp_head_edit_alloc(e, rest.len + 1)) == NULL)
+            return 500;
+        p[0] = '/';
+        if (rest.len > 0)
+            memcpy(p + 1, rest.p, rest.len);
+        rest = (struct tbp_str){p, rest.len + 1};
+    }
+    e->head.target = rest;
+    if (host == NULL && tbp_head_edit_add(e, (struct tbp_str){"Host", 4}, auth) != 0)
+        return 500; /* HTTP/1.0 without Host: the authority becomes it */
+    *out = &e->head;
+    return 0;
+}
+
 /* --- the exchange ----------------------------------------------------------------------------- */
 
 int tbp_exchange_start(struct tbp_conn *c, const struct tbp_http_head *h, int head_request,
@@ -293,10 +365,10 @@ int tbp_exchange_start(struct tbp_conn *c, const struct tbp_http_head *h, int he
                        const struct tbp_route **route, const char **why)
 {
     const struct tbp_config *cfg = c->cfg;
-    const struct tbp_header *host = tbp_http_find(h, "host");
-    const struct tbp_http_head *fh = h;
+    const struct tbp_header *host;
+    const struct tbp_http_head *fh;
     const char *other = c->tb.other;
-    struct tbp_head_edit edit = {0};
+    struct tbp_head_edit edit = {0}, target = {0};
     struct tbp_fwd_info fi = {0};
     const struct tbp_route *r;
     struct tbp_str rhost, path;
@@ -305,19 +377,43 @@ int tbp_exchange_start(struct tbp_conn *c, const struct tbp_http_head *h, int he
 
     *up = NULL;
     *route = NULL;
+    if (h->target.len > cfg->limits.max_uri_bytes) {
+        *why = "request-target too long";
+        return 414;
+    }
+    if ((status = tbp_exchange_target(h, &target, &h, why)) != 0)
+        goto Exit;
+    fh = h;
+    host = tbp_http_find(h, "host");
     if (check_binding(c, h, x) != 0) {
         *why = x->tb;
-        return 400;
+        status = 400;
+        goto Exit;
     }
     if (!tb && cfg->tb.require) {
         *why = "token binding required";
-        return 403;
+        status = 403;
+        goto Exit;
     }
     route_keys(h, &rhost, &path);
+    if (!tbp_http_path_normal(path.p, path.len)) {
+        /* "/./api", "//api", "/%61pi" would miss the "/api/" route (and its JWT check) here yet
+         * reach /api at an origin that normalises: refused rather than guessed */
+        *why = "path not in normal form";
+        status = 400;
+        goto Exit;
+    }
     r = *route = tbp_config_route(cfg, rhost.p, rhost.len, path.p, path.len);
     if (r == NULL) {
         *why = "no route";
-        return 404;
+        status = 404;
+        goto Exit;
+    }
+    if (r->max_body_size != 0 && framing == TBP_BODY_LENGTH &&
+        h->content_length > r->max_body_size) {
+        *why = "request body too large";
+        status = 413;
+        goto Exit;
     }
     if (tbp_exchange_companion(r)) {
         status =
@@ -364,5 +460,6 @@ int tbp_exchange_start(struct tbp_conn *c, const struct tbp_http_head *h, int he
     }
 Exit:
     tbp_head_edit_dispose(&edit);
+    tbp_head_edit_dispose(&target);
     return status;
 }

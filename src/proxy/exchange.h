@@ -73,13 +73,17 @@ void tbp_xlog_status(struct tbp_xlog *x, struct tbp_conn *c, int status);
 void tbp_xlog_write(const struct tbp_xlog *x, struct tbp_conn *c, const char *proto);
 
 /*
- * Token Binding check (spec "Validation"), route, companion edits (bound cookies, JWT), upstream
- * connection, rewritten request head written to it. h must carry a Host header (HTTP/2: made
- * from :authority). `framing` is how the body goes to the origin. *route is set to the route
- * (NULL when none matched): keep it for tbp_exchange_response. Returns 0 with *up set (the sink
- * gets the response), or the status to answer with *why: 400 (x->tb_failed set when it was
- * Token Binding), 401 (the route's JWT check failed: an ordinary answer, the connection stays),
- * 403, 404, 500, 502.
+ * The request-target check, the Token Binding check (spec "Validation"), route, body size,
+ * companion edits (bound cookies, JWT), upstream connection, rewritten request head written to
+ * it. h must carry a Host header (HTTP/2: made from :authority; HTTP/1.0 may lack one when its
+ * target is in absolute-form). `framing` is how the body goes to the origin. *route is set to the
+ * route (NULL when none matched): keep it for tbp_exchange_response. Returns 0 with *up set (the
+ * sink gets the response), or the status to answer with *why: 400 (a bad request-target, see
+ * tbp_exchange_target; x->tb_failed set when it was Token Binding), 401 (the route's JWT check
+ * failed: an ordinary answer, the connection stays), 403, 404, 413 (a Content-Length over the
+ * route's max_body_size: nothing was forwarded), 414 (a target over limits.max_uri_bytes), 500,
+ * 502. A body without Content-Length is the front end's to count against the route's
+ * max_body_size as it arrives.
  */
 int tbp_exchange_start(struct tbp_conn *c, const struct tbp_http_head *h, int head_request,
                        enum tbp_body_framing framing, const struct tbp_upstream_sink *sink,
@@ -96,6 +100,20 @@ int tbp_exchange_start(struct tbp_conn *c, const struct tbp_http_head *h, int he
 int tbp_exchange_response(struct tbp_conn *c, const struct tbp_route *route,
                           const struct tbp_http_head *rh, struct tbp_head_edit *e,
                           const struct tbp_http_head **out, struct tbp_xlog *x);
+
+/*
+ * The request-target as the origin gets it (RFC 9112 section 3.2): origin-form ("/p?q") and
+ * asterisk-form ("*") pass unchanged (*out = in, e untouched). Absolute-form, which a server
+ * MUST accept (RFC 9112 section 3.2.2), "http://authority/p?q" or "https://..." (scheme in any
+ * case) becomes origin-form "/p?q" ("/" + query when the path is empty) and its authority the
+ * Host: *out = &e->head (e zeroed by the caller, disposed of by the caller once the head has been
+ * forwarded; it points into `in`). Returns 0; 400 with *why for another scheme, authority-form or
+ * any other target, userinfo or characters outside uri-host[:port] in the authority, a Host field
+ * that is not the authority (compared without regard to case: one request, one host); 500 when
+ * out of memory.
+ */
+int tbp_exchange_target(const struct tbp_http_head *in, struct tbp_head_edit *e,
+                        const struct tbp_http_head **out, const char **why);
 
 /* --- the companion edits, without a connection (unit-tested on hand-made heads) --------------- */
 

@@ -123,8 +123,8 @@ int tbp_forward_chunked_end(const struct tbp_header *fields, size_t n_fields, st
 const char *tbp_forward_challenge(int status);
 
 /*
- * Appends a complete short response for status 400, 403, 404, 413, 431, 500, 501, 502, 503, 504
- * or 505: status line, "Content-Type: text/plain; charset=utf-8", Content-Length,
+ * Appends a complete short response for status 400, 403, 404, 408, 413, 414, 431, 500, 501, 502,
+ * 503, 504 or 505: status line, "Content-Type: text/plain; charset=utf-8", Content-Length,
  * "Connection: close" when `close`, and a one-line body "<status> <phrase>[: <reason_text>]\n",
  * e.g. reason_text "token binding signature" gives "400 Bad Request: token binding signature\n".
  * reason_text (NULL for none) is the caller's own text, e.g. built from tb_strerror(): printable

@@ -7,7 +7,19 @@
  * in order. Bodies stream both ways with backpressure and never sit whole in memory: request
  * bytes go to the upstream connection's queue and the parser pauses while that queue is above
  * its high-water mark (on_drain resumes it); response bytes go to the connection's output and
- * the upstream stops reading while that is above TBP_CONN_HIGH_WATER (drained resumes it).
+ * the upstream stops reading while that is above the connection's high-water mark
+ * (limits.max_buffer_bytes; drained resumes it).
+ *
+ * Timeouts (c->timer, one at a time): from the handshake to the first request's head,
+ * timeouts.first_request; from the first byte of a request head to its end, timeouts.header_read,
+ * a deadline that bytes trickling in do not move (slowloris); the head is then answered 408 and
+ * the connection closed. Between two reads of a request body, timeouts.body_read (408, or a cut
+ * once the response began). Between requests, timeouts.idle_keepalive (closed silently). The
+ * send timeout (a client that reads nothing while its response waits) is the connection's
+ * (conn.h). A request body is counted against the route's max_body_size as it arrives: a
+ * Content-Length over it was refused before anything was forwarded (exchange.c); a chunked body
+ * that grows past it is cut there: 413 when the response has not begun, else the connection is
+ * closed, and the origin connection is dropped either way.
  *
  * Graceful stop (h1_drain): a kept-alive connection with nothing in flight closes at once; one
  * with a request in flight finishes it, with "Connection: close" when its response head has not
@@ -45,6 +57,9 @@ struct h1 {
     int resp_chunked; /* the response body goes to the client chunked */
     int head_request;
     int keep_alive;
+    int head_started;              /* bytes of the next request head arrived: header_read runs */
+    uint64_t t_open;               /* loop ms: the protocol started (first_request counts from) */
+    uint64_t body_bytes;           /* request body bytes received (de-chunked) */
     unsigned requests;             /* request heads received on this connection */
     const struct tbp_route *route; /* the current request's, for the response (NULL: none) */
     struct tbp_xlog x;
@@ -134,7 +149,7 @@ static int resp_body(void *ctx, const char *p, size_t n)
         return 1;
     if (c->out.len >= TBP_CONN_RBUF && tbp_conn_flush(c) != 0)
         return 1; /* write as we go: the client gets bytes without waiting for the loop */
-    if (c->out.len >= TBP_CONN_HIGH_WATER)
+    if (c->out.len >= tbp_conn_high_water(c))
         h->up_paused = 1;
     tbp_conn_schedule_flush(c);
     return h->up_paused;
@@ -232,6 +247,8 @@ static int req_head(void *ctx, const struct tbp_http_head *rh)
 
     tbp_xlog_begin(&h->x, c, rh);
     h->requests++;
+    h->head_started = 0;
+    h->body_bytes = 0;
     h->req_complete = h->resp_started = h->resp_chunked = 0;
     h->head_request = rh->method.len == 4 && memcmp(rh->method.p, "HEAD", 4) == 0;
     h->keep_alive = rh->keep_alive && !c->w->draining;
@@ -255,12 +272,35 @@ static int req_head(void *ctx, const struct tbp_http_head *rh)
     return 0;
 }
 
+/* A request body grew past its route's max_body_size: not one more byte goes to the origin. */
+static int body_too_large(struct h1 *h)
+{
+    struct tbp_conn *c = h->c;
+
+    tbp_log_error(c->w->px, TBP_LOG_INFO, "%s:%u: %s: request body over max_body_size (%llu): cut",
+                  c->ip, c->port, h->x.req, (unsigned long long)h->route->max_body_size);
+    if (h->up != NULL) {
+        tbp_upstream_abort(h->up); /* the origin sees its request cut */
+        h->up = NULL;
+    }
+    if (h->resp_started) {
+        tbp_conn_close(c); /* a response is under way: the client must see it cut */
+        return -1;
+    }
+    answer_error(h, 413, "request body too large", 1);
+    return -1; /* the parser stops: the rest of the body is never read */
+}
+
 static int req_body(void *ctx, const char *p, size_t n)
 {
     struct h1 *h = ctx;
     char chunk[32];
     int k, ret = 0;
 
+    h->body_bytes += n;
+    if (h->up != NULL && h->route != NULL && h->route->max_body_size != 0 &&
+        h->body_bytes > h->route->max_body_size)
+        return body_too_large(h);
     if (h->up == NULL || n == 0)
         return 0; /* answered already: the rest of the body is read and dropped */
     if (h->req_chunked) {
@@ -313,6 +353,7 @@ static int req_end(void *ctx)
             tbp_upstream_request_done(h->up);
     } else if (h->state == H1_EXCHANGE) {
         h->state = H1_IDLE; /* answered while the body was arriving: done now */
+        tbp_timer_set(&h->c->w->loop, &h->c->timer, h->c->cfg->timeouts.idle_keepalive_ms);
     }
     return 0; /* the parser stops at the message boundary by itself */
 }
@@ -336,8 +377,10 @@ static int h1_start(struct tbp_conn *c)
         free(h);
         return -1;
     }
+    tbp_h1_set_max_uri(&h->parser, cfg->limits.max_uri_bytes);
     c->pd = h;
-    tbp_timer_set(&c->w->loop, &c->timer, cfg->timeouts.header_read_ms);
+    h->t_open = tbp_loop_now(&c->w->loop);
+    tbp_timer_set(&c->w->loop, &c->timer, cfg->timeouts.first_request_ms);
     return 0;
 }
 
@@ -346,17 +389,39 @@ static int h1_want_input(const struct tbp_conn *c)
     const struct h1 *h = H1(c);
 
     if (h->state == H1_IDLE)
-        return c->out.len < TBP_CONN_HIGH_WATER;
+        return c->out.len < tbp_conn_high_water(c);
     return h->state == H1_EXCHANGE && !h->req_complete && !h->body_paused;
+}
+
+/* The first bytes of a request head arrived: the head must be complete within header_read (and,
+ * for the first request, by the end of first_request), however slowly the rest comes. */
+static void head_begins(struct h1 *h)
+{
+    struct tbp_conn *c = h->c;
+    uint64_t ms = c->cfg->timeouts.header_read_ms, now = tbp_loop_now(&c->w->loop);
+    uint64_t first_due = h->t_open + c->cfg->timeouts.first_request_ms;
+
+    h->head_started = 1;
+    if (h->requests == 0)
+        ms = first_due <= now ? 0 : first_due - now < ms ? first_due - now : ms;
+    tbp_timer_set(&c->w->loop, &c->timer, ms);
+}
+
+/* The access-log record of a request that never got a complete head. */
+static void xlog_headless(struct h1 *h)
+{
+    memset(&h->x, 0, sizeof(h->x));
+    h->x.tb = "none";
+    h->x.t_start = tbp_loop_now(&h->c->w->loop);
 }
 
 static int h1_input(struct tbp_conn *c, const char *p, size_t n, size_t *consumed)
 {
     struct h1 *h = H1(c);
-    int idle = h->state == H1_IDLE && !tbp_h1_in_message(&h->parser), ret;
+    int ret;
 
-    if (idle)
-        tbp_timer_set(&c->w->loop, &c->timer, c->cfg->timeouts.header_read_ms);
+    if (h->state == H1_IDLE && !h->head_started && n > 0)
+        head_begins(h); /* empty lines before a request count too: they are its first bytes */
     ret = tbp_h1_feed(&h->parser, p, n, consumed);
     if (c->state == TBP_CONN_CLOSED)
         return -1;
@@ -368,11 +433,8 @@ static int h1_input(struct tbp_conn *c, const char *p, size_t n, size_t *consume
                 tbp_upstream_abort(h->up);
                 h->up = NULL;
             }
-            if (h->state == H1_IDLE) {
-                memset(&h->x, 0, sizeof(h->x));
-                h->x.tb = "none";
-                h->x.t_start = tbp_loop_now(&c->w->loop);
-            }
+            if (h->state == H1_IDLE)
+                xlog_headless(h);
             answer_error(h, tbp_h1_error_status(ret), tbp_h1_strerror(ret), 1);
         }
         return -1;
@@ -395,12 +457,24 @@ static void h1_timeout(struct tbp_conn *c)
     struct h1 *h = H1(c);
 
     if (h->state == H1_EXCHANGE && h->up != NULL && !h->req_complete) {
+        tbp_log_error(c->w->px, TBP_LOG_INFO, "%s:%u: %s: request body timeout", c->ip, c->port,
+                      h->x.req);
         tbp_upstream_abort(h->up);
         h->up = NULL;
-        answer_error(h, 408, "request body timeout", 1);
+        if (h->resp_started)
+            tbp_conn_close(c); /* the origin answered early: its response is cut */
+        else
+            answer_error(h, 408, "request body timeout", 1);
         return;
     }
-    tbp_conn_close(c); /* header or idle keep-alive timeout */
+    if (h->state == H1_IDLE && h->head_started) {
+        tbp_log_error(c->w->px, TBP_LOG_INFO, "%s:%u: request header timeout (%s): closed", c->ip,
+                      c->port, h->requests == 0 ? "first request" : "header_read");
+        xlog_headless(h);
+        answer_error(h, 408, "request header timeout", 1);
+        return;
+    }
+    tbp_conn_close(c); /* idle keep-alive, or no first request: nothing to answer */
 }
 
 static void h1_drain(struct tbp_conn *c)

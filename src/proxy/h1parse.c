@@ -135,6 +135,8 @@ static int ll_on_url(llhttp_t *ll, const char *at, size_t n)
 {
     struct tbp_h1_parser *p = ll->data;
 
+    if (p->max_uri_bytes != 0 && n > p->max_uri_bytes - p->head.target.len)
+        return ll_fail(p, TBP_H1_EURI_TOO_LONG);
     return append(p, &p->head.target, at, n);
 }
 
@@ -729,6 +731,11 @@ void tbp_h1_parser_reset(struct tbp_h1_parser *p)
     p->chunk_ext_bytes = 0;
 }
 
+void tbp_h1_set_max_uri(struct tbp_h1_parser *p, size_t max)
+{
+    p->max_uri_bytes = p->is_request ? max : 0;
+}
+
 void tbp_h1_resume(struct tbp_h1_parser *p)
 {
     p->user_paused = 0;
@@ -804,6 +811,7 @@ static const struct {
     {"paused", 500},
     {"invalid_argument", 500},
     {"no_memory", 500},
+    {"uri_too_long", 414},
 };
 
 const char *tbp_h1_strerror(int err)

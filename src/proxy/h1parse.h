@@ -28,12 +28,13 @@
  * What is rejected, beyond llhttp strict mode (see h1parse.c for the full list of what llhttp
  * already rejects): header section (raw bytes, counted from the first byte after the previous
  * message up to the empty line; head + trailers together) over max_header_bytes; more than
- * max_headers fields (head + trailers); obs-fold; an empty field name; HTTP versions other than
- * 1.0 and 1.1 and protocols other than HTTP (llhttp also accepts RTSP/ICE); in a request: no Host
- * (HTTP/1.1) or more than one Host, a Host with characters outside uri-host[:port], CONNECT, a
- * target containing '#', '*' with a method other than OPTIONS, Transfer-Encoding other than
- * exactly "chunked"; Transfer-Encoding in any HTTP/1.0 message; in a response: status outside
- * 100..599, 101 Switching Protocols; chunk extensions over TBP_H1_MAX_CHUNK_EXT bytes per chunk.
+ * max_headers fields (head + trailers); a request-target over tbp_h1_set_max_uri; obs-fold; an
+ * empty field name; HTTP versions other than 1.0 and 1.1 and protocols other than HTTP (llhttp also
+ * accepts RTSP/ICE); in a request: no Host (HTTP/1.1) or more than one Host, a Host with characters
+ * outside uri-host[:port], CONNECT, a target containing '#', '*' with a method other than OPTIONS,
+ * Transfer-Encoding other than exactly "chunked"; Transfer-Encoding in any HTTP/1.0 message; in a
+ * response: status outside 100..599, 101 Switching Protocols; chunk extensions over
+ * TBP_H1_MAX_CHUNK_EXT bytes per chunk.
  *
  * Upgrade is never honoured: a request carrying Upgrade is parsed as plain HTTP (the caller must
  * not forward Upgrade, which is hop-by-hop), and a 101 response is an error (TBP_H1_EUPGRADE).
@@ -81,7 +82,8 @@ enum tbp_h1_error {
     TBP_H1_EPAUSED = -20,           /* "paused": fed while paused, without tbp_h1_resume (misuse;
                                        not sticky) */
     TBP_H1_EINVAL = -21,            /* "invalid_argument": bad limits at init */
-    TBP_H1_ENOMEM = -22             /* "no_memory": allocation failed at init */
+    TBP_H1_ENOMEM = -22,            /* "no_memory": allocation failed at init */
+    TBP_H1_EURI_TOO_LONG = -23      /* "uri_too_long": request-target > max_uri_bytes */
 };
 
 struct tbp_h1_limits {
@@ -129,7 +131,7 @@ struct tbp_h1_parser {
     struct tbp_h1_callbacks cb;
     void *ctx;
     int is_request;
-    size_t max_header_bytes, max_headers;
+    size_t max_header_bytes, max_headers, max_uri_bytes;
     char *buf; /* max_header_bytes: copies of the head and trailers */
     size_t buf_used;
     struct tbp_header *fields; /* max_headers: head fields, then trailer fields */
@@ -161,6 +163,12 @@ struct tbp_h1_parser {
  * harmless). */
 int tbp_h1_parser_init(struct tbp_h1_parser *p, int is_request, const struct tbp_h1_limits *lim,
                        const struct tbp_h1_callbacks *cb, void *ctx);
+
+/* Request parser: the request-target may be at most max bytes (0, the default after init: no
+ * limit of its own, max_header_bytes bounds it). Checked as the bytes arrive, so a long target
+ * fails with TBP_H1_EURI_TOO_LONG at the first byte past it, before the section limit. Set it
+ * between messages (normally right after init). No effect on a response parser. */
+void tbp_h1_set_max_uri(struct tbp_h1_parser *p, size_t max);
 
 /* Free what init allocated. Safe on a zeroed, failed or already disposed parser. */
 void tbp_h1_parser_dispose(struct tbp_h1_parser *p);
@@ -216,10 +224,10 @@ const char *tbp_h1_state_to_str(enum tbp_h1_state s);
 /* Stable lower-case name of a TBP_H1_E* code ("ok" for 0, "unknown" otherwise). */
 const char *tbp_h1_strerror(int err);
 
-/* The HTTP status the proxy answers a client whose request failed with err: 400, 431 (header
- * size/count), 501 (unsupported transfer coding, CONNECT), 505 (version), 500 (callback and
- * internal errors), 502 (response-only errors). For an origin's response that failed to parse,
- * the proxy answers 502 whatever this says. 0 for TBP_H1_OK. */
+/* The HTTP status the proxy answers a client whose request failed with err: 400, 414 (target
+ * too long), 431 (header size/count), 501 (unsupported transfer coding, CONNECT), 505 (version),
+ * 500 (callback and internal errors), 502 (response-only errors). For an origin's response that
+ * failed to parse, the proxy answers 502 whatever this says. 0 for TBP_H1_OK. */
 int tbp_h1_error_status(int err);
 
 #endif

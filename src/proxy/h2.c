@@ -5,13 +5,33 @@
  *
  * Bytes: the connection's read buffer goes to nghttp2_session_mem_recv; frames nghttp2 wants to
  * send are pulled with nghttp2_session_mem_send into the connection's output (pump), which stops
- * above TBP_CONN_HIGH_WATER and starts again when it drains.
+ * above the connection's high-water mark (limits.max_buffer_bytes) and starts again when it
+ * drains. limits.max_concurrent_streams is our SETTINGS_MAX_CONCURRENT_STREAMS.
  *
  * Flow control both ways, so a slow side never makes the proxy buffer without bound:
  * - request bodies: automatic WINDOW_UPDATEs are off; DATA bytes are "consumed" (which opens the
  *   client's window again) only once the origin connection took them below its high-water mark;
  * - response bodies: each stream has a small buffer that the DATA provider drains; above
- *   STREAM_HIGH the origin connection stops reading until the client's window lets it drain.
+ *   half the high-water mark the origin connection stops reading until the client's window lets
+ *   it drain.
+ *
+ * Timeouts (one connection timer, c->timer, checked lazily): with no stream open, the connection
+ * closes (GOAWAY) after timeouts.first_request from its start until a first request head came,
+ * then after timeouts.idle_keepalive from when the last stream closed; frames that open no stream
+ * (PING, SETTINGS, a frame trickled byte by byte) do not move that deadline. Per stream: its
+ * HEADERS must be complete within timeouts.header_read of their first frame (else the
+ * connection is closed: the header block is unfinished, nothing else can be read on it); its
+ * request body must not stall for timeouts.body_read (408 on the stream, or RST_STREAM once the
+ * response began); response bytes waiting for a window the client keeps shut are abandoned after
+ * timeouts.send (RST_STREAM CANCEL). Events only move a stream's timestamps, or bring the timer
+ * forward when a new deadline is earlier; when it fires, h2_timeout acts on what is due and sets
+ * it for the next deadline.
+ *
+ * Request bodies are counted against the route's max_body_size: a content-length over it is
+ * answered 413 (exchange.c), DATA that grows past it gets 413 when the response has not begun,
+ * else RST_STREAM. A stream answered before its request ended (an error, an origin that answered
+ * early) gets RST_STREAM NO_ERROR once its response is out (RFC 9113 section 8.1), so the client
+ * stops sending a body nobody reads.
  *
  * Token Binding: every request is checked like an HTTP/1.1 one; a failure answers 400 on that
  * stream and then GOAWAY (spec "Validation": terminate the connection). A route's JWT check
@@ -42,10 +62,7 @@
 #include "upstream.h"
 #include "worker.h"
 
-#define MAX_STREAMS 100
-#define WINDOW (256 * 1024)      /* initial stream window we advertise */
-#define STREAM_HIGH (128 * 1024) /* response bytes buffered per stream before the origin waits */
-#define STREAM_LOW (32 * 1024)
+#define WINDOW (256 * 1024)  /* initial stream window we advertise */
 #define HEAD_MAX (64 * 1024) /* header block bytes kept per stream */
 #define MAX_TRAILERS 32
 /* graceful stop: the final GOAWAY at the latest this long after the shutdown notice, if the
@@ -74,8 +91,15 @@ struct stream {
     int req_complete;               /* END_STREAM from the client */
     int req_chunked;
     int head_request;
-    size_t unconsumed; /* DATA bytes waiting for nghttp2_session_consume */
-    int body_paused;   /* the origin queue is full */
+    int rst_after;       /* RST_STREAM NO_ERROR once the response's END_STREAM is sent */
+    int body_timed_out;  /* the request body stalled: answered 408 or reset */
+    int reset_sent;      /* we reset the stream: no deadline is checked any more */
+    uint64_t t_begin;    /* loop ms: the first HEADERS frame */
+    uint64_t t_body;     /* loop ms: the head, or the last request DATA (or a resumed pause) */
+    uint64_t t_sent;     /* loop ms: response bytes became pending, or the last DATA sent */
+    uint64_t body_bytes; /* request body bytes received */
+    size_t unconsumed;   /* DATA bytes waiting for nghttp2_session_consume */
+    int body_paused;     /* the origin queue is full */
     struct tbp_upconn *up;
     const struct tbp_route *route; /* for the response (NULL: none matched) */
     /* the response */
@@ -100,13 +124,20 @@ struct h2 {
     struct tbp_timer drain_timer;
     int in_recv;     /* inside nghttp2_session_mem_recv: no mem_send now (h2_input pumps after) */
     int want_resume; /* some stream's origin reading can resume after the pump */
-    uint64_t flood_start; /* loop ms: the current PING/SETTINGS counting window */
+    int first_done;  /* a request head has been complete */
+    uint64_t t_open; /* loop ms: the protocol started (first_request counts from it) */
+    uint64_t t_idle; /* loop ms: the last stream closed (idle_keepalive counts from it) */
+    size_t stream_high, stream_low; /* response bytes buffered per stream: the origin waits above
+                                       high (half the connection's high-water mark), resumes
+                                       below low */
+    uint64_t flood_start;           /* loop ms: the current PING/SETTINGS counting window */
     unsigned flood_count;
 };
 
 #define H2(c) ((struct h2 *)(c)->pd)
 
 static void pump(struct h2 *h);
+static void timer_earlier(struct h2 *h, uint64_t due);
 
 /* --- streams ---------------------------------------------------------------------------------- */
 
@@ -120,7 +151,7 @@ static struct stream *stream_new(struct h2 *h, int32_t id)
     st->id = id;
     st->content_length = -1;
     tbp_buf_init(&st->hbuf, HEAD_MAX);
-    tbp_buf_init(&st->resp, STREAM_HIGH + 64 * 1024 + TBP_CONN_RBUF);
+    tbp_buf_init(&st->resp, h->stream_high + 64 * 1024 + TBP_CONN_RBUF);
     tbp_buf_init(&st->tbuf, HEAD_MAX);
     st->next = h->streams;
     if (h->streams)
@@ -170,6 +201,7 @@ static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t le
     if (n > 0) {
         memcpy(buf, st->resp.p, n);
         tbp_buf_consume(&st->resp, n);
+        st->t_sent = tbp_loop_now(&st->h->c->w->loop);
     }
     if (st->resp.len == 0 && st->resp_eof) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -179,7 +211,7 @@ static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t le
         }
     } else if (n == 0)
         return NGHTTP2_ERR_DEFERRED;
-    if (st->up_paused && st->resp.len < STREAM_LOW)
+    if (st->up_paused && st->resp.len < st->h->stream_low)
         st->h->want_resume = 1; /* resumed after mem_send returns, never from inside it */
     st->x.resp_bytes += n;
     return (ssize_t)n;
@@ -250,10 +282,13 @@ static void answer_error(struct stream *st, int status, const char *why)
             (struct tbp_header){{"www-authenticate", 16}, {challenge, strlen(challenge)}};
     tbp_xlog_status(&st->x, st->h->c, status);
     st->resp_submitted = 1;
+    st->rst_after = !st->req_complete; /* the client need not send the rest of its request */
     tbp_buf_reset(&st->resp);
     if (n > 0)
         (void)tbp_buf_append(&st->resp, body, (size_t)n < sizeof(body) ? (size_t)n : 0);
     st->resp_eof = 1;
+    st->t_sent = tbp_loop_now(&st->h->c->w->loop);
+    timer_earlier(st->h, st->t_sent + st->h->c->cfg->timeouts.send_ms);
     if (submit_head(st, &rh, 1) != 0)
         nghttp2_submit_rst_stream(st->h->s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
     tbp_xlog_write(&st->x, st->h->c, "h2");
@@ -283,6 +318,10 @@ static int resp_body(void *ctx, const char *p, size_t n)
 {
     struct stream *st = ctx;
 
+    if (st->resp.len == 0 && n > 0) { /* bytes pending from now: the send timeout runs */
+        st->t_sent = tbp_loop_now(&st->h->c->w->loop);
+        timer_earlier(st->h, st->t_sent + st->h->c->cfg->timeouts.send_ms);
+    }
     if (tbp_buf_append(&st->resp, p, n) != 0) {
         nghttp2_submit_rst_stream(st->h->s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
         return 1;
@@ -291,7 +330,7 @@ static int resp_body(void *ctx, const char *p, size_t n)
     int paused;
 
     nghttp2_session_resume_data(h->s, st->id);
-    if (st->resp.len >= STREAM_HIGH)
+    if (st->resp.len >= h->stream_high)
         st->up_paused = 1;
     paused = st->up_paused;
     pump(h); /* last: the stream may be gone after it */
@@ -350,6 +389,7 @@ static void resp_end(void *ctx, const struct tbp_header *trailers, size_t n_trai
     if (!st->head_request)
         keep_trailers(st, trailers, n_trailers);
     st->resp_eof = 1;
+    st->rst_after = !st->req_complete; /* the origin answered before the request ended */
     tbp_xlog_write(&st->x, h->c, "h2");
     nghttp2_session_resume_data(h->s, st->id);
     pump(h);
@@ -379,6 +419,8 @@ static void req_drain(void *ctx)
     if (!st->body_paused)
         return;
     st->body_paused = 0;
+    st->t_body = tbp_loop_now(&h->c->w->loop); /* the wait was the origin's, not the client's */
+    timer_earlier(h, st->t_body + h->c->cfg->timeouts.body_read_ms);
     nghttp2_session_consume(h->s, st->id, st->unconsumed);
     st->unconsumed = 0;
     pump(h);
@@ -429,6 +471,10 @@ static void start_stream(struct stream *st)
     int status;
 
     st->started = 1;
+    h->first_done = 1;
+    st->t_body = tbp_loop_now(&h->c->w->loop);
+    if (!st->req_complete)
+        timer_earlier(h, st->t_body + h->c->cfg->timeouts.body_read_ms);
     build_head(st, &rh, fields);
     tbp_xlog_begin(&st->x, h->c, &rh);
     st->head_request = rh.method.len == 4 && memcmp(rh.method.p, "HEAD", 4) == 0;
@@ -465,6 +511,8 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *us
     if ((st = stream_new(h, f->hd.stream_id)) == NULL)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     nghttp2_session_set_stream_user_data(s, f->hd.stream_id, st);
+    st->t_begin = tbp_loop_now(&h->c->w->loop);
+    timer_earlier(h, st->t_begin + h->c->cfg->timeouts.header_read_ms);
     return 0;
 }
 
@@ -615,6 +663,21 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *user)
     return 0;
 }
 
+/* The request body grew past the route's max_body_size: not one more byte goes to the origin. */
+static void body_too_large(struct stream *st)
+{
+    struct tbp_conn *c = st->h->c;
+
+    tbp_log_error(c->w->px, TBP_LOG_INFO, "%s:%u: %s: request body over max_body_size (%llu): cut",
+                  c->ip, c->port, st->x.req, (unsigned long long)st->route->max_body_size);
+    tbp_upstream_abort(st->up); /* the origin sees its request cut */
+    st->up = NULL;
+    if (st->resp_submitted)
+        nghttp2_submit_rst_stream(st->h->s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+    else
+        answer_error(st, 413, "request body too large"); /* then RST_STREAM NO_ERROR */
+}
+
 static int on_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *data, size_t len,
                    void *user)
 {
@@ -624,6 +687,13 @@ static int on_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t 
 
     (void)flags;
     (void)user;
+    if (st != NULL) {
+        st->t_body = tbp_loop_now(&st->h->c->w->loop);
+        st->body_bytes += len;
+        if (st->up != NULL && st->route != NULL && st->route->max_body_size != 0 &&
+            st->body_bytes > st->route->max_body_size)
+            body_too_large(st);
+    }
     if (st == NULL || st->up == NULL || len == 0) {
         nghttp2_session_consume(s, id, len); /* nobody takes it: drop, keep windows open */
         return 0;
@@ -645,6 +715,21 @@ static int on_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t 
     return 0;
 }
 
+/* A response that ended before its request did: ask the client to stop (RFC 9113 section 8.1). */
+static int on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *user)
+{
+    struct stream *st;
+
+    (void)user;
+    if (!(f->hd.flags & NGHTTP2_FLAG_END_STREAM) ||
+        (f->hd.type != NGHTTP2_DATA && f->hd.type != NGHTTP2_HEADERS))
+        return 0;
+    st = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
+    if (st != NULL && st->rst_after && !st->req_complete)
+        nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR);
+    return 0;
+}
+
 static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t err, void *user)
 {
     struct stream *st = nghttp2_session_get_stream_user_data(s, id);
@@ -655,8 +740,10 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t err, void *u
         nghttp2_session_set_stream_user_data(s, id, NULL);
         stream_free(st);
     }
-    if (h->n_streams == 0 && h->c->state == TBP_CONN_OPEN) /* idle from now on */
+    if (h->n_streams == 0 && h->c->state == TBP_CONN_OPEN) { /* idle from now on */
+        h->t_idle = tbp_loop_now(&h->c->w->loop);
         tbp_timer_set(&h->c->w->loop, &h->c->timer, h->c->cfg->timeouts.idle_keepalive_ms);
+    }
     return 0;
 }
 
@@ -672,7 +759,7 @@ static void pump(struct h2 *h)
     if (h->in_recv)
         return; /* nghttp2 is not reentrant: h2_input pumps once mem_recv returns */
 
-    while (c->state != TBP_CONN_CLOSED && c->out.len < TBP_CONN_HIGH_WATER) {
+    while (c->state != TBP_CONN_CLOSED && c->out.len < tbp_conn_high_water(c)) {
         n = nghttp2_session_mem_send(h->s, &data);
         if (n < 0) {
             tbp_conn_close(c);
@@ -687,7 +774,7 @@ static void pump(struct h2 *h)
         struct stream *st;
         h->want_resume = 0;
         for (st = h->streams; st != NULL; st = st->next)
-            if (st->up_paused && st->resp.len < STREAM_LOW && st->up != NULL)
+            if (st->up_paused && st->resp.len < h->stream_low && st->up != NULL)
                 break;
         if (st == NULL)
             break;
@@ -709,7 +796,7 @@ static int h2_start(struct tbp_conn *c)
     nghttp2_session_callbacks *cbs = NULL;
     nghttp2_option *opt = NULL;
     nghttp2_settings_entry iv[] = {
-        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, MAX_STREAMS},
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, cfg->limits.max_concurrent_streams},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, WINDOW},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, cfg->limits.max_header_bytes},
         {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
@@ -721,11 +808,15 @@ static int h2_start(struct tbp_conn *c)
         goto Exit;
     h->c = c;
     h->drain_timer.cb = drain_timeout;
+    h->t_open = tbp_loop_now(&c->w->loop);
+    h->stream_high = tbp_conn_high_water(c) / 2;
+    h->stream_low = h->stream_high / 4;
     nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
     nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
     nghttp2_option_set_no_auto_window_update(opt, 1);
     nghttp2_option_set_max_settings(opt, 32);                  /* SETTINGS flood */
     nghttp2_option_set_max_outbound_ack(opt, 1000);            /* PING / SETTINGS ack flood */
@@ -738,7 +829,7 @@ static int h2_start(struct tbp_conn *c)
     c->pd = h;
     h = NULL;
     pump(c->pd);
-    tbp_timer_set(&c->w->loop, &c->timer, cfg->timeouts.idle_keepalive_ms);
+    tbp_timer_set(&c->w->loop, &c->timer, cfg->timeouts.first_request_ms);
     ret = 0;
 Exit:
     if (h != NULL) {
@@ -754,7 +845,7 @@ static int h2_want_input(const struct tbp_conn *c)
 {
     const struct h2 *h = H2(c);
 
-    return c->out.len < TBP_CONN_HIGH_WATER && nghttp2_session_want_read(h->s);
+    return c->out.len < tbp_conn_high_water(c) && nghttp2_session_want_read(h->s);
 }
 
 static int h2_input(struct tbp_conn *c, const char *p, size_t n, size_t *consumed)
@@ -777,11 +868,7 @@ static int h2_input(struct tbp_conn *c, const char *p, size_t n, size_t *consume
         return -1;
     }
     *consumed = (size_t)r;
-    pump(h);
-    if (h->n_streams == 0)
-        tbp_timer_set(&c->w->loop, &c->timer, c->cfg->timeouts.idle_keepalive_ms);
-    else
-        tbp_timer_cancel(&c->w->loop, &c->timer);
+    pump(h); /* no timer here: input alone never moves a deadline later (see the top) */
     return c->state == TBP_CONN_OPEN ? 0 : -1;
 }
 
@@ -790,17 +877,105 @@ static void h2_drained(struct tbp_conn *c)
     pump(H2(c));
 }
 
+/* --- timeouts (see the top of the file) ------------------------------------------------------ */
+
+/* Brings the connection timer forward to `due` (loop ms) when it is set later, or not at all. */
+static void timer_earlier(struct h2 *h, uint64_t due)
+{
+    struct tbp_loop *l = &h->c->w->loop;
+    uint64_t now = tbp_loop_now(l);
+
+    if (h->c->state != TBP_CONN_OPEN || (h->c->timer.slot != 0 && h->c->timer.deadline <= due))
+        return;
+    tbp_timer_set(l, &h->c->timer, due > now ? due - now : 0);
+}
+
+static uint64_t min_u64(uint64_t a, uint64_t b)
+{
+    return a < b ? a : b;
+}
+
+/* The next deadline of a stream (loop ms), UINT64_MAX when it has none now. */
+static uint64_t stream_due(const struct h2 *h, const struct stream *st)
+{
+    const struct tbp_timeouts *t = &h->c->cfg->timeouts;
+    uint64_t due = UINT64_MAX;
+
+    if (st->reset_sent)
+        return due;
+    if (!st->started) {
+        due = st->t_begin + t->header_read_ms;
+        return h->first_done ? due : min_u64(due, h->t_open + t->first_request_ms);
+    }
+    if (!st->req_complete && !st->body_paused && !st->body_timed_out)
+        due = st->t_body + t->body_read_ms;
+    if (st->resp.len > 0)
+        due = min_u64(due, st->t_sent + t->send_ms);
+    return due;
+}
+
+/* A stream's request body stalled (408, or a reset once the response began), or its response
+ * waited too long for the client's window (a 408 too: then the stream is reset). */
+static void stream_timed_out(struct h2 *h, struct stream *st, uint64_t now)
+{
+    struct tbp_conn *c = h->c;
+    int body = !st->req_complete && !st->body_paused && !st->body_timed_out &&
+               now >= st->t_body + c->cfg->timeouts.body_read_ms;
+
+    tbp_log_error(c->w->px, TBP_LOG_INFO, "%s:%u: h2 stream %d: %s: %s", c->ip, c->port,
+                  (int)st->id, st->x.req,
+                  body ? "request body timeout" : "send timeout (the client's window stays shut)");
+    if (st->up != NULL) {
+        tbp_upstream_abort(st->up);
+        st->up = NULL;
+    }
+    if (body) {
+        st->body_timed_out = 1;
+        if (!st->resp_submitted) {
+            answer_error(st, 408, "request body timeout"); /* then RST_STREAM NO_ERROR */
+            return;
+        }
+    }
+    st->reset_sent = 1;
+    nghttp2_submit_rst_stream(h->s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+}
+
 static void h2_timeout(struct tbp_conn *c)
 {
     struct h2 *h = H2(c);
+    const struct tbp_timeouts *t = &c->cfg->timeouts;
+    uint64_t now = tbp_loop_now(&c->w->loop), next = UINT64_MAX, due;
+    struct stream *st;
 
-    if (h->n_streams > 0) {
-        tbp_timer_set(&c->w->loop, &c->timer, c->cfg->timeouts.idle_keepalive_ms);
+    if (h->n_streams == 0) {
+        due = h->first_done ? h->t_idle + t->idle_keepalive_ms : h->t_open + t->first_request_ms;
+        if (now < due) {
+            tbp_timer_set(&c->w->loop, &c->timer, due - now);
+            return;
+        }
+        nghttp2_session_terminate_session(h->s, NGHTTP2_NO_ERROR); /* idle: GOAWAY and close */
+        pump(h);
+        tbp_conn_linger(c);
         return;
     }
-    nghttp2_session_terminate_session(h->s, NGHTTP2_NO_ERROR); /* idle: GOAWAY and close */
+    for (st = h->streams; st != NULL; st = st->next) {
+        if ((due = stream_due(h, st)) > now) {
+            next = min_u64(next, due);
+        } else if (!st->started) {
+            /* an unfinished header block: the connection cannot carry anything else */
+            tbp_log_error(c->w->px, TBP_LOG_INFO, "%s:%u: h2: request header timeout: closed",
+                          c->ip, c->port);
+            nghttp2_session_terminate_session(h->s, NGHTTP2_NO_ERROR);
+            pump(h);
+            tbp_conn_linger(c);
+            return;
+        } else {
+            stream_timed_out(h, st, now); /* frees nothing: streams close in pump */
+        }
+    }
+    if (next != UINT64_MAX)
+        tbp_timer_set(&c->w->loop, &c->timer, next - now);
     pump(h);
-    tbp_conn_linger(c);
 }
 
 /* The GOAWAY with the last stream processed: nothing newer will be; close once none is left. */

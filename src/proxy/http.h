@@ -57,6 +57,15 @@ int tbp_http_name_eq(struct tbp_str name, const char *lower);
 /* The first header called `lower` (case-insensitive), or NULL. */
 const struct tbp_header *tbp_http_find(const struct tbp_http_head *h, const char *lower);
 
+/*
+ * Is this request path (the target up to '?') in normal form, i.e. one that every origin reads
+ * the same way, so that prefix routing cannot be sidestepped? "*" (OPTIONS) and any path not
+ * starting with '/' are left to other checks (1). 0 when it has an empty segment ("//"), a "." or
+ * ".." segment, a backslash, a malformed %-escape, or a %-escape of an unreserved character, '/',
+ * '\\' or '.' (RFC 3986 6.2.2: those must not be encoded).
+ */
+int tbp_http_path_normal(const char *p, size_t n);
+
 /* How many headers are called `lower`. */
 size_t tbp_http_count(const struct tbp_http_head *h, const char *lower);
 

@@ -21,9 +21,7 @@
 #include "metrics.h"
 #include "upstream.h"
 
-#define HIGH_WATER (256 * 1024)
-#define LOW_WATER (64 * 1024)
-#define OUT_MAX (HIGH_WATER + 1024 * 1024) /* room for what a writer appends past the mark */
+#define OUT_SLACK (1024 * 1024) /* room past the high-water mark for what a writer appends */
 #define REPLAY_MAX (96 * 1024)
 #define RBUF_SIZE 16384
 
@@ -109,6 +107,8 @@ struct tbp_pool *tbp_pool_new(struct tbp_loop *l, const struct tbp_pool_conf *c)
         return NULL;
     p->loop = l;
     p->c = *c;
+    if (p->c.high_water == 0)
+        p->c.high_water = TBP_UPSTREAM_HIGH_WATER;
     n = c->n_servers ? c->n_servers : 1;
     p->servers = calloc(n, sizeof(*p->servers));
     p->c.addrs = calloc(n, sizeof(*p->c.addrs));
@@ -264,7 +264,7 @@ static struct tbp_upconn *conn_new(struct tbp_pool *p)
     u->io.cb = conn_io;
     u->timer.cb = conn_timer;
     u->post.cb = conn_post_flush;
-    tbp_buf_init(&u->out, OUT_MAX);
+    tbp_buf_init(&u->out, p->c.high_water + OUT_SLACK);
     tbp_buf_init(&u->replay, REPLAY_MAX);
     if (tbp_h1_parser_init(&u->parser, 0, NULL, &response_cb, u) != 0) {
         tbp_buf_dispose(&u->out);
@@ -367,7 +367,7 @@ static void conn_flush(struct tbp_upconn *u)
     }
     tbp_io_set(u->pool->loop, &u->io,
                (u->paused ? 0 : EPOLLIN | EPOLLRDHUP) | (u->out.len ? EPOLLOUT : 0));
-    if (u->above_high && u->out.len < LOW_WATER) {
+    if (u->above_high && u->out.len < u->pool->c.high_water / 4) {
         u->above_high = 0;
         if (u->sink != NULL)
             u->sink->on_drain(u->ctx);
@@ -555,7 +555,7 @@ int tbp_upstream_write(struct tbp_upconn *u, const void *p, size_t n)
         u->replayable = 0;
     if (u->state == UP_BUSY)
         tbp_loop_post(u->pool->loop, &u->post); /* one send for all written this turn */
-    if (u->out.len >= HIGH_WATER) {
+    if (u->out.len >= u->pool->c.high_water) {
         u->above_high = 1;
         return 1;
     }

@@ -26,6 +26,8 @@
 #include "http.h"
 #include "loop.h"
 
+#define TBP_UPSTREAM_HIGH_WATER (256 * 1024) /* the default high_water */
+
 /* Copied by tbp_pool_new (the address texts are borrowed: they must outlive the pool). */
 struct tbp_pool_conf {
     const char *name;
@@ -38,6 +40,8 @@ struct tbp_pool_conf {
     unsigned fail_timeout_ms;
     unsigned idle_timeout_ms;
     unsigned max_idle;
+    size_t high_water; /* request bytes queued per connection before the writer is told to wait
+                          (limits.max_buffer_bytes); 0: TBP_UPSTREAM_HIGH_WATER */
     struct tbp_metrics *metrics; /* the worker's registry (NULL: not counted); borrowed */
     size_t metrics_pool;         /* this pool's index in it: connects, reuses, errors, latency */
 };
@@ -86,8 +90,9 @@ void tbp_pool_get_stats(const struct tbp_pool *p, struct tbp_pool_stats *out);
  */
 struct tbp_upconn *tbp_upstream_start(struct tbp_pool *p, const struct tbp_upstream_sink *sink,
                                       void *ctx, int head_request, int replayable);
-/* Queues request bytes. 1 when the queue is above the high-water mark (stop reading the client
- * until on_drain), 0 otherwise, -1 if the connection cannot take them (on_error follows). */
+/* Queues request bytes. 1 when the queue is above the high-water mark (the pool's high_water:
+ * stop reading the client until on_drain, which comes below a quarter of it), 0 otherwise, -1 if
+ * the connection cannot take them (on_error follows). */
 int tbp_upstream_write(struct tbp_upconn *u, const void *p, size_t n);
 /* The request has been written completely (the connection may be reused after the response). */
 void tbp_upstream_request_done(struct tbp_upconn *u);

@@ -200,6 +200,7 @@ static struct tbp_wgen *wgen_new(struct tbp_worker *w, struct tbp_gen *gen)
             pc.fail_timeout_ms = u->fail_timeout_ms;
             pc.idle_timeout_ms = IDLE_TIMEOUT_MS;
             pc.max_idle = u->max_idle;
+            pc.high_water = cfg->limits.max_buffer_bytes;
             pc.metrics = &w->metrics;
             pc.metrics_pool = i;
             wg->pools[i] = tbp_pool_new(&w->loop, &pc);

@@ -303,6 +303,8 @@ Test(config, minimal_file_gets_every_default)
     cr_expect_eq(c->timeouts.upstream_connect_ms, 5000);
     cr_expect_eq(c->timeouts.upstream_read_ms, 60000);
     cr_expect_eq(c->timeouts.shutdown_ms, 30000);
+    cr_expect_eq(c->timeouts.first_request_ms, 10000);
+    cr_expect_eq(c->timeouts.send_ms, 60000);
     cr_expect_null(c->user);
     cr_expect_eq(c->admin.enabled, 1);
     cr_expect_str_eq(c->admin.addr.text, "127.0.0.1:9901");
@@ -310,6 +312,11 @@ Test(config, minimal_file_gets_every_default)
     cr_expect_eq(c->limits.max_header_bytes, 65536);
     cr_expect_eq(c->limits.max_headers, 100);
     cr_expect_eq(c->limits.max_connections_per_worker, 10000);
+    cr_expect_eq(c->limits.max_uri_bytes, 8192);
+    cr_expect_eq(c->limits.max_body_size, 0, "no body limit by default (conf/README.md says why)");
+    cr_expect_eq(c->limits.max_concurrent_streams, 100);
+    cr_expect_eq(c->limits.max_buffer_bytes, 262144);
+    cr_expect_eq(c->routes[0].max_body_size, 0);
     cr_expect_eq(c->n_trusted, 0);
     cr_expect_str_eq(c->log.access, "");
     cr_expect_str_eq(c->log.error, "-");
@@ -331,15 +338,17 @@ Test(config, every_option_set)
         "upstreams = { app = { servers = [ \"127.0.0.1:8080\", \"[::1]:8081\" ];\n"
         "  connect_timeout = \"250ms\"; read_timeout = 7; max_idle = 0; fail_timeout = 0; };\n"
         "  api_2 = { servers = [ \"10.1.2.3:80\" ]; }; };\n"
-        "routes = ( { host = \"API.Example.com.\"; prefix = \"/v2/\"; upstream = \"api_2\"; },\n"
+        "routes = ( { host = \"API.Example.com.\"; prefix = \"/v2/\"; upstream = \"api_2\";\n"
+        "  max_body_size = \"64k\"; },\n"
         "  { host = \"*.example.com\"; upstream = \"api_2\"; }, { upstream = \"app\"; } );\n"
         "timeouts = { handshake = 1; header_read = \"2s\"; idle_keepalive = \"3m\";\n"
         "  body_read = \"4000ms\"; upstream_connect = \"1s\"; upstream_read = \"1h\";\n"
-        "  shutdown = \"45s\"; };\n"
+        "  shutdown = \"45s\"; first_request = \"1500ms\"; send = \"20s\"; };\n"
         "user = \"root\";\n"
         "admin = { listen = \"[::1]:9902\"; };\n"
         "limits = { max_header_bytes = 1024; max_headers = 10;\n"
-        "  max_connections_per_worker = 5; };\n"
+        "  max_connections_per_worker = 5; max_uri_bytes = 64; max_body_size = \"10m\";\n"
+        "  max_concurrent_streams = 7; max_buffer_bytes = 65536; };\n"
         "trusted_proxies = [ \"127.0.0.1\", \"10.0.0.0/8\", \"fd00::/8\" ];\n"
         "log = { access = \"access.log\"; error = \"/var/log/e.log\"; level = \"debug\";\n"
         "  format = \"combined\"; };\n");
@@ -377,6 +386,10 @@ Test(config, every_option_set)
     cr_expect_eq(c->timeouts.idle_keepalive_ms, 180000);
     cr_expect_eq(c->timeouts.body_read_ms, 4000);
     cr_expect_eq(c->timeouts.shutdown_ms, 45000);
+    cr_expect_eq(c->timeouts.first_request_ms, 1500);
+    cr_expect_eq(c->timeouts.send_ms, 20000);
+    cr_expect_eq(c->routes[0].max_body_size, 64 * 1024, "the route's own");
+    cr_expect_eq(c->routes[1].max_body_size, 10 * 1024 * 1024, "follows limits.max_body_size");
     cr_expect_str_eq(c->user, "root");
     cr_expect_eq(c->admin.enabled, 1);
     cr_expect_str_eq(c->admin.addr.text, "[::1]:9902");
@@ -384,6 +397,10 @@ Test(config, every_option_set)
     cr_expect_eq(c->limits.max_header_bytes, 1024);
     cr_expect_eq(c->limits.max_headers, 10);
     cr_expect_eq(c->limits.max_connections_per_worker, 5);
+    cr_expect_eq(c->limits.max_uri_bytes, 64);
+    cr_expect_eq(c->limits.max_body_size, 10 * 1024 * 1024);
+    cr_expect_eq(c->limits.max_concurrent_streams, 7);
+    cr_expect_eq(c->limits.max_buffer_bytes, 65536);
     cr_expect_eq(c->n_trusted, 3);
     snprintf(want, sizeof(want), "%s/access.log", dir);
     cr_expect_str_eq(c->log.access, want);
@@ -493,7 +510,7 @@ Test(config, unknown_settings_are_errors)
                  4, "upstreams.app.server: unknown setting");
     expect_error(LISTEN UPS "routes = ( { upstream = \"app\";\n path = \"/\"; } );\n", 4,
                  "routes[0].path: unknown setting (known here: host prefix upstream bind_cookies "
-                 "unbound_cookies refer_token_binding jwt)");
+                 "unbound_cookies refer_token_binding jwt max_body_size)");
     expect_error(MIN "timeouts = { connect = 5; };\n", 4, "timeouts.connect: unknown setting");
     expect_error(MIN "limits = { max_body = 5; };\n", 4, "limits.max_body: unknown setting");
     expect_error(MIN "log = { file = \"-\"; };\n", 4, "log.file: unknown setting");
@@ -735,6 +752,79 @@ Test(config, limits_and_log_errors)
     expect_error(MIN "log = { error = \"\"; };\n", 4, "log.error: must not be empty");
     expect_error(MIN "log = { format = \"xml\"; };\n", 4,
                  "log.format: unknown format \"xml\" (known: combined, json)");
+}
+
+/* Sizes: integer bytes or digits with k / m / g (binary, either case); 0 is no limit. */
+static uint64_t body_size(const char *value)
+{
+    char text[512];
+    struct tbp_config *c;
+    uint64_t v;
+
+    snprintf(text, sizeof(text), MIN "limits = { max_body_size = %s; };\n", value);
+    c = load_ok(text);
+    v = c->limits.max_body_size;
+    cr_expect_eq(c->routes[0].max_body_size, v, "a route without its own follows limits");
+    tbp_config_free(c);
+    return v;
+}
+
+Test(config, sizes)
+{
+    cr_expect_eq(body_size("0"), 0);
+    cr_expect_eq(body_size("1234"), 1234);
+    cr_expect_eq(body_size("5000000000L"), 5000000000ull);
+    cr_expect_eq(body_size("\"0\""), 0);
+    cr_expect_eq(body_size("\"100\""), 100);
+    cr_expect_eq(body_size("\"512k\""), 512 * 1024);
+    cr_expect_eq(body_size("\"512K\""), 512 * 1024);
+    cr_expect_eq(body_size("\"10m\""), 10 * 1024 * 1024);
+    cr_expect_eq(body_size("\"1G\""), 1024 * 1024 * 1024);
+    cr_expect_eq(body_size("\"1048576g\""), 1ull << 50);
+}
+
+Test(config, limit_and_timeout_errors)
+{
+    expect_error(MIN "limits = { max_body_size = \"1.5m\"; };\n", 4,
+                 "limits.max_body_size: bad size \"1.5m\" (want bytes as an integer, or a string");
+    expect_error(MIN "limits = { max_body_size = \"1t\"; };\n", 4,
+                 "limits.max_body_size: bad size \"1t\"");
+    expect_error(MIN "limits = { max_body_size = \"10 m\"; };\n", 4,
+                 "limits.max_body_size: bad size");
+    expect_error(MIN "limits = { max_body_size = \"mb\"; };\n", 4,
+                 "limits.max_body_size: bad size");
+    expect_error(MIN "limits = { max_body_size = \"10mb\"; };\n", 4,
+                 "limits.max_body_size: bad size");
+    expect_error(MIN "limits = { max_body_size = -1; };\n", 4,
+                 "limits.max_body_size: a size cannot be negative");
+    expect_error(MIN "limits = { max_body_size = 1.5; };\n", 4,
+                 "limits.max_body_size: expected a size");
+    expect_error(MIN "limits = { max_body_size = \"1048577g\"; };\n", 4,
+                 "limits.max_body_size: 1125900980584448 is out of range (0..1125899906842624)");
+    expect_error(MIN "limits = { max_body_size = \"99999999999999999999\"; };\n", 4,
+                 "limits.max_body_size: bad size");
+    expect_error(LISTEN UPS "routes = ( { upstream = \"app\";\n max_body_size = \"x\"; } );\n", 4,
+                 "routes[0].max_body_size: bad size \"x\"");
+    expect_error(MIN "limits = { max_uri_bytes = 63; };\n", 4,
+                 "limits.max_uri_bytes: 63 is out of range (64..1048576)");
+    expect_error(MIN "limits = { max_uri_bytes = \"8k\"; };\n", 4,
+                 "limits.max_uri_bytes: expected an integer");
+    expect_error(MIN "limits = { max_concurrent_streams = 0; };\n", 4,
+                 "limits.max_concurrent_streams: 0 is out of range (1..10000)");
+    expect_error(MIN "limits = {\n max_concurrent_streams = 10001; };\n", 5,
+                 "limits.max_concurrent_streams: 10001 is out of range (1..10000)");
+    expect_error(MIN "limits = { max_buffer_bytes = 16383; };\n", 4,
+                 "limits.max_buffer_bytes: 16383 is out of range (16384..67108864)");
+    expect_error(MIN "limits = { max_buffer_bytes = 67108865; };\n", 4,
+                 "limits.max_buffer_bytes: 67108865 is out of range");
+    expect_error(MIN "limits = { max_body = 1; };\n", 4, "limits.max_body: unknown setting");
+    expect_error(MIN "timeouts = { first_request = 0; };\n", 4,
+                 "timeouts.first_request: 0ms is out of range (1ms..24h)");
+    expect_error(MIN "timeouts = { send = \"25h\"; };\n", 4,
+                 "timeouts.send: 25h is out of range (1ms..24h)");
+    expect_error(MIN "timeouts = { send = \"soon\"; };\n", 4, "timeouts.send: bad duration");
+    expect_error(MIN "timeouts = { first_requests = 1; };\n", 4,
+                 "timeouts.first_requests: unknown setting");
 }
 
 /* timeouts.shutdown, user, admin */

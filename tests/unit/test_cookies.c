@@ -265,6 +265,20 @@ Test(cookies, dropped_for_every_reason)
     free(altered);
 }
 
+/* "=session=stolen" has no name: written back bare it would read as "session=stolen" at the
+ * origin, unchecked (found by fuzz_request). Dropped on a route that binds cookies. */
+Test(cookies, nameless_pair_dropped)
+{
+    struct tbp_companion co;
+
+    cr_expect_str_eq(forwarded(kr1, tbh_a, "=session=stolen; a=1", &co), "a=1");
+    cr_expect_eq(co.ck.dropped, 1);
+    cr_expect_null(forwarded(kr1, tbh_a, "=session=stolen", &co));
+    cr_expect_null(forwarded(kr1, NULL, "=a=b", &co), "also without Token Binding");
+    cr_expect_null(forwarded(kr1, tbh_a, "=session", &co), "a bare listed name");
+    cr_expect_str_eq(forwarded(kr1, tbh_a, "=plain", &co), "plain", "a bare value stays");
+}
+
 Test(cookies, no_keyring_drops_as_error)
 {
     char *c = bound_session("; a=1");

@@ -1063,7 +1063,9 @@ Test(forward_error, every_status_without_reason_keep_alive)
         {400, "Bad Request"},
         {403, "Forbidden"},
         {404, "Not Found"},
+        {408, "Request Timeout"},
         {413, "Content Too Large"},
+        {414, "URI Too Long"},
         {431, "Request Header Fields Too Large"},
         {500, "Internal Server Error"},
         {501, "Not Implemented"},
@@ -1140,4 +1142,23 @@ Test(forward_error, refusals_leave_buffer_unchanged)
         cr_expect_eq(out.len, 0);
         tbp_buf_dispose(&out);
     }
+}
+
+/* Paths every origin reads the same way; the others would let "/./api" miss an "/api/" route. */
+Test(http_path, normal_form)
+{
+    static const char *const ok[] = {"/", "/api/me", "/a/", "/a.b/c..d/.e", "/%20x", "/a%3Fb",
+                                     "/%C3%A9", "*", "", "/a/b/c?x=//./.."};
+    static const char *const bad[] = {"//api/me", "/./api/me", "/api/../x", "/api/.",
+                                      "/api/..", "/a//b", "/%61pi/me", "/%2e/x", "/%2F/api",
+                                      "/a%5cb", "/a\\b", "/a%", "/a%4", "/a%zz", "/%7e"};
+    size_t i;
+
+    for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        const char *q = strchr(ok[i], '?');
+        size_t n = q != NULL ? (size_t)(q - ok[i]) : strlen(ok[i]);
+        cr_expect(tbp_http_path_normal(ok[i], n), "%s is normal", ok[i]);
+    }
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        cr_expect(!tbp_http_path_normal(bad[i], strlen(bad[i])), "%s is not normal", bad[i]);
 }

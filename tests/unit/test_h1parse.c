@@ -870,6 +870,7 @@ Test(h1parse, strerror_and_status)
         {TBP_H1_EPAUSED, "paused", 500},
         {TBP_H1_EINVAL, "invalid_argument", 500},
         {TBP_H1_ENOMEM, "no_memory", 500},
+        {TBP_H1_EURI_TOO_LONG, "uri_too_long", 414},
     };
     size_t i;
 
@@ -877,7 +878,7 @@ Test(h1parse, strerror_and_status)
         cr_expect_str_eq(tbp_h1_strerror(t[i].err), t[i].name);
         cr_expect_eq(tbp_h1_error_status(t[i].err), t[i].status, "%s", t[i].name);
     }
-    cr_expect_str_eq(tbp_h1_strerror(-23), "unknown");
+    cr_expect_str_eq(tbp_h1_strerror(-24), "unknown");
     cr_expect_str_eq(tbp_h1_strerror(5), "unknown");
     cr_expect_eq(tbp_h1_error_status(-1000), 500);
     cr_expect_str_eq(tbp_h1_state_to_str(TBP_H1_TRAILERS), "trailers");
@@ -939,6 +940,76 @@ Test(h1parse, header_size_limit_exact)
     cr_assert_eq(drive_copy(r, buf, len), TBP_H1_EHEADER_TOO_LARGE);
     cr_assert_eq(r->heads, 0);
     cr_assert_eq(tbp_h1_error_status(TBP_H1_EHEADER_TOO_LARGE), 431);
+    rec_free(r);
+}
+
+/* "GET /aaa...a HTTP/1.1" with a target of exactly n bytes, then Host and the end of the head. */
+static size_t make_target_request(char *out, size_t cap, size_t n)
+{
+    size_t len = (size_t)snprintf(out, cap, "GET /");
+
+    cr_assert_lt(n + 64, cap);
+    memset(out + len, 'a', n - 1);
+    len += n - 1;
+    return len + (size_t)snprintf(out + len, cap - len, " HTTP/1.1\r\nHost: a\r\n\r\n");
+}
+
+/* max_uri_bytes: a target of exactly the limit passes, one byte more fails with 414 as soon as
+ * the byte past it arrives (whole, byte by byte, and at every cut), and before the section
+ * limit would have said 431; the limit resets per message; 0 is no limit of its own. */
+Test(h1parse, uri_limit)
+{
+    struct tbp_h1_limits lim = {4096, 10};
+    char buf[2048];
+    size_t len, cut;
+    struct rec *r;
+    int rc;
+
+    len = make_target_request(buf, sizeof(buf), 300);
+    r = rec_new(1, &lim);
+    tbp_h1_set_max_uri(&r->p, 300);
+    cr_assert_eq(drive_copy(r, buf, len), 0);
+    cr_assert_eq(r->ends, 1);
+    cr_assert_eq(r->p.head.target.len, 300);
+    memcpy(buf + len, buf, len); /* a second one on the same parser */
+    cr_assert_eq(drive_copy(r, buf + len, len), 0);
+    cr_assert_eq(r->ends, 2);
+    rec_free(r);
+
+    len = make_target_request(buf, sizeof(buf), 301);
+    for (cut = 0; cut <= len; cut++) {
+        size_t used = 0;
+        r = rec_new(1, &lim);
+        tbp_h1_set_max_uri(&r->p, 300);
+        rc = tbp_h1_feed(&r->p, buf, cut, &used);
+        if (rc == 0)
+            rc = tbp_h1_feed(&r->p, buf + used, len - used, &used);
+        cr_assert_eq(rc, TBP_H1_EURI_TOO_LONG, "cut at %zu: %s", cut, tbp_h1_strerror(rc));
+        cr_assert_eq(r->heads, 0);
+        cr_assert_eq(tbp_h1_feed(&r->p, buf, 1, &used), TBP_H1_EURI_TOO_LONG, "sticky");
+        rec_free(r);
+    }
+    r = rec_new(1, &lim);
+    tbp_h1_set_max_uri(&r->p, 300);
+    for (cut = 0, rc = 0; cut < len && rc == 0; cut++)
+        rc = drive_copy(r, buf + cut, 1);
+    cr_assert_eq(rc, TBP_H1_EURI_TOO_LONG);
+    cr_assert_eq(cut, 4 + 301, "failed at byte %zu, not at the first byte past the limit", cut);
+    rec_free(r);
+
+    /* over both limits: the target's own is checked first */
+    lim.max_header_bytes = 1024;
+    len = make_target_request(buf, sizeof(buf), 1500);
+    r = rec_new(1, &lim);
+    tbp_h1_set_max_uri(&r->p, 1000);
+    cr_assert_eq(drive_copy(r, buf, len), TBP_H1_EURI_TOO_LONG);
+    rec_free(r);
+    r = rec_new(1, &lim); /* no limit of its own: the section's */
+    cr_assert_eq(drive_copy(r, buf, len), TBP_H1_EHEADER_TOO_LARGE);
+    rec_free(r);
+    r = rec_new(0, &lim); /* a response parser has no target */
+    tbp_h1_set_max_uri(&r->p, 100);
+    cr_assert_eq(r->p.max_uri_bytes, 0);
     rec_free(r);
 }
 

@@ -739,14 +739,16 @@ Test(h2, h2load, .description = "h2load -n 3000 -c 4 -m 10 /healthz: 0 failed, 0
 /* --- timeouts ------------------------------------------------------------------------------ */
 
 /*
- * timeouts.idle_keepalive applies to h2 connections with no open stream: GOAWAY, then close.
- * Both for a connection that never opened a stream and for one whose last stream completed.
+ * h2 connections with no open stream get GOAWAY, then close: after timeouts.first_request for a
+ * connection that never opened a stream, after timeouts.idle_keepalive for one whose last stream
+ * completed (both 1 s here).
  */
 Test(h2, idle_timeout,
-     .description = "idle h2 connections get GOAWAY and close after idle_keepalive")
+     .description = "idle h2 connections get GOAWAY and close after first_request / idle_keepalive")
 {
     static const struct tbt_world_opts o = {
-        .config_file = 1, .extra_config = "timeouts = { idle_keepalive = \"1s\"; };"};
+        .config_file = 1,
+        .extra_config = "timeouts = { idle_keepalive = \"1s\"; first_request = \"1s\"; };"};
     struct tbt_h2 *h = &clients[0];
     long long t0, took;
     int closed, i;

@@ -8,8 +8,9 @@ LF and NUL bytes. Run from anywhere:
     python3 tests/data/smuggling/make-corpus.py [DIR]     # DIR defaults to this script's directory
 
 It rewrites every case it knows and leaves other files alone. Statuses are what tbproxy decides
-(h1parse.h: 400 syntax and framing, 431 header limits, 501 transfer codings and CONNECT, 505
-versions); a list ("400 501") where either answer is safe and the choice is not the point.
+(h1parse.h: 400 syntax and framing, 414 a target over limits.max_uri_bytes, 431 header limits,
+501 transfer codings and CONNECT, 505 versions; exchange.c: 400 a request-target that is neither
+origin-form nor http/https absolute-form, or whose authority is not the Host); a list ("400 501") where either answer is safe and the choice is not the point.
 """
 import os
 import sys
@@ -219,7 +220,7 @@ case("version-rtsp", "RTSP/1.0", "505", "none", "GET / RTSP/1.0\r\n" + H + "\r\n
 case("version-leading-zero", "HTTP/01.1", "505", "none", "GET / HTTP/01.1\r\n" + H + "\r\n")
 case("version-trailing-space", "\"HTTP/1.1 \" (a space after the version)", "505", "none",
      "GET / HTTP/1.1 \r\n" + H + "\r\n")
-case("target-absolute-form", "absolute-form with another host than Host: never forwarded to the wrong host", "400 404", "none",
+case("target-absolute-form", "absolute-form with another host than Host: never forwarded to the wrong host", "400", "none",
      "GET http://evil.example/admin HTTP/1.1\r\n" + H + "\r\n")
 case("target-authority-form", "authority-form with GET", "400", "none",
      "GET app.example:443 HTTP/1.1\r\n" + H + "\r\n")
@@ -227,8 +228,28 @@ case("target-asterisk-get", "\"*\" with GET", "400", "none", "GET * HTTP/1.1\r\n
 case("target-fragment", "a '#' in the target", "400", "none", "GET /a#b HTTP/1.1\r\n" + H + "\r\n")
 case("target-ctl", "a control byte in the target", "400", "none", "GET /a\x01b HTTP/1.1\r\n" + H + "\r\n")
 case("target-high-bytes", "raw bytes >= 0x80 in the target", "400", "none", "GET /a\xc3\xa9 HTTP/1.1\r\n" + H + "\r\n")
-case("target-huge", "a 70000-byte target (over the 64 KiB header limit)", "431", "none",
+case("target-huge", "a 70000-byte target (over max_uri_bytes, 8 KiB, before the 64 KiB header limit)", "414", "none",
      "GET /@@@ HTTP/1.1\r\n" + H + "\r\n", fill="70000 a")
+case("target-over-uri-limit", "an 8193-byte target: one byte over max_uri_bytes (8 KiB)", "414", "none",
+     "GET /@@@ HTTP/1.1\r\n" + H + "\r\n", fill="8192 a")
+case("target-absolute-form-https", "https absolute-form naming the Host: forwarded in origin-form", "200", "one",
+     "GET https://app.example/y?q=1 HTTP/1.1\r\n" + H + "\r\n", origin_target="/y?q=1", origin_body=0)
+case("target-absolute-form-empty-path", "absolute-form with an empty path and a query: forwarded as \"/?q\"", "200", "one",
+     "GET http://app.example?q HTTP/1.1\r\n" + H + "\r\n", origin_target="/?q", origin_body=0)
+case("target-absolute-form-case", "absolute-form in upper case (scheme and host compare without case)", "200", "one",
+     "GET HTTP://APP.EXAMPLE/x HTTP/1.1\r\n" + H + "\r\n", origin_target="/x", origin_body=0)
+case("target-absolute-form-port", "absolute-form with a port the Host does not have", "400", "none",
+     "GET http://app.example:8080/x HTTP/1.1\r\n" + H + "\r\n")
+case("target-absolute-form-userinfo", "absolute-form with userinfo (user@host)", "400", "none",
+     "GET http://user@app.example/x HTTP/1.1\r\n" + H + "\r\n")
+case("target-absolute-form-ftp", "absolute-form with a scheme other than http and https", "400", "none",
+     "GET ftp://app.example/x HTTP/1.1\r\n" + H + "\r\n")
+case("target-absolute-form-no-authority", "absolute-form with an empty authority", "400", "none",
+     "GET http:///x HTTP/1.1\r\n" + H + "\r\n")
+case("target-absolute-form-http10", "HTTP/1.0 absolute-form without Host: the authority becomes the Host", "200", "one",
+     "GET http://app.example/z HTTP/1.0\r\n\r\n", origin_target="/z", origin_body=0)
+case("target-relative", "a relative reference (no leading '/', no scheme)", "400", "none",
+     "GET x/y HTTP/1.1\r\n" + H + "\r\n")
 case("field-huge", "a 70000-byte field value", "431", "none",
      "GET / HTTP/1.1\r\n" + H + "X-Big: @@@\r\n\r\n", fill="70000 b")
 case("too-many-fields", "101 fields (the default limit is 100)", "431", "none",
@@ -286,9 +307,9 @@ case("nul-before-request", "a NUL before the request line", "400", "none",
      "\x00GET / HTTP/1.1\r\n" + H + "\r\n")
 case("expect-100-no-body", "Expect: 100-continue on a GET without a body", "200", "one",
      "GET /e HTTP/1.1\r\n" + H + "Expect: 100-continue\r\n\r\n", origin_body=0)
-case("target-absolute-form-same-host", "absolute-form naming the Host's own authority", "200 400 404", "one none",
-     "GET http://app.example/x HTTP/1.1\r\n" + H + "\r\n", origin_body=0)
-case("target-absolute-form-close", "absolute-form with Connection: close: the connection closes after the answer", "400 404", "none",
+case("target-absolute-form-same-host", "absolute-form naming the Host's own authority: forwarded in origin-form", "200", "one",
+     "GET http://app.example/x HTTP/1.1\r\n" + H + "\r\n", origin_target="/x", origin_body=0)
+case("target-absolute-form-close", "absolute-form with Connection: close: the connection closes after the answer", "400", "none",
      "GET http://evil.example/admin HTTP/1.1\r\n" + H + "Connection: close\r\n\r\n")
 case("host-missing-close", "no Host, Connection: close", "400", "none",
      "GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
