@@ -157,7 +157,9 @@ int tbp_cookies_request(const struct tbp_route *r, const struct tb_cookie_keyrin
                                     tbp_cookies_listed(r, c.value, c.value_len))) {
                 /* "=session=stolen": no name, so not a listed one, but written back as its bare
                  * value many origins would read it as "session=stolen", unchecked (likewise a
-                 * bare listed name). Dropped; a plain bare value ("novalue") stays. */
+                 * bare listed name). Dropped, as a cookie that is not what it claims to be; a
+                 * plain bare value ("novalue") stays. */
+                t->n[tbh != NULL && tbh[0] != '\0' ? TBP_CK_MISMATCH : TBP_CK_NO_TB]++;
                 t->dropped++;
                 continue;
             }

@@ -368,7 +368,11 @@ static void count_pairs(const struct tbp_route *r, const struct tbp_http_head *h
             continue;
         c->fields++;
         while (tb_cookie_next(h->headers[i].value.p, h->headers[i].value.len, &pos, &pr)) {
-            if (tbp_cookies_listed(r, pr.name, pr.name_len))
+            /* judged like a listed cookie: a listed name, or a nameless pair that would read as
+             * one at the origin ("=session=x", "=session"), which the proxy drops */
+            if (tbp_cookies_listed(r, pr.name, pr.name_len) ||
+                (pr.name_len == 0 && (memchr(pr.value, '=', pr.value_len) != NULL ||
+                                      tbp_cookies_listed(r, pr.value, pr.value_len))))
                 c->listed++;
             else
                 c->unlisted++;
