@@ -6,6 +6,8 @@
 #   make fuzz       libFuzzer targets (clang) in build/fuzz/
 #   make bench-verify   the Token Binding verify microbenchmark
 #   make bench      tbproxy vs nginx, HAProxy, nghttpx (bench/README.md); about 2 minutes
+#   make soak       10,000 connections + 1,000,000 requests + memory per idle connection (bench/soak)
+#   make soak-ci    the short soak (tests/unit/test_soak.c) under ASan+UBSan
 #   make deps       install the Debian packages the project needs (idempotent)
 #   make format     clang-format every C file
 
@@ -221,6 +223,22 @@ bench: check-deps bench-deps
 	@$(MAKE) --no-print-directory all SAN=0
 	bench/compare --bin $(abspath $(BUILD)/rel/bin)
 
+# --- soak: 10,000 connections, 1,000,000 requests, memory per idle connection (issue 8) -------
+# soak: bench/soak on this build ($(B): SAN=1 soaks the ASan+UBSan build, LeakSanitizer at the
+# proxy's exit), the report in bench/results/soak-<date>[-san].md; SOAK_ARGS passes options
+# ("--conns 2000 --requests 200000", "--phases rss"). soak-ci: the short variant that make test
+# also runs (tests/unit/test_soak.c), on its own, under ASan+UBSan.
+SOAK_ARGS ?=
+.PHONY: soak soak-ci
+soak: check-deps
+	@$(MAKE) --no-print-directory all
+	bench/soak --bin $(abspath $(B)/bin) \
+	    --out bench/results/soak-$$(date +%F)$(if $(filter 1,$(SAN)),-san).md $(SOAK_ARGS)
+
+soak-ci: check-deps
+	@$(MAKE) --no-print-directory SAN=1 all $(BUILD)/san/tests/test_soak
+	@TB_BIN=$(abspath $(BUILD)/san/bin) tests/run-tests $(BUILD)/san/tests/test_soak
+
 # --- running it -----------------------------------------------------------------------------
 # dev CA + localhost server certificate (P-256) in certs/, made once with the openssl CLI
 certs:
@@ -238,5 +256,5 @@ format:
 clean:
 	rm -rf $(BUILD)
 
--include $(LIB_OBJ:.o=.d) $(PROXY_OBJ:.o=.d) $(B)/proxy/main.d $(CLIENT_OBJ:.o=.d) $(TBBENCH_OBJ:.o=.d) $(TEST_SUPPORT_OBJ:.o=.d) $(TEST_BIN:=.d) $(wildcard $(B)/tools/*.d $(B)/tools/*/*.d)
+-include $(LIB_OBJ:.o=.d) $(PROXY_OBJ:.o=.d) $(B)/proxy/main.d $(B)/bench/bench_verify.d $(CLIENT_OBJ:.o=.d) $(TBBENCH_OBJ:.o=.d) $(TEST_SUPPORT_OBJ:.o=.d) $(TEST_BIN:=.d) $(wildcard $(B)/tools/*.d $(B)/tools/*/*.d)
 .SECONDARY:

@@ -1,9 +1,10 @@
 /*
  * tbbench: an HTTP/1.1 and HTTP/2 load generator that signs Token Binding.
  *
- *   tbbench [-c CONNS] [-m STREAMS] [-d DURATION] [-t THREADS] [--http1.1|--http2] [--new-conn]
- *           [--no-tb] [--rate R] [--key-type p256|rsa2048] [--timeout D] [--tls-max 1.2|1.3]
- *           [--ciphers LIST] [-H 'Name: value']... [--json] URL
+ *   tbbench [-c CONNS] [-m STREAMS] [-d DURATION] [-n REQUESTS [--hold]] [-t THREADS]
+ *           [--http1.1|--http2] [--new-conn] [--idle] [--ramp D] [--no-tb] [--rate R]
+ *           [--key-type p256|rsa2048]
+ *           [--timeout D] [--tls-max 1.2|1.3] [--ciphers LIST] [-H 'Name: value']... [--json] URL
  *
  * Design. One worker thread per core (at most one per connection), each an epoll loop over
  * non-blocking sockets and non-blocking OpenSSL (tbbench_conn.c), HTTP/1.1 through the proxy's
@@ -77,6 +78,7 @@ void tbb_stats_merge(struct tbb_stats *d, const struct tbb_stats *s)
     }
     d->abandoned += s->abandoned;
     d->unsent += s->unsent;
+    d->open_at_end += s->open_at_end;
     if (s->stop_ns > d->stop_ns)
         d->stop_ns = s->stop_ns;
     tbb_hist_merge(&d->latency, &s->latency);
@@ -106,11 +108,16 @@ static void usage(FILE *f)
             "\n"
             "  -c, --connections N  connections (with --new-conn: at once)          [10]\n"
             "  -m, --max-streams N  HTTP/2 requests in flight per connection        [1]\n"
-            "  -d, --duration D     run time: 10, 10s, 500ms, 2m                    [10s]\n"
+            "  -d, --duration D     run time: 10, 10s, 500ms, 2m    [10s; with -n: 1h]\n"
+            "  -n, --requests N     end the run after N complete responses\n"
+            "      --hold           with -n: then send no more requests but hold the connections\n"
+            "                       open until SIGINT/SIGTERM or -d (says \"tbbench: holding\")\n"
             "  -t, --threads N      worker threads            [cores, at most -c]\n"
             "      --http1.1        HTTP/1.1 only (one request in flight per connection)\n"
             "      --http2          HTTP/2 only                    [default: ALPN decides]\n"
             "      --new-conn       a new TLS connection (full handshake) per request\n"
+            "      --idle           one request per connection, then hold it open, idle\n"
+            "      --ramp D         open the connections over D (not all at once)      [0]\n"
             "      --no-tb          plain client: no Token Binding ALPN ids, no header\n"
             "      --rate R         open loop: R requests/s in total (latency from due time)\n"
             "      --key-type K     p256 | rsa2048                                  [p256]\n"
@@ -156,6 +163,19 @@ static int parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
     if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v < lo || v > hi)
         return -1;
     *out = (unsigned)v;
+    return 0;
+}
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+    char *end;
+    unsigned long long v;
+
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || s[0] == '-')
+        return -1;
+    *out = (uint64_t)v;
     return 0;
 }
 
@@ -289,17 +309,24 @@ enum {
     OPT_TIMEOUT,
     OPT_TLS_MAX,
     OPT_CIPHERS,
+    OPT_IDLE,
+    OPT_RAMP,
+    OPT_HOLD,
 };
 
 static const struct option long_opts[] = {
     {"connections", required_argument, NULL, 'c'},
     {"max-streams", required_argument, NULL, 'm'},
     {"duration", required_argument, NULL, 'd'},
+    {"requests", required_argument, NULL, 'n'},
     {"threads", required_argument, NULL, 't'},
     {"header", required_argument, NULL, 'H'},
     {"http1.1", no_argument, NULL, OPT_HTTP1},
     {"http2", no_argument, NULL, OPT_HTTP2},
     {"new-conn", no_argument, NULL, OPT_NEW_CONN},
+    {"idle", no_argument, NULL, OPT_IDLE},
+    {"ramp", required_argument, NULL, OPT_RAMP},
+    {"hold", no_argument, NULL, OPT_HOLD},
     {"no-tb", no_argument, NULL, OPT_NO_TB},
     {"rate", required_argument, NULL, OPT_RATE},
     {"key-type", required_argument, NULL, OPT_KEY_TYPE},
@@ -334,7 +361,12 @@ static int parse_opt(struct tbb_opts *o, int c, const char *arg, char *err, size
         return parse_uint(arg, 1, 1024, &o->threads) == 0 ? 0 : bad(err, errlen, "-t", arg);
     case 'd':
         o->duration = parse_duration(arg);
+        o->duration_set = 1;
         return o->duration > 0 ? 0 : bad(err, errlen, "-d", arg);
+    case 'n':
+        if (parse_u64(arg, &o->max_requests) != 0 || o->max_requests == 0)
+            return bad(err, errlen, "-n", arg);
+        return 0;
     case 'H':
         return add_header(o, arg, err, errlen);
     case OPT_HTTP1:
@@ -346,6 +378,15 @@ static int parse_opt(struct tbb_opts *o, int c, const char *arg, char *err, size
     case OPT_NEW_CONN:
         o->new_conn = 1;
         return 0;
+    case OPT_IDLE:
+        o->idle = 1;
+        return 0;
+    case OPT_HOLD:
+        o->hold = 1;
+        return 0;
+    case OPT_RAMP:
+        o->ramp = parse_duration(arg);
+        return o->ramp >= 0 && o->ramp <= 3600 ? 0 : bad(err, errlen, "--ramp", arg);
     case OPT_NO_TB:
         o->tb = 0;
         return 0;
@@ -405,7 +446,7 @@ static int parse_args(int argc, char **argv, struct tbb_opts *o, char *err, size
     o->key_params = TB_KP_ECDSAP256;
     o->key_name = "p256";
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "c:m:d:t:H:hV", long_opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:m:d:n:t:H:hV", long_opts, NULL)) != -1) {
         if (c == '?') {
             snprintf(err, errlen, "unknown option or missing argument: %s", argv[optind - 1]);
             return -1;
@@ -426,7 +467,18 @@ static int parse_args(int argc, char **argv, struct tbb_opts *o, char *err, size
         snprintf(err, errlen, "Token Binding needs TLS 1.2: --tls-max 1.3 needs --no-tb");
         return -1;
     }
-    if (o->proto == TBB_PROTO_H1 || o->new_conn)
+    if (o->idle && (o->new_conn || o->rate > 0)) {
+        snprintf(err, errlen, "--idle goes with neither --new-conn nor --rate");
+        return -1;
+    }
+    if (o->hold && (o->max_requests == 0 || o->idle || o->new_conn || o->rate > 0)) {
+        snprintf(err, errlen,
+                 "--hold needs -n and goes with neither --idle, --new-conn nor --rate");
+        return -1;
+    }
+    if (o->max_requests > 0 && !o->duration_set)
+        o->duration = 3600; /* -n decides; the duration is only a safety net */
+    if (o->proto == TBB_PROTO_H1 || o->new_conn || o->idle)
         o->streams = 1; /* one request in flight per connection */
     if (o->threads == 0) {
         cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -434,6 +486,8 @@ static int parse_args(int argc, char **argv, struct tbb_opts *o, char *err, size
     }
     if (o->threads > o->conns)
         o->threads = o->conns;
+    if (o->max_requests > 0 && o->threads > o->max_requests)
+        o->threads = (unsigned)o->max_requests; /* every worker has a share of -n */
     return 0;
 }
 
@@ -602,9 +656,10 @@ static void report_text(const struct tbb_opts *o, const struct tbb_stats *s, dou
     printf(")\n");
     print_hist("latency:", &s->latency);
     print_hist("connect:", &s->connect);
-    if (s->abandoned || s->unsent)
-        printf("at the end:  %llu in flight (abandoned), %llu due but not sent\n",
-               (unsigned long long)s->abandoned, (unsigned long long)s->unsent);
+    printf("at the end:  %llu connections open, %llu in flight (abandoned), %llu due but not "
+           "sent\n",
+           (unsigned long long)s->open_at_end, (unsigned long long)s->abandoned,
+           (unsigned long long)s->unsent);
     for (i = 0; i < TBB_ERR_COUNT; i++) {
         if (s->errors[i] > 0 && s->first_err[i][0] != '\0')
             printf("first %s error: %s\n", err_names[i], s->first_err[i]);
@@ -665,6 +720,12 @@ static int report_json(const struct tbb_opts *o, const struct tbb_stats *s, doub
     json_object_set_new(j, "errors", e);
     json_object_set_new(j, "abandoned", json_integer((json_int_t)s->abandoned));
     json_object_set_new(j, "unsent", json_integer((json_int_t)s->unsent));
+    json_object_set_new(j, "open_at_end", json_integer((json_int_t)s->open_at_end));
+    json_object_set_new(j, "idle", json_boolean(o->idle));
+    json_object_set_new(j, "hold", json_boolean(o->hold));
+    json_object_set_new(j, "max_requests",
+                        o->max_requests > 0 ? json_integer((json_int_t)o->max_requests)
+                                            : json_null());
     json_object_set_new(j, "latency_us", hist_json(&s->latency));
     json_object_set_new(j, "connect_us", hist_json(&s->connect));
     e = json_object();
@@ -721,6 +782,7 @@ static int run(const struct tbb_opts *o, SSL_CTX *ctx, struct tbb_stats *total, 
         if (tbb_worker_init(&ws[i], o, ctx, i, n_slots, o->rate * n_slots / o->conns, err,
                             errlen) != 0)
             goto Exit;
+        ws[i].max_responses = o->max_requests / o->threads + (i < o->max_requests % o->threads);
     }
     if (pthread_barrier_init(&r.start, NULL, o->threads + 1) != 0) {
         snprintf(err, errlen, "pthread_barrier_init failed");

@@ -66,20 +66,25 @@ struct tbb_header {
 
 /* The run as the command line described it. Read-only once the workers start. */
 struct tbb_opts {
-    unsigned conns;       /* -c: connections (with --new-conn: connections at once) */
-    unsigned streams;     /* -m: requests in flight per HTTP/2 connection */
-    unsigned threads;     /* -t: worker threads */
-    double duration;      /* -d: seconds */
-    double rate;          /* --rate: total requests per second, 0: as fast as answers come */
-    unsigned timeout_ms;  /* --timeout */
-    enum tbb_proto proto; /* --http1.1 / --http2 / ALPN */
-    int new_conn;         /* --new-conn */
-    int tb;               /* Token Binding on (not --no-tb, and https) */
-    int key_params;       /* --key-type: TB_KP_ECDSAP256 or TB_KP_RSA2048_PKCS1 */
-    const char *key_name; /* "p256" / "rsa2048" */
-    int json;             /* --json */
-    int tls_max;          /* --tls-max: 0 (OpenSSL's), TLS1_2_VERSION or TLS1_3_VERSION */
-    const char *ciphers;  /* --ciphers: TLS 1.2 cipher list, NULL: OpenSSL's */
+    unsigned conns;        /* -c: connections (with --new-conn: connections at once) */
+    unsigned streams;      /* -m: requests in flight per HTTP/2 connection */
+    unsigned threads;      /* -t: worker threads */
+    double duration;       /* -d: seconds */
+    int duration_set;      /* -d was given */
+    double rate;           /* --rate: total requests per second, 0: as fast as answers come */
+    unsigned timeout_ms;   /* --timeout */
+    enum tbb_proto proto;  /* --http1.1 / --http2 / ALPN */
+    int new_conn;          /* --new-conn */
+    int idle;              /* --idle: one request per connection, then held open, idle */
+    double ramp;           /* --ramp: seconds over which the connections are first opened */
+    uint64_t max_requests; /* -n: end the run after this many responses (0: -d only) */
+    int hold;              /* --hold: after -n, hold the connections open until a signal or -d */
+    int tb;                /* Token Binding on (not --no-tb, and https) */
+    int key_params;        /* --key-type: TB_KP_ECDSAP256 or TB_KP_RSA2048_PKCS1 */
+    const char *key_name;  /* "p256" / "rsa2048" */
+    int json;              /* --json */
+    int tls_max;           /* --tls-max: 0 (OpenSSL's), TLS1_2_VERSION or TLS1_3_VERSION */
+    const char *ciphers;   /* --ciphers: TLS 1.2 cipher list, NULL: OpenSSL's */
     size_t n_headers;
     struct tbb_header headers[TBB_MAX_HEADERS];
     /* the URL */
@@ -105,6 +110,7 @@ struct tbb_stats {
     uint64_t errors[TBB_ERR_COUNT];
     uint64_t abandoned;      /* requests in flight when the run ended (neither done nor failed) */
     uint64_t unsent;         /* --rate: requests due but not sent when the run ended */
+    uint64_t open_at_end;    /* connections established (TLS done) when the run ended */
     uint64_t stop_ns;        /* when the worker stopped measuring */
     struct tbb_hist latency; /* ns, request sent (or due, with --rate) to response complete */
     struct tbb_hist connect; /* ns, connect() to TLS done and Token-Binding signed */
@@ -155,6 +161,7 @@ struct tbb_slot {
     uint64_t conn_start_ns; /* connect() */
     uint64_t carry_ns;      /* --new-conn: start_ns of the request this connection is for */
     unsigned in_flight;     /* requests sent, not answered */
+    unsigned conn_reqs;     /* requests sent on this connection (--idle, --hold stop at 1) */
     unsigned want_out : 1;  /* an SSL call needs the socket writable */
     int fail_kind;          /* set in a protocol callback: fail the connection after it returns */
     char fail_msg[TBB_FIRST_ERR];
@@ -188,10 +195,13 @@ struct tbb_worker {
     unsigned n_slots;
     unsigned rr; /* round-robin cursor of the dispatcher */
     int running;
-    uint64_t t0_ns;   /* start of the run */
-    uint64_t end_ns;  /* end of the run: t0 + -d */
-    double period_ns; /* --rate: ns between two requests of this worker */
-    uint64_t next_k;  /* --rate: requests of this worker sent so far (the next one's index) */
+    uint64_t t0_ns;         /* start of the run */
+    uint64_t end_ns;        /* end of the run: t0 + -d */
+    double period_ns;       /* --rate: ns between two requests of this worker */
+    uint64_t next_k;        /* --rate: requests of this worker sent so far (the next one's index) */
+    uint64_t max_responses; /* -n: this worker's share (0: no limit) */
+    int holding;            /* --hold: the share is in; no more requests, connections kept */
+    struct tbb_run *run;
     struct tbp_timer end_timer, sweep_timer, pace_timer;
     nghttp2_session_callbacks *ng_cbs;
     struct tbb_stats stats;
@@ -206,6 +216,7 @@ struct tbb_run {
     SSL_CTX *ctx;
     pthread_barrier_t start;
     uint64_t t0_ns;
+    unsigned holding; /* --hold: workers holding (atomic); the last one says so on stderr */
 };
 
 /* Set by SIGINT / SIGTERM: workers end the run at their next sweep. */

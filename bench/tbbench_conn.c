@@ -20,6 +20,15 @@
  * latency runs from the due time, not from the send, so a server that falls behind is charged
  * for the queue it causes (no coordinated omission).
  *
+ * Soak shapes: --idle sends one request per connection and then holds it open, idle, until the
+ * run ends (the server's memory per idle connection); --ramp spreads the first connects of a
+ * worker's slots over that many seconds (thousands of handshakes do not all land at once); -n
+ * ends the run once the workers have their share of complete responses. With --hold, a worker
+ * that has its share sends no more requests (but a new connection's first, so the server sees
+ * its binding) and keeps its connections open until SIGINT/SIGTERM or -d; once every worker
+ * holds, tbbench says "tbbench: holding ..." on stderr. Responses are no longer counted then (the
+ * report's rates end there too); errors, handshakes and connections still are.
+ *
  * Errors: connect, tls and tb count once per failed connection; io, protocol and timeout once
  * per request lost with the connection (at least once); 4xx / 5xx once per response. A failed
  * connection is retried after TBB_RETRY_MS. When the run ends, requests still in flight are
@@ -126,6 +135,7 @@ struct tbb_req *tbb_req_get(struct tbb_slot *s, uint64_t start_ns)
     r->start_ns = start_ns;
     r->sent_ns = tbb_now_ns();
     s->in_flight++;
+    s->conn_reqs++;
     return r;
 }
 
@@ -137,19 +147,40 @@ void tbb_req_put(struct tbb_slot *s, struct tbb_req *r)
     s->in_flight--;
 }
 
+static void end_run(struct tbb_worker *w);
+
+/* --hold: this worker's share of -n is in. */
+static void start_holding(struct tbb_worker *w)
+{
+    w->holding = 1;
+    w->stats.stop_ns = tbb_now_ns();
+    if (__atomic_add_fetch(&w->run->holding, 1, __ATOMIC_ACQ_REL) == w->o->threads)
+        fprintf(stderr,
+                "tbbench: holding the connections open: %llu responses in, no more requests "
+                "until SIGINT or SIGTERM\n",
+                (unsigned long long)w->o->max_requests);
+}
+
 void tbb_req_done(struct tbb_slot *s, struct tbb_req *r)
 {
-    struct tbb_stats *st = &s->w->stats;
+    struct tbb_worker *w = s->w;
+    struct tbb_stats *st = &w->stats;
     int cls = r->status / 100;
     char msg[64];
 
-    if (s->w->running) {
+    if (w->running && (cls == 4 || cls == 5)) {
+        snprintf(msg, sizeof(msg), "HTTP status %d", r->status);
+        tbb_error(w, cls == 4 ? TBB_ERR_STATUS_4XX : TBB_ERR_STATUS_5XX, 1, msg);
+    }
+    if (w->running && !w->holding) {
         tbb_hist_record(&st->latency, tbb_now_ns() - r->start_ns);
         st->responses++;
         st->status[cls >= 1 && cls <= 5 ? cls : 0]++;
-        if (cls == 4 || cls == 5) {
-            snprintf(msg, sizeof(msg), "HTTP status %d", r->status);
-            tbb_error(s->w, cls == 4 ? TBB_ERR_STATUS_4XX : TBB_ERR_STATUS_5XX, 1, msg);
+        if (w->max_responses > 0 && st->responses >= w->max_responses) {
+            if (w->o->hold)
+                start_holding(w);
+            else
+                end_run(w); /* -n: this worker's share is done */
         }
     }
     tbb_req_put(s, r);
@@ -427,6 +458,7 @@ static void conn_release(struct tbb_slot *s, int graceful)
         s->free_reqs = &s->reqs[i];
     }
     s->in_flight = 0;
+    s->conn_reqs = 0;
     s->wlen = s->woff = 0;
     s->want_out = 0;
     s->fail_kind = -1;
@@ -735,7 +767,8 @@ static void end_run(struct tbb_worker *w)
 {
     if (!w->running)
         return;
-    w->stats.stop_ns = tbb_now_ns();
+    if (!w->holding)
+        w->stats.stop_ns = tbb_now_ns(); /* holding: measuring ended when it began */
     w->running = 0;
     tbp_loop_stop(&w->loop);
 }
@@ -891,6 +924,8 @@ static void finish(struct tbb_worker *w)
 
     for (i = 0; i < w->n_slots; i++) {
         struct tbb_slot *s = &w->slots[i];
+        if (s->state == TBB_SLOT_READY || s->state == TBB_SLOT_DRAINING)
+            w->stats.open_at_end++;
         if (s->in_flight > 0)
             w->stats.abandoned += s->in_flight;
         else if (w->o->new_conn && s->carry_ns != 0)
@@ -916,6 +951,7 @@ void *tbb_worker_main(void *arg)
 
     pthread_barrier_wait(&a->run->start);
     w->t0_ns = a->run->t0_ns;
+    w->run = a->run;
     w->loop.now = tbp_clock_ms();
     w->running = 1;
     now_ns = tbb_now_ns();
@@ -927,7 +963,8 @@ void *tbb_worker_main(void *arg)
         tbp_timer_set(&w->loop, &w->pace_timer, 0);
     if (!(w->o->rate > 0 && w->o->new_conn)) {
         for (i = 0; i < w->n_slots; i++)
-            tbp_timer_set(&w->loop, &w->slots[i].timer, 0);
+            tbp_timer_set(&w->loop, &w->slots[i].timer,
+                          (uint64_t)(w->o->ramp * 1000.0 * i / w->n_slots));
     }
     if (tbp_loop_run(&w->loop) != 0) {
         tbb_error(w, TBB_ERR_IO, 1, "epoll_wait failed");

@@ -266,7 +266,8 @@ static int h2_send(struct tbb_slot *s, uint64_t start_ns)
 int tbb_proto_slot_init(struct tbb_slot *s)
 {
     const struct tbb_opts *o = s->w->o;
-    struct tbp_h1_limits lim = {H1_MAX_HEADER_BYTES, H1_MAX_HEADERS};
+    struct tbp_h1_limits lim = {.max_header_bytes = H1_MAX_HEADER_BYTES,
+                                .max_headers = H1_MAX_HEADERS};
     struct tbp_h1_callbacks cb = {h1_on_head, NULL, h1_on_end};
 
     if (o->proto == TBB_PROTO_H2)
@@ -317,7 +318,7 @@ unsigned tbb_proto_capacity(struct tbb_slot *s)
 {
     uint32_t lim;
 
-    if (s->state != TBB_SLOT_READY)
+    if (s->state != TBB_SLOT_READY || ((s->w->o->idle || s->w->holding) && s->conn_reqs > 0))
         return 0;
     if (!s->h2)
         return s->in_flight == 0 && !s->h1_close ? 1 : 0;
