@@ -607,6 +607,29 @@ int tbp_chunk_head(char out[32], size_t n)
     return snprintf(out, 32, "%zx\r\n", n);
 }
 
+/* A trailer field the proxy never passes on: the Token Binding names, hop-by-hop and framing or
+ * routing fields, forwarding fields, Authentication-Results (a trailer merged into the head
+ * would read as the proxy's) — also when spelled with '_' for '-' (see drop_from_request). */
+static int trailer_dropped_exact(const struct tbp_header *fields, size_t n, struct tbp_str name)
+{
+    return in_list(name, tb_names) || is_hop(fields, n, name) || in_list(name, trailer_banned) ||
+           is_forwarding(name) || tbp_http_name_eq(name, "authentication-results");
+}
+
+static int trailer_dropped(const struct tbp_header *fields, size_t n, struct tbp_str name)
+{
+    char alias[TBP_FWD_ALIAS_MAX];
+    size_t i;
+
+    if (trailer_dropped_exact(fields, n, name))
+        return 1;
+    if (memchr(name.p, '_', name.len) == NULL || name.len > sizeof(alias))
+        return 0;
+    for (i = 0; i < name.len; i++)
+        alias[i] = name.p[i] == '_' ? '-' : name.p[i];
+    return trailer_dropped_exact(fields, n, (struct tbp_str){alias, name.len});
+}
+
 static int write_trailers(const struct tbp_header *fields, size_t n, struct tbp_buf *out)
 {
     size_t i;
@@ -618,8 +641,7 @@ static int write_trailers(const struct tbp_header *fields, size_t n, struct tbp_
         return rc;
     for (i = 0; i < n; i++) {
         const struct tbp_header *h = &fields[i];
-        if (in_list(h->name, tb_names) || is_hop(fields, n, h->name) ||
-            in_list(h->name, trailer_banned) || is_forwarding(h->name))
+        if (trailer_dropped(fields, n, h->name))
             continue;
         if ((rc = put_header(out, h)) != 0)
             return rc;
