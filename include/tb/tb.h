@@ -2,6 +2,7 @@
 #ifndef TB_TB_H
 #define TB_TB_H
 
+#include "tb/authres.h"
 #include "tb/base64url.h"
 #include "tb/channel.h"
 #include "tb/cookie.h"

@@ -31,6 +31,9 @@ enum cli_opt {
     OPT_KEY,
     OPT_ADMIN,
     OPT_PID_FILE,
+    OPT_CLIENT_CERT,
+    OPT_CLIENT_CA,
+    OPT_CLIENT_CRL,
     OPT_HELP,
     OPT_VERSION,
     OPT_N
@@ -42,11 +45,19 @@ static const struct {
     int has_arg;         /* 1: takes a value; 2: a value that may be empty */
     const char *display; /* how messages name it */
 } cli_opts[OPT_N] = {
-    [OPT_CONFIG] = {'c', "config", 1, "-c"},     [OPT_TEST] = {'t', "test", 0, "-t"},
-    [OPT_LISTEN] = {0, "listen", 1, "--listen"}, [OPT_UPSTREAM] = {0, "upstream", 1, "--upstream"},
-    [OPT_CERT] = {0, "cert", 1, "--cert"},       [OPT_KEY] = {0, "key", 1, "--key"},
-    [OPT_ADMIN] = {0, "admin", 2, "--admin"},    [OPT_PID_FILE] = {0, "pid-file", 1, "--pid-file"},
-    [OPT_HELP] = {'h', "help", 0, "-h"},         [OPT_VERSION] = {'v', "version", 0, "-v"},
+    [OPT_CONFIG] = {'c', "config", 1, "-c"},
+    [OPT_TEST] = {'t', "test", 0, "-t"},
+    [OPT_LISTEN] = {0, "listen", 1, "--listen"},
+    [OPT_UPSTREAM] = {0, "upstream", 1, "--upstream"},
+    [OPT_CERT] = {0, "cert", 1, "--cert"},
+    [OPT_KEY] = {0, "key", 1, "--key"},
+    [OPT_ADMIN] = {0, "admin", 2, "--admin"},
+    [OPT_PID_FILE] = {0, "pid-file", 1, "--pid-file"},
+    [OPT_HELP] = {'h', "help", 0, "-h"},
+    [OPT_VERSION] = {'v', "version", 0, "-v"},
+    [OPT_CLIENT_CERT] = {0, "client-cert", 1, "--client-cert"},
+    [OPT_CLIENT_CA] = {0, "client-ca", 1, "--client-ca"},
+    [OPT_CLIENT_CRL] = {0, "client-crl", 1, "--client-crl"},
 };
 
 struct cli_state {
@@ -168,6 +179,12 @@ static int cli_finish(struct cli_state *st, struct tbp_cli *out)
                             "and --key");
     if (st->seen[OPT_ADMIN] && n_quick == 0)
         return cli_fail(st, "--admin is for quick mode; with -c, set admin.listen in the file");
+    for (k = OPT_CLIENT_CERT; k <= OPT_CLIENT_CRL; k++)
+        if (st->seen[k] && n_quick == 0)
+            return cli_fail(st,
+                            "%s is for quick mode; with -c, set the listener's "
+                            "tls.client_certificate, client_ca and client_crl in the file",
+                            cli_opts[k].display);
     if (n_quick > 0 && n_quick < 4) {
         cli_fail(st, "quick mode needs --listen, --upstream, --cert and --key (missing:");
         for (k = 0; k < 4; k++)
@@ -184,6 +201,9 @@ static int cli_finish(struct cli_state *st, struct tbp_cli *out)
     out->key = st->val[OPT_KEY];
     out->admin = st->val[OPT_ADMIN];
     out->pid_file = st->val[OPT_PID_FILE];
+    out->client_cert = st->val[OPT_CLIENT_CERT];
+    out->client_ca = st->val[OPT_CLIENT_CA];
+    out->client_crl = st->val[OPT_CLIENT_CRL];
     return 0;
 }
 
@@ -225,6 +245,9 @@ int tbp_cli_config(const struct tbp_cli *cli, struct tbp_config **out, char *err
         return ret;
     ret = tbp_config_quick_admin(*out, cli->admin != NULL ? cli->admin : TBP_DEF_ADMIN_LISTEN, err,
                                  errlen);
+    if (ret == 0 && (cli->client_cert != NULL || cli->client_ca != NULL || cli->client_crl != NULL))
+        ret = tbp_config_quick_client_cert(*out, cli->client_cert, cli->client_ca, cli->client_crl,
+                                           err, errlen);
     if (ret < 0) {
         tbp_config_free(*out);
         *out = NULL;
@@ -239,6 +262,7 @@ void tbp_cli_usage(FILE *f, const char *prog)
     fprintf(f,
             "usage: %s -c FILE [-t] [--pid-file PATH]\n"
             "       %s --listen ADDR --upstream ADDR --cert FILE --key FILE [--admin ADDR] [-t]\n"
+            "          [--client-cert MODE --client-ca FILE [--client-crl FILE]]\n"
             "          [--pid-file PATH]\n"
             "       %s -h | -v\n"
             "\n"
@@ -253,6 +277,14 @@ void tbp_cli_usage(FILE *f, const char *prog)
             "      --admin ADDR    quick mode: the admin server's address "
             "(default " TBP_DEF_ADMIN_LISTEN ";\n"
             "                      \"\" for none)\n"
+            "      --client-cert MODE\n"
+            "                      quick mode: client certificates: off (default), optional\n"
+            "                      (verified and reported to the origin) or required (no\n"
+            "                      handshake without one that verifies); needs --client-ca\n"
+            "      --client-ca FILE\n"
+            "                      quick mode: the CA certificates (PEM) they are verified with\n"
+            "      --client-crl FILE\n"
+            "                      quick mode: CRLs (PEM) checked for them\n"
             "      --pid-file PATH write the process id there once listening; removed at exit\n"
             "  -h, --help          this text\n"
             "  -v, --version       print the version and the libraries' versions\n"

@@ -26,14 +26,18 @@ struct tbp_cli {
     const char *upstream;
     const char *cert;
     const char *key;
-    const char *admin;    /* quick mode only: --admin ADDR ("" disables); NULL: the default */
-    const char *pid_file; /* --pid-file PATH: written once the sockets are bound; NULL: none */
+    const char *admin;       /* quick mode only: --admin ADDR ("" disables); NULL: the default */
+    const char *pid_file;    /* --pid-file PATH: written once the sockets are bound; NULL: none */
+    const char *client_cert; /* quick mode only: --client-cert MODE; NULL: off */
+    const char *client_ca;   /* quick mode only: --client-ca FILE; NULL: none */
+    const char *client_crl;  /* quick mode only: --client-crl FILE; NULL: none */
 };
 
 /*
  * Parses argv[1..argc-1]: -c/--config FILE, -t/--test, --listen A, --upstream A, --cert FILE,
  * --key FILE (quick mode: all four, exclusive with -c), --admin A (quick mode only; may be
- * empty), --pid-file PATH (ignored with -t), -h/--help, -v/--version. Short options
+ * empty), --client-cert MODE, --client-ca FILE, --client-crl FILE (quick mode only; checked by
+ * tbp_cli_config), --pid-file PATH (ignored with -t), -h/--help, -v/--version. Short options
  * may be clustered ("-tc FILE") and take their value attached or next ("-cFILE", "-c FILE");
  * long ones "--opt VALUE" or "--opt=VALUE"; "--" ends options. -h and -v win over everything
  * else that parses. Returns 0 and fills *out, or TB_EINVAL with a one-line message in err
@@ -41,8 +45,9 @@ struct tbp_cli {
  */
 int tbp_cli_parse(int argc, char **argv, struct tbp_cli *out, char *err, size_t errlen);
 
-/* Loads the configuration the command line names: tbp_config_load, or tbp_config_quick and
- * tbp_config_quick_admin (--admin, else the default address checked against the listener). */
+/* Loads the configuration the command line names: tbp_config_load, or tbp_config_quick,
+ * tbp_config_quick_admin (--admin, else the default address checked against the listener) and
+ * tbp_config_quick_client_cert (when any --client-* option was given). */
 int tbp_cli_config(const struct tbp_cli *cli, struct tbp_config **out, char *err, size_t errlen);
 
 /* Writes the usage text to `f`; `prog` is argv[0] (NULL: "tbproxy"). */

@@ -571,9 +571,58 @@ static int check_ciphers(struct tbp_loader *L, const config_setting_t *s, const 
     return ret;
 }
 
+/*
+ * tls.client_certificate, client_ca, client_crl. The CA file is required unless the mode is off;
+ * neither file may be written with the mode off (a certificate check the proxy does not make
+ * must not look configured). The files are only checked for readability here: the TLS context
+ * reads them (tbp_tls_new), and a file without a certificate (CRL) is an error there.
+ */
+static int parse_client_cert(struct tbp_loader *L, const config_setting_t *g,
+                             struct tbp_tls_config *tls)
+{
+    const config_setting_t *mode = config_setting_get_member(g, "client_certificate");
+    const config_setting_t *ca = config_setting_get_member(g, "client_ca");
+    const config_setting_t *crl = config_setting_get_member(g, "client_crl");
+    const char *v = "";
+    int ret;
+
+    tls->client_cert = TBP_CLIENT_CERT_OFF;
+    if (mode != NULL) {
+        if ((ret = tbp_cfg_get_string(L, mode, &v)) < 0)
+            return ret;
+        if (tbp_client_cert_parse(v, &tls->client_cert) != 0)
+            return tbp_cfg_fail(L, mode, "unknown value \"%s\" (known: off, optional, required)",
+                                v);
+    }
+    if (tls->client_cert == TBP_CLIENT_CERT_OFF) {
+        if (ca != NULL || crl != NULL)
+            return tbp_cfg_fail(L, ca != NULL ? ca : crl,
+                                "needs client_certificate = \"optional\" or \"required\"");
+        return 0;
+    }
+    if (ca == NULL)
+        return tbp_cfg_fail_missing(
+            L, g, "client_ca",
+            "missing (client_certificate = \"%s\" needs the CA file client certificates are "
+            "verified against)",
+            tbp_client_cert_name(tls->client_cert));
+    if ((ret = tbp_cfg_file(L, ca, &tls->client_ca)) < 0)
+        return ret;
+    if (crl != NULL && (ret = tbp_cfg_file(L, crl, &tls->client_crl)) < 0)
+        return ret;
+    return 0;
+}
+
 static int parse_tls(struct tbp_loader *L, const config_setting_t *lst, struct tbp_tls_config *tls)
 {
-    static const char *const known[] = {"cert", "key", "ciphers", "tickets", "ticket_key_rotation",
+    static const char *const known[] = {"cert",
+                                        "key",
+                                        "ciphers",
+                                        "tickets",
+                                        "ticket_key_rotation",
+                                        "client_certificate",
+                                        "client_ca",
+                                        "client_crl",
                                         NULL};
     const config_setting_t *g = config_setting_get_member(lst, "tls"), *s;
     int ret;
@@ -588,7 +637,8 @@ static int parse_tls(struct tbp_loader *L, const config_setting_t *lst, struct t
         (ret = get_file(L, g, "key", &tls->key)) < 0 ||
         (ret = tbp_cfg_opt_bool(L, g, "tickets", &tls->tickets)) < 0 ||
         (ret = tbp_cfg_opt_duration(L, g, "ticket_key_rotation", TBP_MS_PER_S, 7 * TBP_MS_PER_DAY,
-                                    &tls->ticket_key_rotation_ms)) < 0)
+                                    &tls->ticket_key_rotation_ms)) < 0 ||
+        (ret = parse_client_cert(L, g, tls)) < 0)
         return ret;
     if ((s = config_setting_get_member(g, "ciphers")) != NULL) {
         if ((ret = tbp_cfg_get_string(L, s, &tls->ciphers)) < 0 ||
@@ -869,8 +919,9 @@ static unsigned online_cores(void)
 static int load_tree(struct tbp_loader *L, const config_setting_t *root)
 {
     static const char *const known[] = {
-        "workers",         "listen", "token_binding", "upstreams", "routes", "timeouts", "limits",
-        "trusted_proxies", "log",    "cookie_keys",   "user",      "admin",  NULL};
+        "workers",  "listen", "token_binding",   "upstreams", "routes",
+        "timeouts", "limits", "trusted_proxies", "log",       "cookie_keys",
+        "user",     "admin",  "authserv_id",     NULL};
     int ret;
 
     if ((ret = tbp_cfg_check_known(L, root, known)) < 0 || (ret = parse_workers(L, root)) < 0 ||
@@ -879,7 +930,8 @@ static int load_tree(struct tbp_loader *L, const config_setting_t *root)
         (ret = parse_listen(L, root)) < 0 || (ret = parse_upstreams(L, root)) < 0 ||
         (ret = tbp_cfg_parse_cookie_keys(L, root)) < 0 ||
         (ret = tbp_cfg_parse_routes(L, root)) < 0 || (ret = parse_trusted(L, root)) < 0 ||
-        (ret = parse_user(L, root)) < 0 || (ret = parse_admin(L, root)) < 0)
+        (ret = parse_user(L, root)) < 0 || (ret = parse_admin(L, root)) < 0 ||
+        (ret = tbp_cfg_parse_authserv_id(L, root)) < 0)
         return ret;
     if (L->cfg->workers == 0)
         L->cfg->workers = online_cores();
@@ -1029,8 +1081,16 @@ int tbp_config_quick(const char *listen, const char *upstream, const char *cert,
                                       .prefix = "/",
                                       .prefix_len = 1,
                                       .upstream = u,
-                                      .max_body_size = c->limits.max_body_size};
+                                      .max_body_size = c->limits.max_body_size,
+                                      .token_binding = TBP_POLICY_OPTIONAL,
+                                      .client_certificate = TBP_POLICY_OPTIONAL,
+                                      .authentication_results = 1};
     c->n_routes = 1;
+    if ((c->authserv_id = tbp_cfg_default_authserv_id(c)) == NULL) {
+        tbp_sb_printf(&e, "out of memory");
+        ret = TB_ENOMEM;
+        goto Exit;
+    }
     c->workers = online_cores();
     *out = c;
     c = NULL;
@@ -1061,6 +1121,37 @@ int tbp_config_quick_admin(struct tbp_config *cfg, const char *addr, char *err, 
     }
     cfg->admin.enabled = 1;
     cfg->admin.addr = a;
+    return 0;
+}
+
+int tbp_config_quick_client_cert(struct tbp_config *cfg, const char *mode, const char *ca,
+                                 const char *crl, char *err, size_t errlen)
+{
+    struct tbp_sbuf e = tbp_sb_make(err, errlen);
+    enum tbp_client_cert m = TBP_CLIENT_CERT_OFF;
+    const char *ca_path = NULL, *crl_path = NULL;
+    int ret;
+
+    if (mode != NULL && tbp_client_cert_parse(mode, &m) != 0) {
+        tbp_sb_printf(&e, "--client-cert: unknown value \"%s\" (known: off, optional, required)",
+                      mode);
+        return TB_EINVAL;
+    }
+    if (m == TBP_CLIENT_CERT_OFF && (ca != NULL || crl != NULL)) {
+        tbp_sb_printf(&e, "%s needs --client-cert optional or required",
+                      ca != NULL ? "--client-ca" : "--client-crl");
+        return TB_EINVAL;
+    }
+    if (m != TBP_CLIENT_CERT_OFF && ca == NULL) {
+        tbp_sb_printf(&e, "--client-cert %s needs --client-ca FILE", tbp_client_cert_name(m));
+        return TB_EINVAL;
+    }
+    if ((ca != NULL && (ret = quick_file(cfg, "--client-ca", ca, &ca_path, &e)) < 0) ||
+        (crl != NULL && (ret = quick_file(cfg, "--client-crl", crl, &crl_path, &e)) < 0))
+        return ret;
+    cfg->listeners[0].tls.client_cert = m;
+    cfg->listeners[0].tls.client_ca = ca_path;
+    cfg->listeners[0].tls.client_crl = crl_path;
     return 0;
 }
 
@@ -1165,6 +1256,30 @@ const char *tbp_log_level_name(enum tbp_log_level level)
         return "error";
     }
     return "unknown";
+}
+
+static const char *const client_cert_names[] = {
+    [TBP_CLIENT_CERT_OFF] = "off",
+    [TBP_CLIENT_CERT_OPTIONAL] = "optional",
+    [TBP_CLIENT_CERT_REQUIRED] = "required",
+};
+
+const char *tbp_client_cert_name(enum tbp_client_cert mode)
+{
+    return (unsigned)mode <= TBP_CLIENT_CERT_REQUIRED ? client_cert_names[mode] : "unknown";
+}
+
+int tbp_client_cert_parse(const char *s, enum tbp_client_cert *out)
+{
+    unsigned i;
+
+    for (i = TBP_CLIENT_CERT_OFF; i <= TBP_CLIENT_CERT_REQUIRED; i++) {
+        if (strcmp(s, client_cert_names[i]) == 0) {
+            *out = (enum tbp_client_cert)i;
+            return 0;
+        }
+    }
+    return TB_EINVAL;
 }
 
 const char *tbp_proto_name(enum tbp_proto proto)

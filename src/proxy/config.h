@@ -107,12 +107,28 @@ enum tbp_log_format {
     TBP_LOG_JSON = 1,     /* "json": one JSON object per line, the same fields */
 };
 
+/* Client certificates (mTLS) on a listener: `tls.client_certificate`. */
+enum tbp_client_cert {
+    TBP_CLIENT_CERT_OFF = 0,      /* "off" (default): none is requested */
+    TBP_CLIENT_CERT_OPTIONAL = 1, /* "optional": requested; the handshake succeeds without one
+                                     and with one that does not verify (the result is reported
+                                     to the origin: pass, selfsigned, fail, ...) */
+    TBP_CLIENT_CERT_REQUIRED = 2, /* "required": no handshake without a certificate that
+                                     verifies against client_ca (and client_crl) */
+};
+
 struct tbp_tls_config {
-    const char *cert;                /* required: PEM chain (leaf first), absolute path */
-    const char *key;                 /* required: PEM private key, absolute path */
-    const char *ciphers;             /* TLS 1.2 list, OpenSSL syntax, AEAD only: TBP_DEF_CIPHERS */
-    int tickets;                     /* session tickets for resumption: 1 */
-    uint32_t ticket_key_rotation_ms; /* ticket key lifetime, >= 1 s: 3600 s */
+    const char *cert;                 /* required: PEM chain (leaf first), absolute path */
+    const char *key;                  /* required: PEM private key, absolute path */
+    const char *ciphers;              /* TLS 1.2 list, OpenSSL syntax, AEAD only: TBP_DEF_CIPHERS */
+    int tickets;                      /* session tickets for resumption: 1 */
+    uint32_t ticket_key_rotation_ms;  /* ticket key lifetime, >= 1 s: 3600 s */
+    enum tbp_client_cert client_cert; /* `client_certificate`: TBP_CLIENT_CERT_OFF */
+    const char *client_ca;  /* `client_ca`: PEM file of the CA certificates client certificates
+                               are verified against (sent to clients as the acceptable CA names),
+                               absolute path; required unless client_cert is off; else NULL */
+    const char *client_crl; /* `client_crl`: PEM file of CRLs, absolute path; NULL: revocation
+                               not checked (only allowed with client_cert not off) */
 };
 
 struct tbp_listener {
@@ -169,6 +185,13 @@ struct tbp_jwt_route {
                                  proxy manages (Token Binding, hop-by-hop, Host, Cookie, ...) */
 };
 
+/* A route's demand on one property of the connection (token_binding, client_certificate). */
+enum tbp_policy {
+    TBP_POLICY_OPTIONAL = 0, /* "optional": reported when present (the default) */
+    TBP_POLICY_OFF = 1,      /* "off": not required, and not reported to the origin */
+    TBP_POLICY_REQUIRED = 2, /* "required": a request without it gets 403 */
+};
+
 struct tbp_route {
     const char *host;   /* lower case: "*" (any), "*.example.com" (subdomains), "example.com" */
     const char *prefix; /* path prefix, starts with '/', plain byte comparison: "/" */
@@ -186,6 +209,15 @@ struct tbp_route {
     int refer_token_binding; /* `refer_token_binding`: add "Include-Referer-Token-Binding-ID:
                                 true" to this route's 3xx responses: 0 */
     const struct tbp_jwt_route *jwt; /* `jwt = {...}`, NULL when absent */
+    /* route policy and what the origin is told (issue 9; spec AUTH-RESULTS.md) */
+    enum tbp_policy token_binding;      /* `token_binding`: OPTIONAL (REQUIRED when the top-level
+                                           token_binding.require is on). OFF: the IDs are never
+                                           forwarded, nothing is refused for lack of a binding */
+    enum tbp_policy client_certificate; /* `client_certificate`: OPTIONAL. REQUIRED: 403 unless
+                                           the client certificate verified (tls=pass); OFF: no
+                                           cert.* properties in Authentication-Results */
+    int authentication_results;         /* `authentication_results`: add the proxy's
+                                           Authentication-Results header: 1 */
 };
 
 struct tbp_timeouts {             /* all > 0 */
@@ -258,6 +290,9 @@ struct tbp_config {
     const char *user; /* `user = "name"`: the account to switch to after binding the sockets and
                          opening the logs (the name existed at load); NULL: stay (default) */
     struct tbp_admin_config admin;
+    const char *authserv_id; /* `authserv_id`: the name the proxy signs its Authentication-Results
+                                with, and whose incoming ones it removes: the host name
+                                (gethostname) at load; a token or a dot-atom, 1..255 bytes */
     struct tbp_config_mem *mem;
 };
 
@@ -287,6 +322,16 @@ int tbp_config_quick(const char *listen, const char *upstream, const char *cert,
  */
 int tbp_config_quick_admin(struct tbp_config *cfg, const char *addr, char *err, size_t errlen);
 
+/*
+ * Quick mode's `--client-cert MODE --client-ca FILE [--client-crl FILE]`: the listener's client
+ * certificates, with the rules of the file's tls.client_certificate / client_ca / client_crl
+ * (mode NULL means "off"; client_ca is required unless off; neither file with off; the files
+ * must be readable, relative to the current directory). Returns 0, or TB_EINVAL (TB_ENOMEM) with
+ * "--client-...: ..." in err; the listener's settings are unchanged then.
+ */
+int tbp_config_quick_client_cert(struct tbp_config *cfg, const char *mode, const char *ca,
+                                 const char *crl, char *err, size_t errlen);
+
 /* Frees a config and everything it points to; NULL is a no-op. */
 void tbp_config_free(struct tbp_config *cfg);
 
@@ -314,6 +359,11 @@ int tbp_addr_equal(const struct tbp_addr *a, const struct tbp_addr *b);
 
 /* The index in cfg->listeners of the listener whose address equals a (tbp_addr_equal), or -1. */
 int tbp_config_listener_find(const struct tbp_config *cfg, const struct tbp_addr *a);
+
+/* "off", "optional", "required". */
+const char *tbp_client_cert_name(enum tbp_client_cert mode);
+/* The mode named s ("off", "optional", "required": exact, lower case): 0, or TB_EINVAL. */
+int tbp_client_cert_parse(const char *s, enum tbp_client_cert *out);
 
 /* "debug", "info", "warn", "error". */
 const char *tbp_log_level_name(enum tbp_log_level level);

@@ -139,6 +139,11 @@ int tbp_cfg_file(struct tbp_loader *L, const config_setting_t *s, const char **o
 int tbp_cfg_parse_cookie_keys(struct tbp_loader *L, const config_setting_t *root);
 /* `routes`: needs the upstreams, token_binding and cookie_keys already read. */
 int tbp_cfg_parse_routes(struct tbp_loader *L, const config_setting_t *root);
+/* `authserv_id` (default: the host name, tbp_cfg_default_authserv_id). */
+int tbp_cfg_parse_authserv_id(struct tbp_loader *L, const config_setting_t *root);
+/* The host name when it is a usable authserv-id (a copy the config owns), else "tbproxy"; NULL
+ * when out of memory. */
+const char *tbp_cfg_default_authserv_id(struct tbp_config *cfg);
 
 /* ASCII lower case. */
 static inline char tbp_cfg_lower(char c)

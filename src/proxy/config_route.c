@@ -20,6 +20,7 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tb/cookie.h"
 #include "tb/error.h"
@@ -540,6 +541,116 @@ static int route_jwt(struct tbp_loader *L, const config_setting_t *g, struct tbp
     return 0;
 }
 
+/* --- route policy, Authentication-Results -------------------------------------------------- */
+
+/* `name = "off" | "optional" | "required"` (default def). */
+static int route_policy(struct tbp_loader *L, const config_setting_t *g, const char *name,
+                        enum tbp_policy def, enum tbp_policy *out)
+{
+    const config_setting_t *s = config_setting_get_member(g, name);
+    const char *v = "";
+    int ret;
+
+    *out = def;
+    if (s == NULL)
+        return 0;
+    if ((ret = tbp_cfg_get_string(L, s, &v)) < 0)
+        return ret;
+    if (strcmp(v, "off") == 0)
+        *out = TBP_POLICY_OFF;
+    else if (strcmp(v, "optional") == 0)
+        *out = TBP_POLICY_OPTIONAL;
+    else if (strcmp(v, "required") == 0)
+        *out = TBP_POLICY_REQUIRED;
+    else
+        return tbp_cfg_fail(L, s, "unknown policy \"%s\" (known: off, optional, required)", v);
+    if (*out == TBP_POLICY_REQUIRED && strcmp(name, "token_binding") == 0 && !L->cfg->tb.enabled)
+        return tbp_cfg_fail(L, s, "required, but token_binding.enabled is false");
+    return 0;
+}
+
+/* Does any listener ask for client certificates? */
+static int any_client_cert(const struct tbp_config *cfg)
+{
+    size_t i;
+
+    for (i = 0; i < cfg->n_listeners; i++)
+        if (cfg->listeners[i].tls.client_cert != TBP_CLIENT_CERT_OFF)
+            return 1;
+    return 0;
+}
+
+/* What a route demands of the connection, and what the origin is told about it. */
+static int route_policies(struct tbp_loader *L, const config_setting_t *g, struct tbp_route *r)
+{
+    enum tbp_policy tb_def = L->cfg->tb.require ? TBP_POLICY_REQUIRED : TBP_POLICY_OPTIONAL;
+    int ret;
+
+    r->authentication_results = 1;
+    if ((ret = route_policy(L, g, "token_binding", tb_def, &r->token_binding)) < 0 ||
+        (ret = route_policy(L, g, "client_certificate", TBP_POLICY_OPTIONAL,
+                            &r->client_certificate)) < 0 ||
+        (ret = tbp_cfg_opt_bool(L, g, "authentication_results", &r->authentication_results)) < 0)
+        return ret;
+    if (r->client_certificate == TBP_POLICY_REQUIRED && !any_client_cert(L->cfg))
+        return tbp_cfg_fail(L, config_setting_get_member(g, "client_certificate"),
+                            "required, but no listener asks for client certificates "
+                            "(listen[].tls.client_certificate)");
+    if (r->token_binding == TBP_POLICY_OFF &&
+        (r->n_bind_cookies > 0 || r->bind_all_cookies || r->jwt != NULL || r->refer_token_binding))
+        return tbp_cfg_fail(L, config_setting_get_member(g, "token_binding"),
+                            "\"off\", but the route binds cookies or tokens (bind_cookies, jwt, "
+                            "refer_token_binding need Token Binding)");
+    return 0;
+}
+
+/* An authserv-id the proxy writes unquoted: 1..255 of [A-Za-z0-9._-], not starting with '.'. */
+static int authserv_id_ok(const char *s)
+{
+    size_t i, n = strlen(s);
+
+    if (n == 0 || n > 255 || s[0] == '.')
+        return 0;
+    for (i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+              (s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == '-' || s[i] == '_'))
+            return 0;
+    return 1;
+}
+
+const char *tbp_cfg_default_authserv_id(struct tbp_config *cfg)
+{
+    char host[256];
+
+    if (gethostname(host, sizeof(host)) != 0)
+        return "tbproxy";
+    host[sizeof(host) - 1] = '\0';
+    if (!authserv_id_ok(host))
+        return "tbproxy";
+    return tbp_cfg_strdup(cfg, host);
+}
+
+int tbp_cfg_parse_authserv_id(struct tbp_loader *L, const config_setting_t *root)
+{
+    const config_setting_t *s = config_setting_get_member(root, "authserv_id");
+    const char *v = "";
+    int ret;
+
+    if (s == NULL) {
+        if ((L->cfg->authserv_id = tbp_cfg_default_authserv_id(L->cfg)) == NULL)
+            return tbp_cfg_fail_nomem(L);
+        return 0;
+    }
+    if ((ret = tbp_cfg_get_string(L, s, &v)) < 0)
+        return ret;
+    if (!authserv_id_ok(v))
+        return tbp_cfg_fail(
+            L, s, "bad authserv-id \"%s\" (1 to 255 of letters, digits, '.', '-', '_')", v);
+    if ((L->cfg->authserv_id = tbp_cfg_strdup(L->cfg, v)) == NULL)
+        return tbp_cfg_fail_nomem(L);
+    return 0;
+}
+
 /* --- routes ------------------------------------------------------------------------------- */
 
 /* The companion-module settings of a route (bound cookies, federation, jwt). */
@@ -556,9 +667,18 @@ static int route_companion(struct tbp_loader *L, const config_setting_t *g, stru
 
 static int parse_route(struct tbp_loader *L, const config_setting_t *list, int idx)
 {
-    static const char *const known[] = {"host",         "prefix",          "upstream",
-                                        "bind_cookies", "unbound_cookies", "refer_token_binding",
-                                        "jwt",          "max_body_size",   NULL};
+    static const char *const known[] = {"host",
+                                        "prefix",
+                                        "upstream",
+                                        "bind_cookies",
+                                        "unbound_cookies",
+                                        "refer_token_binding",
+                                        "jwt",
+                                        "max_body_size",
+                                        "token_binding",
+                                        "client_certificate",
+                                        "authentication_results",
+                                        NULL};
     const config_setting_t *g = config_setting_get_elem(list, (unsigned)idx);
     struct tbp_route *r = &L->cfg->routes[idx];
     int j, ret;
@@ -567,7 +687,7 @@ static int parse_route(struct tbp_loader *L, const config_setting_t *list, int i
     if ((ret = tbp_cfg_check_known(L, g, known)) < 0 || (ret = route_host_prefix(L, g, r)) < 0 ||
         (ret = route_upstream(L, g, r)) < 0 ||
         (ret = tbp_cfg_opt_size(L, g, "max_body_size", &r->max_body_size)) < 0 ||
-        (ret = route_companion(L, g, r)) < 0)
+        (ret = route_companion(L, g, r)) < 0 || (ret = route_policies(L, g, r)) < 0)
         return ret;
     for (j = 0; j < idx; j++) {
         const struct tbp_route *o = &L->cfg->routes[j];

@@ -133,6 +133,30 @@ static enum tbp_cookie_outcome judge(const struct tbp_route *r, const struct tb_
     }
 }
 
+/* Adds a dropped cookie's name to t->dropped_names (a nameless one as "="). A name goes in only
+ * if ", ..." still fits after it, so the list can always be ended with that mark when the next
+ * name does not fit. */
+static void note_dropped(struct tbp_cookie_tally *t, const char *name, size_t len)
+{
+    static const char cut[] = ", ...";
+    char *d = t->dropped_names;
+    size_t have = strnlen(d, sizeof(t->dropped_names)), sep = have > 0 ? 2 : 0;
+
+    if (len == 0) {
+        name = "=";
+        len = 1;
+    }
+    if (have >= 3 && memcmp(d + have - 3, "...", 3) == 0)
+        return; /* already cut */
+    if (have + sep + len + sizeof(cut) > sizeof(t->dropped_names)) {
+        memcpy(d + have, have > 0 ? cut : cut + 2, have > 0 ? sizeof(cut) : sizeof(cut) - 2);
+        return;
+    }
+    memcpy(d + have, ", ", sep);
+    memcpy(d + have + sep, name, len);
+    d[have + sep + len] = '\0';
+}
+
 int tbp_cookies_request(const struct tbp_route *r, const struct tb_cookie_keyring *kr,
                         const char *tbh, struct tbp_head_edit *e, struct tbp_cookie_tally *t)
 {
@@ -161,6 +185,7 @@ int tbp_cookies_request(const struct tbp_route *r, const struct tb_cookie_keyrin
                  * plain bare value ("novalue") stays. */
                 t->n[tbh != NULL && tbh[0] != '\0' ? TBP_CK_MISMATCH : TBP_CK_NO_TB]++;
                 t->dropped++;
+                note_dropped(t, c.name, 0);
                 continue;
             }
             if (tbp_cookies_listed(r, c.name, c.name_len)) {
@@ -168,6 +193,7 @@ int tbp_cookies_request(const struct tbp_route *r, const struct tb_cookie_keyrin
                 t->n[oc]++;
                 if (oc != TBP_CK_OK && oc != TBP_CK_PASS) {
                     t->dropped++;
+                    note_dropped(t, c.name, c.name_len);
                     continue;
                 }
                 t->kept++;

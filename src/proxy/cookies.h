@@ -46,12 +46,18 @@ enum tbp_cookie_outcome {
 /* The stable name of an outcome (above), "unknown" for others. */
 const char *tbp_cookie_outcome_name(enum tbp_cookie_outcome o);
 
+/* Bytes kept of the dropped cookies' names (struct tbp_cookie_tally), the NUL included. */
+#define TBP_CK_NAMES 128
+
 /* Per-request counts, for the access log and the worker's counters. */
 struct tbp_cookie_tally {
-    unsigned n[TBP_CK_N]; /* listed cookies by outcome */
-    unsigned kept;        /* OK + PASS */
-    unsigned dropped;     /* the others */
-    unsigned bound;       /* Set-Cookie values bound on the response */
+    unsigned n[TBP_CK_N];             /* listed cookies by outcome */
+    unsigned kept;                    /* OK + PASS */
+    unsigned dropped;                 /* the others */
+    unsigned bound;                   /* Set-Cookie values bound on the response */
+    char dropped_names[TBP_CK_NAMES]; /* the dropped cookies' names, ", "-separated, cut with
+                                         "..." when they do not fit (never a value): for the
+                                         Authentication-Results comment */
 };
 
 /* Does route r bind cookies at all (bind_cookies set)? */

@@ -16,6 +16,7 @@
 #include "accesslog.h"
 #include "exchange.h"
 #include "forward.h"
+#include "results.h"
 #include "tb/error.h"
 #include "tb/verify.h"
 #include "worker.h"
@@ -357,6 +358,47 @@ int tbp_exchange_target(const struct tbp_http_head *in, struct tbp_head_edit *e,
     return 0;
 }
 
+/* --- Authentication-Results, route policy ---------------------------------------------------- */
+
+/* The route's tbcookie / tbjwt outcome of this request. */
+static enum tbp_results_check cookie_check(const struct tbp_companion *co)
+{
+    if (!co->cookies)
+        return TBP_RES_UNSET;
+    return co->ck.dropped > 0 ? TBP_RES_FAIL : co->ck.kept > 0 ? TBP_RES_PASS : TBP_RES_NONE;
+}
+
+/*
+ * The proxy's Authentication-Results value for this request into buf (results.h); tb says
+ * whether a binding is reported (negotiated, verified, and the route does not say "off").
+ * Returns 0, or -1 when it could not be made (logged; the request is refused then rather
+ * than forwarded with less than the origin was promised).
+ */
+static int authres_value(struct tbp_conn *c, const struct tbp_route *r,
+                         const struct tbp_tlsinfo *ti, int tb, const struct tbp_xlog *x, char *buf,
+                         size_t cap)
+{
+    struct tbp_results_req rq = {0};
+    int n;
+
+    rq.tls = ti;
+    rq.report_cert = r->client_certificate != TBP_POLICY_OFF;
+    rq.report_tb = r->token_binding != TBP_POLICY_OFF;
+    rq.tb = tb;
+    rq.tb_version = "draft";
+    rq.tb_key = tb ? tb_key_params_name(TB_VERSION_DRAFT, c->tb.key_params) : NULL;
+    rq.tb_referred = tb && c->tb.referred != NULL;
+    rq.tbcookie = cookie_check(&x->co);
+    rq.tbcookie_dropped = x->co.ck.dropped_names;
+    rq.tbjwt = x->co.jwt ? TBP_RES_PASS : TBP_RES_UNSET;
+    if ((n = tbp_results_value(c->cfg->authserv_id, &rq, buf, cap)) < 0) {
+        tbp_log_error(c->w->px, TBP_LOG_ERROR, "%s:%u: %s: Authentication-Results not made (%s)",
+                      c->ip, c->port, x->req, tb_strerror(n));
+        return -1;
+    }
+    return 0;
+}
+
 /* --- the exchange ----------------------------------------------------------------------------- */
 
 int tbp_exchange_start(struct tbp_conn *c, const struct tbp_http_head *h, int head_request,
@@ -370,6 +412,8 @@ int tbp_exchange_start(struct tbp_conn *c, const struct tbp_http_head *h, int he
     const char *other = c->tb.other;
     struct tbp_head_edit edit = {0}, target = {0};
     struct tbp_fwd_info fi = {0};
+    struct tbp_tlsinfo ti;
+    char authres[TBP_RESULTS_MAX];
     const struct tbp_route *r;
     struct tbp_str rhost, path;
     struct tbp_buf head;
@@ -390,11 +434,6 @@ int tbp_exchange_start(struct tbp_conn *c, const struct tbp_http_head *h, int he
         status = 400;
         goto Exit;
     }
-    if (!tb && cfg->tb.require) {
-        *why = "token binding required";
-        status = 403;
-        goto Exit;
-    }
     route_keys(h, &rhost, &path);
     if (!tbp_http_path_normal(path.p, path.len)) {
         /* "/./api", "//api", "/%61pi" would miss the "/api/" route (and its JWT check) here yet
@@ -407,6 +446,22 @@ int tbp_exchange_start(struct tbp_conn *c, const struct tbp_http_head *h, int he
     if (r == NULL) {
         *why = "no route";
         status = 404;
+        goto Exit;
+    }
+    if (!tb && r->token_binding == TBP_POLICY_REQUIRED) {
+        *why = "token binding required";
+        status = 403;
+        goto Exit;
+    }
+    if ((r->authentication_results || r->client_certificate == TBP_POLICY_REQUIRED) &&
+        tbp_tlsinfo_get(c->ssl, &ti) != 0) {
+        *why = "TLS facts unavailable";
+        status = 500;
+        goto Exit;
+    }
+    if (r->client_certificate == TBP_POLICY_REQUIRED && ti.result != TBP_TLSR_PASS) {
+        *why = ti.cert == NULL ? "client certificate required" : "client certificate not valid";
+        status = 403;
         goto Exit;
     }
     if (r->max_body_size != 0 && framing == TBP_BODY_LENGTH &&
@@ -424,6 +479,14 @@ int tbp_exchange_start(struct tbp_conn *c, const struct tbp_http_head *h, int he
                                  : "request cannot be edited";
             goto Exit;
         }
+    }
+    if (r->token_binding == TBP_POLICY_OFF)
+        tb = 0; /* the route never hears of bindings */
+    if (r->authentication_results &&
+        authres_value(c, r, &ti, tb, x, authres, sizeof(authres)) != 0) {
+        *why = "Authentication-Results cannot be made";
+        status = 500;
+        goto Exit;
     }
     *up = tbp_upstream_start(tbp_wgen_pool(c->wg, r->upstream), sink, ctx, head_request,
                              framing == TBP_BODY_NONE);
@@ -443,6 +506,8 @@ int tbp_exchange_start(struct tbp_conn *c, const struct tbp_http_head *h, int he
     fi.referred_id = tb ? c->tb.referred : NULL;
     fi.other_ids = &other;
     fi.n_other_ids = tb && other != NULL ? 1 : 0;
+    fi.authres = r->authentication_results ? authres : NULL;
+    fi.authserv_id = cfg->authserv_id;
     fi.framing = framing;
     fi.content_length = h->content_length;
     fi.keep_alive = 1;

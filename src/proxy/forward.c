@@ -14,6 +14,7 @@
  * check stay here.
  */
 #include "forward.h"
+#include "results.h"
 
 #include <arpa/inet.h>
 #include <inttypes.h>
@@ -340,6 +341,31 @@ static int drop_from_request(const struct tbp_http_head *in, const struct tbp_fw
     return drop_exact(in, fi, (struct tbp_str){alias, name.len});
 }
 
+/* "Authentication-Results", any case, '_' read as '-'. */
+static int is_authres_name(struct tbp_str name)
+{
+    static const char want[] = "authentication-results";
+    size_t i;
+
+    if (name.len != sizeof(want) - 1)
+        return 0;
+    for (i = 0; i < name.len; i++) {
+        char c = name.p[i] == '_' ? '-' : name.p[i];
+        if (c >= 'A' && c <= 'Z')
+            c = (char)(c - 'A' + 'a');
+        if (c != want[i])
+            return 0;
+    }
+    return 1;
+}
+
+/* An Authentication-Results field that claims the proxy's authserv-id (RFC 8601 section 5). */
+static int claims_ours(const struct tbp_fwd_info *fi, const struct tbp_header *h)
+{
+    return fi->authserv_id != NULL && is_authres_name(h->name) &&
+           tbp_results_is_ours(h->value.p, h->value.len, fi->authserv_id);
+}
+
 /* The client's fields that survive, in arrival order; cookie crumbs joined at the first one. */
 static int put_client_fields(const struct tbp_http_head *in, const struct tbp_fwd_info *fi,
                              struct tbp_buf *out)
@@ -349,7 +375,7 @@ static int put_client_fields(const struct tbp_http_head *in, const struct tbp_fw
 
     for (i = 0; i < in->n_headers; i++) {
         const struct tbp_header *h = &in->headers[i];
-        if (drop_from_request(in, fi, h->name))
+        if (drop_from_request(in, fi, h->name) || claims_ours(fi, h))
             continue;
         if (!tbp_http_name_eq(h->name, "cookie")) {
             if ((rc = put_header(out, h)) != 0)
@@ -468,6 +494,9 @@ static int request_args_ok(const struct tbp_http_head *in, const struct tbp_fwd_
         return 0;
     if (fi->n_other_ids > 0 && fi->other_ids == NULL)
         return 0;
+    if (fi->authres != NULL &&
+        (!value_ok(fi->authres, strlen(fi->authres)) || !text_ok(fi->authres, strlen(fi->authres))))
+        return 0;
     for (i = 0; i < fi->n_other_ids; i++)
         if (!other_id_ok(fi->other_ids[i]))
             return 0;
@@ -486,6 +515,8 @@ static int write_request(const struct tbp_http_head *in, const struct tbp_fwd_in
         (rc = put_str(out, in->target)) != 0 ||
         (rc = tbp_buf_append_str(out, " HTTP/1.1\r\n")) != 0 ||
         (rc = put_field(out, "Host", fi->host)) != 0 ||
+        (fi->authres != NULL &&
+         (rc = put_field(out, "Authentication-Results", cstr(fi->authres))) != 0) ||
         (rc = put_client_fields(in, fi, out)) != 0 ||
         (rc = put_forwarding(in, fi, ipv6, out)) != 0 || (rc = put_binding(fi, out)) != 0)
         return rc;

@@ -58,6 +58,10 @@ struct tbp_fwd_info {
     enum tbp_body_framing framing; /* body toward the origin: NONE, LENGTH or CHUNKED */
     uint64_t content_length;       /* when framing == TBP_BODY_LENGTH */
     bool keep_alive;               /* ask the origin to keep the connection open */
+    const char *authserv_id;       /* the proxy's: incoming Authentication-Results claiming it (also
+                                      spelled with '_') are dropped (results.h); NULL: none dropped */
+    const char *authres;           /* the proxy's own Authentication-Results value, written first of
+                                      that name (right after Host); NULL: none */
 };
 
 /*

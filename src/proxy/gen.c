@@ -9,6 +9,11 @@
 
 #include "gen.h"
 
+_Static_assert(TBP_TLS_CLIENT_CERT_OFF == (int)TBP_CLIENT_CERT_OFF &&
+                   TBP_TLS_CLIENT_CERT_OPTIONAL == (int)TBP_CLIENT_CERT_OPTIONAL &&
+                   TBP_TLS_CLIENT_CERT_REQUIRED == (int)TBP_CLIENT_CERT_REQUIRED,
+               "client certificate modes");
+
 /* The TLS settings of listener i of cfg. */
 static void tls_settings(const struct tbp_config *cfg, size_t i, struct tbp_tls_settings *s)
 {
@@ -28,6 +33,9 @@ static void tls_settings(const struct tbp_config *cfg, size_t i, struct tbp_tls_
         s->tb_protocols[k] = cfg->tb.protocols[k] == TBP_PROTO_H2 ? TBP_ALPN_H2 : TBP_ALPN_H1;
     for (k = 0; k < s->n_tb_key_types; k++)
         s->tb_key_types[k] = cfg->tb.key_types[k];
+    s->client_cert = (int)t->client_cert;
+    s->client_ca = t->client_ca;
+    s->client_crl = t->client_crl;
 }
 
 static void gen_free(struct tbp_gen *g)

@@ -7,8 +7,23 @@
  * and a fresh key takes over. The callback runs on every worker thread, hence the mutex. A
  * reload builds a new context per listener and hands it the old one's keys
  * (tbp_tls_inherit_tickets): tickets outlive reloads as they outlive connections.
+ *
+ * Client certificates (client_cert optional or required): the CA file is the context's whole
+ * trust store (no system default paths) and its subjects are the CA names of the
+ * CertificateRequest; a CRL file turns on X509_V_FLAG_CRL_CHECK (the client's certificate).
+ * Verification is OpenSSL's; the verify callback only (1) keeps the first error of the chain
+ * check as the result (OpenSSL would keep the last: an expired self-signed certificate must read
+ * "self-signed", a missing CRL must not hide an expired certificate, so a definite error
+ * replaces a temporary one, see tlsinfo.h) and (2) in optional mode accepts the handshake
+ * whatever the error, so the result can be reported instead. Required mode fails the handshake
+ * on any error and without a certificate. The result and the certificate live in the session,
+ * so a resumed connection reports what its full handshake found; the session id context is a
+ * digest of the client-certificate settings (mode, CA and CRL file contents), so a session or
+ * ticket made under other settings (another mode, CA or CRL: a reload changed them, the ticket
+ * keys being inherited) is not resumed but renegotiated in full.
  */
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +37,7 @@
 
 #include "tb/message.h"
 #include "tls.h"
+#include "tlsinfo.h"
 
 #define TLSEXT_TYPE_EMS 23
 
@@ -43,11 +59,13 @@ struct tbp_tls {
 };
 
 static int ctx_index = -1;
+static int verify_index = -1; /* X509_STORE_CTX: the first error of this verification */
 static pthread_once_t ctx_index_once = PTHREAD_ONCE_INIT;
 
 static void ctx_index_init(void)
 {
     ctx_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    verify_index = X509_STORE_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 }
 
 /* --- ALPN ----------------------------------------------------------------------------------- */
@@ -257,7 +275,7 @@ Exit:
     return ret;
 }
 
-/* --- context -------------------------------------------------------------------------------- */
+/* --- client certificates -------------------------------------------------------------------- */
 
 static void tls_error(char *err, size_t errlen, const char *what, const char *file)
 {
@@ -271,6 +289,135 @@ static void tls_error(char *err, size_t errlen, const char *what, const char *fi
     ERR_clear_error();
 }
 
+/*
+ * Keeps the chain check's first error as its result (a definite error replaces a temporary one):
+ * X509_verify_cert leaves the last error reported in the store context, and that is what
+ * becomes SSL_get_verify_result. Returns what the callback should return in required mode.
+ */
+static int verify_record(int ok, X509_STORE_CTX *x)
+{
+    int first = (int)(intptr_t)X509_STORE_CTX_get_ex_data(x, verify_index);
+    int e = X509_STORE_CTX_get_error(x);
+
+    if (!ok && e != X509_V_OK &&
+        (first == X509_V_OK ||
+         (tbp_tlsinfo_error_temporary(first) && !tbp_tlsinfo_error_temporary(e)))) {
+        first = e;
+        X509_STORE_CTX_set_ex_data(x, verify_index, (void *)(intptr_t)e);
+    }
+    if (first != X509_V_OK)
+        X509_STORE_CTX_set_error(x, first);
+    return ok;
+}
+
+/* client_cert optional: every certificate completes the handshake; the result is reported. */
+static int verify_optional(int ok, X509_STORE_CTX *x)
+{
+    verify_record(ok, x);
+    return 1;
+}
+
+/* client_cert required: the first error fails the handshake. */
+static int verify_required(int ok, X509_STORE_CTX *x)
+{
+    return verify_record(ok, x);
+}
+
+/* Feeds the contents of the file at path to md. 0, or -1 if it cannot be read. */
+static int digest_file(EVP_MD_CTX *md, const char *path)
+{
+    unsigned char buf[4096];
+    FILE *f = fopen(path, "rb");
+    size_t n;
+    int ret = 0;
+
+    if (f == NULL)
+        return -1;
+    while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+        if (EVP_DigestUpdate(md, buf, n) != 1)
+            ret = -1;
+    if (ferror(f))
+        ret = -1;
+    fclose(f);
+    return ret;
+}
+
+/*
+ * The session id context: "tbproxy" without client certificates (as before they existed), else
+ * SHA-256 over the mode and the CA and CRL files' contents (32 bytes, SSL_MAX_SID_CTX_LENGTH).
+ */
+static int set_sid_ctx(struct tbp_tls *t, char *err, size_t errlen)
+{
+    static const char label[] = "tbproxy client certificates";
+    unsigned char md[EVP_MAX_MD_SIZE], mode = (unsigned char)t->s.client_cert;
+    EVP_MD_CTX *m = NULL;
+    unsigned n = 0;
+    int ret = -1;
+
+    if (t->s.client_cert == TBP_TLS_CLIENT_CERT_OFF)
+        return SSL_CTX_set_session_id_context(t->ctx, (const unsigned char *)"tbproxy", 7) == 1
+                   ? 0
+                   : -1;
+    if ((m = EVP_MD_CTX_new()) == NULL || EVP_DigestInit_ex(m, EVP_sha256(), NULL) != 1 ||
+        EVP_DigestUpdate(m, label, sizeof(label)) != 1 || EVP_DigestUpdate(m, &mode, 1) != 1 ||
+        digest_file(m, t->s.client_ca) != 0 || EVP_DigestUpdate(m, "\0crl", 4) != 1 ||
+        (t->s.client_crl != NULL && digest_file(m, t->s.client_crl) != 0) ||
+        EVP_DigestFinal_ex(m, md, &n) != 1 || n > SSL_MAX_SID_CTX_LENGTH ||
+        SSL_CTX_set_session_id_context(t->ctx, md, n) != 1) {
+        tls_error(err, errlen, "client certificates: session id context", NULL);
+        goto Exit;
+    }
+    ret = 0;
+Exit:
+    EVP_MD_CTX_free(m);
+    return ret;
+}
+
+/* Trust store, CA names, CRLs and verify mode for client_cert optional / required. */
+static int client_cert_setup(struct tbp_tls *t, char *err, size_t errlen)
+{
+    const struct tbp_tls_settings *s = &t->s;
+    int required = s->client_cert == TBP_TLS_CLIENT_CERT_REQUIRED;
+    STACK_OF(X509_NAME) * names;
+    X509_LOOKUP *lu;
+
+    if (s->client_cert == TBP_TLS_CLIENT_CERT_OFF)
+        return 0;
+    if (s->client_cert != TBP_TLS_CLIENT_CERT_OPTIONAL && !required) {
+        snprintf(err, errlen, "client certificates: unknown mode %d", s->client_cert);
+        return -1;
+    }
+    if (s->client_ca == NULL) {
+        snprintf(err, errlen, "client certificates: no client CA file");
+        return -1;
+    }
+    if (SSL_CTX_load_verify_locations(t->ctx, s->client_ca, NULL) != 1) {
+        tls_error(err, errlen, "client CA file", s->client_ca);
+        return -1;
+    }
+    names = SSL_load_client_CA_file(s->client_ca);
+    if (names == NULL || sk_X509_NAME_num(names) == 0) {
+        sk_X509_NAME_pop_free(names, X509_NAME_free);
+        ERR_clear_error();
+        snprintf(err, errlen, "client CA file %s: no certificate", s->client_ca);
+        return -1;
+    }
+    SSL_CTX_set_client_CA_list(t->ctx, names);
+    if (s->client_crl != NULL) {
+        lu = X509_STORE_add_lookup(SSL_CTX_get_cert_store(t->ctx), X509_LOOKUP_file());
+        if (lu == NULL || X509_load_crl_file(lu, s->client_crl, X509_FILETYPE_PEM) <= 0) {
+            tls_error(err, errlen, "client CRL file", s->client_crl);
+            return -1;
+        }
+        X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(t->ctx), X509_V_FLAG_CRL_CHECK);
+    }
+    SSL_CTX_set_verify(t->ctx, SSL_VERIFY_PEER | (required ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
+                       required ? verify_required : verify_optional);
+    return 0;
+}
+
+/* --- context -------------------------------------------------------------------------------- */
+
 struct tbp_tls *tbp_tls_new(const struct tbp_tls_settings *s, char *err, size_t errlen)
 {
     struct tbp_tls *t = calloc(1, sizeof(*t));
@@ -278,7 +425,8 @@ struct tbp_tls *tbp_tls_new(const struct tbp_tls_settings *s, char *err, size_t 
     size_t i, p;
     char id[32];
 
-    if (t == NULL || pthread_once(&ctx_index_once, ctx_index_init) != 0 || ctx_index < 0) {
+    if (t == NULL || pthread_once(&ctx_index_once, ctx_index_init) != 0 || ctx_index < 0 ||
+        verify_index < 0) {
         snprintf(err, errlen, "out of memory");
         free(t);
         return NULL;
@@ -310,7 +458,8 @@ struct tbp_tls *tbp_tls_new(const struct tbp_tls_settings *s, char *err, size_t 
         tls_error(err, errlen, "private key", s->key);
         goto Fail;
     }
-    SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"tbproxy", 7);
+    if (client_cert_setup(t, err, errlen) != 0 || set_sid_ctx(t, err, errlen) != 0)
+        goto Fail;
     SSL_CTX_sess_set_cache_size(ctx, 20000);
     if (s->tickets) {
         if (new_ticket_key(&t->keys[0]) != 0 ||

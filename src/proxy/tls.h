@@ -11,6 +11,11 @@
  *
  * Certificates are read when the context is built: a reload (SIGHUP) builds new contexts from the
  * files as they are then, and new handshakes use those; connections made earlier keep theirs.
+ *
+ * Client certificates (settings.client_cert): off, optional (asked for; every outcome completes
+ * the handshake and is reported) or required (no handshake without one that verifies against
+ * client_ca and client_crl). The outcome and the certificate's facts, for the origin, are read
+ * with tbp_tlsinfo_get() (tlsinfo.h) once the handshake is done.
  */
 #ifndef TBP_TLS_H
 #define TBP_TLS_H
@@ -36,8 +41,17 @@ struct tbp_tls_settings {
     size_t n_tb_protocols;
     int tb_protocols[2]; /* TBP_ALPN_H1 / TBP_ALPN_H2, in preference order */
     size_t n_tb_key_types;
-    int tb_key_types[2]; /* enum tb_key_params, in preference order */
+    int tb_key_types[2];    /* enum tb_key_params, in preference order */
+    int client_cert;        /* TBP_TLS_CLIENT_CERT_*: off (0), optional, required */
+    const char *client_ca;  /* PEM CA certificates (trust store and the CA names sent in the
+                               CertificateRequest); required unless client_cert is off */
+    const char *client_crl; /* PEM CRLs checked for the client's certificate; NULL: none */
 };
+
+/* tbp_tls_settings.client_cert (the values of enum tbp_client_cert in config.h). */
+#define TBP_TLS_CLIENT_CERT_OFF 0      /* no CertificateRequest */
+#define TBP_TLS_CLIENT_CERT_OPTIONAL 1 /* requested; every outcome completes the handshake */
+#define TBP_TLS_CLIENT_CERT_REQUIRED 2 /* a certificate that verifies, or no handshake */
 
 /* Per-connection TLS facts, embedded in the connection; SSL_set_app_data(ssl, info). */
 struct tbp_tls_info {

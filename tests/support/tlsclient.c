@@ -112,6 +112,12 @@ static SSL_CTX *make_ctx(const struct tbt_tls_opts *o, char *err, size_t errlen)
         SSL_CTX_free(ctx);
         return NULL;
     }
+    if (o->cert != NULL &&
+        (SSL_CTX_use_certificate(ctx, o->cert) != 1 || SSL_CTX_use_PrivateKey(ctx, o->key) != 1)) {
+        snprintf(err, errlen, "client certificate: %s", ssl_reason("does not load"));
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
     if (o->alpn != NULL) {
         alen = alpn_wire(o->alpn, alpn, sizeof(alpn));
         /* SSL_CTX_set_alpn_protos returns 0 on success */

@@ -3,9 +3,10 @@
  *
  * tbt_tls_connect() connects to 127.0.0.1:port and completes the handshake with the options the
  * Token Binding tests need (ALPN list, Extended Master Secret on or off, highest TLS version, a
- * session to resume; the server certificate is never verified). Afterwards the connection says
- * what was negotiated: version, ALPN id, whether the session was resumed, EMS, and tls_unique
- * (TLS 1.2 only) as tb_channel_tls_unique gives it, i.e. the first Finished of the handshake.
+ * session to resume, a client certificate; the server certificate is never verified). Afterwards
+ * the connection says what was negotiated: version, ALPN id, whether the session was resumed, EMS,
+ * and tls_unique (TLS 1.2 only) as tb_channel_tls_unique gives it, i.e. the first Finished of the
+ * handshake.
  *
  * Reading is buffered on the connection, so pipelined responses are read one after the other
  * with tbt_tls_read_response(). Every read waits at most the connection's timeout (10 s unless
@@ -27,6 +28,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "tb/channel.h"
 
@@ -41,6 +43,8 @@ struct tbt_tls_opts {
     int max_version;     /* TLS1_2_VERSION, TLS1_3_VERSION; 0: the library's highest */
     SSL_SESSION *resume; /* a session to offer for resumption (borrowed), or NULL */
     int timeout_ms;      /* connect, handshake and each read/write; 0: TBT_TLS_TIMEOUT_MS */
+    X509 *cert;          /* a client certificate to present when asked (borrowed), or NULL */
+    EVP_PKEY *key;       /* its private key (borrowed); set together with cert */
 };
 
 /* One client connection. Embedded; tbt_tls_connect fills it, tbt_tls_close empties it. */

@@ -256,6 +256,9 @@ Test(config, shipped_conf_values_are_the_defaults)
     cr_expect_eq(s->listeners[0].tls.tickets, m->listeners[0].tls.tickets);
     cr_expect_eq(s->listeners[0].tls.ticket_key_rotation_ms,
                  m->listeners[0].tls.ticket_key_rotation_ms);
+    cr_expect_eq(s->listeners[0].tls.client_cert, m->listeners[0].tls.client_cert);
+    cr_expect_eq(s->listeners[0].tls.client_cert, TBP_CLIENT_CERT_OFF);
+    cr_expect_null(s->listeners[0].tls.client_ca, "the shipped file shows client_ca commented out");
     cr_expect_eq(s->upstreams[0].connect_timeout_ms, m->upstreams[0].connect_timeout_ms);
     cr_expect_eq(s->upstreams[0].read_timeout_ms, m->upstreams[0].read_timeout_ms);
     cr_expect_eq(s->upstreams[0].max_idle, m->upstreams[0].max_idle);
@@ -283,6 +286,9 @@ Test(config, minimal_file_gets_every_default)
     cr_expect_str_eq(t->ciphers, TBP_DEF_CIPHERS);
     cr_expect_eq(t->tickets, 1);
     cr_expect_eq(t->ticket_key_rotation_ms, 3600000);
+    cr_expect_eq(t->client_cert, TBP_CLIENT_CERT_OFF);
+    cr_expect_null(t->client_ca);
+    cr_expect_null(t->client_crl);
     cr_expect_eq(c->tb.enabled, 1);
     cr_expect_eq(c->tb.version, TB_VERSION_DRAFT);
     cr_assert_eq(c->tb.n_key_types, 2);
@@ -510,7 +516,8 @@ Test(config, unknown_settings_are_errors)
                  4, "upstreams.app.server: unknown setting");
     expect_error(LISTEN UPS "routes = ( { upstream = \"app\";\n path = \"/\"; } );\n", 4,
                  "routes[0].path: unknown setting (known here: host prefix upstream bind_cookies "
-                 "unbound_cookies refer_token_binding jwt max_body_size)");
+                 "unbound_cookies refer_token_binding jwt max_body_size token_binding "
+                 "client_certificate authentication_results)");
     expect_error(MIN "timeouts = { connect = 5; };\n", 4, "timeouts.connect: unknown setting");
     expect_error(MIN "limits = { max_body = 5; };\n", 4, "limits.max_body: unknown setting");
     expect_error(MIN "log = { file = \"-\"; };\n", 4, "log.file: unknown setting");
@@ -615,6 +622,108 @@ Test(config, listener_files)
     expect_error("listen = ( { address = \"127.0.0.1:8443\";\n"
                  " tls = { cert = \"\"; key = \"key.pem\"; }; } );\n" UPS ROUTES,
                  2, "listen[0].tls.cert: must not be empty");
+}
+
+/* A listener whose tls group (on line 2) holds `extra`; errors in it are at line 2. */
+#define LISTEN_TLS(extra)                                                                          \
+    "listen = ( { address = \"127.0.0.1:8443\";\n"                                                 \
+    " tls = { cert = \"cert.pem\"; key = \"key.pem\"; " extra " }; } );\n" UPS ROUTES
+
+Test(config, client_certificates)
+{
+    char p[PATH_MAX + 32];
+    struct tbp_config *c;
+
+    snprintf(p, sizeof(p), "%s/ca.pem", dir);
+    write_file(p, "-----BEGIN CERTIFICATE-----\n(not checked here)\n");
+    snprintf(p, sizeof(p), "%s/crl.pem", dir);
+    write_file(p, "-----BEGIN X509 CRL-----\n(not checked here)\n");
+    c = load_ok(LISTEN_TLS("client_certificate = \"optional\"; client_ca = \"ca.pem\";"
+                           " client_crl = \"./crl.pem\";"));
+    cr_expect_eq(c->listeners[0].tls.client_cert, TBP_CLIENT_CERT_OPTIONAL);
+    snprintf(p, sizeof(p), "%s/ca.pem", dir);
+    cr_expect_str_eq(c->listeners[0].tls.client_ca, p);
+    snprintf(p, sizeof(p), "%s/./crl.pem", dir);
+    cr_expect_str_eq(c->listeners[0].tls.client_crl, p);
+    tbp_config_free(c);
+    c = load_ok(LISTEN_TLS("client_certificate = \"required\"; client_ca = \"ca.pem\";"));
+    cr_expect_eq(c->listeners[0].tls.client_cert, TBP_CLIENT_CERT_REQUIRED);
+    cr_expect_not_null(c->listeners[0].tls.client_ca);
+    cr_expect_null(c->listeners[0].tls.client_crl);
+    tbp_config_free(c);
+    c = load_ok(LISTEN_TLS("client_certificate = \"off\";"));
+    cr_expect_eq(c->listeners[0].tls.client_cert, TBP_CLIENT_CERT_OFF);
+    cr_expect_null(c->listeners[0].tls.client_ca);
+    tbp_config_free(c);
+    /* two listeners, each with its own setting */
+    c = load_ok(
+        "listen = ( { address = \"127.0.0.1:8443\"; tls = { cert = \"cert.pem\";\n"
+        "  key = \"key.pem\"; client_certificate = \"required\"; client_ca = \"ca.pem\"; }; },\n"
+        "  { address = \"127.0.0.1:8444\"; tls = { cert = \"cert.pem\"; key = \"key.pem\"; }; } "
+        ");\n" UPS ROUTES);
+    cr_expect_eq(c->listeners[0].tls.client_cert, TBP_CLIENT_CERT_REQUIRED);
+    cr_expect_eq(c->listeners[1].tls.client_cert, TBP_CLIENT_CERT_OFF);
+    cr_expect_null(c->listeners[1].tls.client_ca);
+    tbp_config_free(c);
+}
+
+Test(config, client_certificate_errors)
+{
+    char p[PATH_MAX + 32];
+
+    snprintf(p, sizeof(p), "%s/ca.pem", dir);
+    write_file(p, "x\n");
+    expect_error(LISTEN_TLS("client_certificate = \"maybe\"; client_ca = \"ca.pem\";"), 2,
+                 "listen[0].tls.client_certificate: unknown value \"maybe\" (known: off, "
+                 "optional, required)");
+    expect_error(LISTEN_TLS("client_certificate = \"Required\"; client_ca = \"ca.pem\";"), 2,
+                 "listen[0].tls.client_certificate: unknown value \"Required\"");
+    expect_error(LISTEN_TLS("client_certificate = true; client_ca = \"ca.pem\";"), 2,
+                 "listen[0].tls.client_certificate: expected a string");
+    expect_error(LISTEN_TLS("client_certificate = \"optional\";"), 2,
+                 "listen[0].tls.client_ca: missing (client_certificate = \"optional\" needs");
+    expect_error(LISTEN_TLS("client_certificate = \"required\"; client_crl = \"ca.pem\";"), 2,
+                 "listen[0].tls.client_ca: missing (client_certificate = \"required\" needs");
+    expect_error(LISTEN_TLS("client_ca = \"ca.pem\";"), 2,
+                 "listen[0].tls.client_ca: needs client_certificate = \"optional\" or "
+                 "\"required\"");
+    expect_error(LISTEN_TLS("client_certificate = \"off\"; client_crl = \"ca.pem\";"), 2,
+                 "listen[0].tls.client_crl: needs client_certificate");
+    expect_error(LISTEN_TLS("client_certificate = \"optional\"; client_ca = \"nope.pem\";"), 2,
+                 "listen[0].tls.client_ca: cannot read \"nope.pem\"");
+    expect_error(LISTEN_TLS("client_certificate = \"optional\"; client_ca = \"\";"), 2,
+                 "listen[0].tls.client_ca: must not be empty");
+    expect_error(LISTEN_TLS("client_certificate = \"optional\"; client_ca = \"ca.pem\";"
+                            " client_crl = \"nope.pem\";"),
+                 2, "listen[0].tls.client_crl: cannot read \"nope.pem\"");
+    expect_error(LISTEN_TLS("client_certificate = \"optional\"; client_ca = [ \"ca.pem\" ];"), 2,
+                 "listen[0].tls.client_ca: expected a string");
+    expect_error(LISTEN_TLS("client_certs = \"optional\";"), 2,
+                 "listen[0].tls.client_certs: unknown setting");
+    /* at the listener level it is not a listener setting */
+    expect_error("listen = ( { address = \"127.0.0.1:8443\"; client_certificate = \"optional\";\n"
+                 " tls = { cert = \"cert.pem\"; key = \"key.pem\"; }; } );\n" UPS ROUTES,
+                 1, "listen[0].client_certificate: unknown setting");
+}
+
+Test(config, client_certificate_names)
+{
+    enum tbp_client_cert m = TBP_CLIENT_CERT_REQUIRED;
+
+    cr_expect_str_eq(tbp_client_cert_name(TBP_CLIENT_CERT_OFF), "off");
+    cr_expect_str_eq(tbp_client_cert_name(TBP_CLIENT_CERT_OPTIONAL), "optional");
+    cr_expect_str_eq(tbp_client_cert_name(TBP_CLIENT_CERT_REQUIRED), "required");
+    cr_expect_str_eq(tbp_client_cert_name((enum tbp_client_cert)9), "unknown");
+    cr_expect_eq(tbp_client_cert_parse("off", &m), 0);
+    cr_expect_eq(m, TBP_CLIENT_CERT_OFF);
+    cr_expect_eq(tbp_client_cert_parse("optional", &m), 0);
+    cr_expect_eq(m, TBP_CLIENT_CERT_OPTIONAL);
+    cr_expect_eq(tbp_client_cert_parse("required", &m), 0);
+    cr_expect_eq(m, TBP_CLIENT_CERT_REQUIRED);
+    cr_expect_eq(tbp_client_cert_parse("", &m), TB_EINVAL);
+    cr_expect_eq(tbp_client_cert_parse("OFF", &m), TB_EINVAL);
+    cr_expect_eq(tbp_client_cert_parse("require", &m), TB_EINVAL);
+    cr_expect_eq(m, TBP_CLIENT_CERT_REQUIRED, "a failed parse leaves *out alone");
 }
 
 Test(config, ciphers)
@@ -1879,6 +1988,7 @@ Test(cli, usage_text)
     cr_expect(strstr(text, "usage: tbproxy -c FILE [-t]") != NULL, "%s", text);
     for (const char *const *o =
              (const char *const[]){"--listen", "--upstream", "--cert", "--key", "--admin",
+                                   "--client-cert MODE", "--client-ca FILE", "--client-crl FILE",
                                    "--pid-file", "-h, --help", "-v, --version", "Signals:", NULL};
          *o != NULL; o++)
         cr_expect(strstr(text, *o) != NULL, "usage lacks %s", *o);
@@ -1899,6 +2009,73 @@ Test(cli, config_dispatch)
     cr_expect_eq(tbp_cli_config(&cli, &c, err, sizeof(err)), TB_EINVAL);
     cr_expect(strncmp(err, "--listen: bad address", 21) == 0, "%s", err);
     cr_expect_null(c);
+}
+
+/* quick mode's --client-cert / --client-ca / --client-crl, through the command line */
+Test(config, cli_quick_client_cert)
+{
+    char cert[PATH_MAX + 32], key[PATH_MAX + 32], ca[PATH_MAX + 32];
+    struct tbp_config *c = NULL;
+    struct tbp_cli cli;
+
+    snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
+    snprintf(key, sizeof(key), "%s/key.pem", dir);
+    snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+    write_file(ca, "x\n");
+#define QUICK                                                                                      \
+    "--listen", "127.0.0.1:8443", "--upstream", "127.0.0.1:1", "--cert", cert, "--key", key
+    cr_assert_eq(PARSE(&cli, QUICK, "--client-cert", "required", "--client-ca", ca,
+                       "--client-crl="
+                       "/nonexistent/crl.pem"),
+                 0, "%s", err);
+    cr_expect_str_eq(cli.client_cert, "required");
+    cr_expect_str_eq(cli.client_ca, ca);
+    cr_expect_str_eq(cli.client_crl, "/nonexistent/crl.pem");
+    cr_expect_eq(tbp_cli_config(&cli, &c, err, sizeof(err)), TB_EINVAL);
+    cr_expect(strncmp(err, "--client-crl: cannot read \"/nonexistent/crl.pem\"", 47) == 0, "%s",
+              err);
+    cr_expect_null(c);
+    cr_assert_eq(PARSE(&cli, QUICK, "--client-cert", "optional", "--client-ca", ca), 0, "%s", err);
+    cr_assert_eq(tbp_cli_config(&cli, &c, err, sizeof(err)), 0, "%s", err);
+    cr_expect_eq(c->listeners[0].tls.client_cert, TBP_CLIENT_CERT_OPTIONAL);
+    cr_expect_str_eq(c->listeners[0].tls.client_ca, ca);
+    cr_expect_null(c->listeners[0].tls.client_crl);
+    tbp_config_free(c);
+    c = NULL;
+    cr_assert_eq(PARSE(&cli, QUICK), 0, "%s", err);
+    cr_assert_eq(tbp_cli_config(&cli, &c, err, sizeof(err)), 0, "%s", err);
+    cr_expect_eq(c->listeners[0].tls.client_cert, TBP_CLIENT_CERT_OFF);
+    cr_expect_null(c->listeners[0].tls.client_ca);
+    tbp_config_free(c);
+    c = NULL;
+    cr_assert_eq(PARSE(&cli, QUICK, "--client-cert", "sometimes", "--client-ca", ca), 0);
+    cr_expect_eq(tbp_cli_config(&cli, &c, err, sizeof(err)), TB_EINVAL);
+    cr_expect_str_eq(err, "--client-cert: unknown value \"sometimes\" (known: off, optional, "
+                          "required)");
+    cr_assert_eq(PARSE(&cli, QUICK, "--client-cert", "required"), 0);
+    cr_expect_eq(tbp_cli_config(&cli, &c, err, sizeof(err)), TB_EINVAL);
+    cr_expect_str_eq(err, "--client-cert required needs --client-ca FILE");
+    cr_assert_eq(PARSE(&cli, QUICK, "--client-ca", ca), 0);
+    cr_expect_eq(tbp_cli_config(&cli, &c, err, sizeof(err)), TB_EINVAL);
+    cr_expect_str_eq(err, "--client-ca needs --client-cert optional or required");
+    cr_assert_eq(PARSE(&cli, QUICK, "--client-cert", "off", "--client-crl", ca), 0);
+    cr_expect_eq(tbp_cli_config(&cli, &c, err, sizeof(err)), TB_EINVAL);
+    cr_expect_str_eq(err, "--client-crl needs --client-cert optional or required");
+    cr_assert_eq(PARSE(&cli, QUICK, "--client-cert", "optional", "--client-ca", "nope.pem"), 0);
+    cr_expect_eq(tbp_cli_config(&cli, &c, err, sizeof(err)), TB_EINVAL);
+    cr_expect(strncmp(err, "--client-ca: cannot read \"nope.pem\"", 35) == 0, "%s", err);
+    cr_expect_null(c);
+#undef QUICK
+    expect_cli_error(PARSE(&cli, "-c", "a.conf", "--client-cert", "optional"), &cli,
+                     "--client-cert is for quick mode; with -c, set the listener's "
+                     "tls.client_certificate");
+    expect_cli_error(PARSE(&cli, "-c", "a.conf", "--client-ca=x.pem"), &cli,
+                     "--client-ca is for quick mode");
+    expect_cli_error(PARSE(&cli, "-c", "a.conf", "--client-crl", "x.pem"), &cli,
+                     "--client-crl is for quick mode");
+    expect_cli_error(PARSE(&cli, "--listen", "a:1", "--upstream", "b:2", "--cert", "c", "--key",
+                           "k", "--client-cert", ""),
+                     &cli, "--client-cert: empty value");
 }
 
 /* quick mode through the command line: --admin applied, and checked against the listener */
@@ -1923,4 +2100,96 @@ Test(config, cli_quick_admin)
     cr_expect_eq(tbp_cli_config(&cli, &c, err, sizeof(err)), TB_EINVAL);
     cr_expect_str_eq(err, "--admin: 127.0.0.1:9901 overlaps the listener 127.0.0.1:9901");
     cr_expect_null(c);
+}
+
+/* --- route policy and Authentication-Results (issue 9) --------------------------------------- */
+
+Test(config, route_policy_defaults_and_values)
+{
+    char host[256];
+    struct tbp_config *c =
+        load_ok(LISTEN UPS "routes = (\n"
+                           "  { prefix = \"/r/\"; upstream = \"app\"; "
+                           "token_binding = \"required\"; client_certificate = \"off\"; },\n"
+                           "  { prefix = \"/o/\"; upstream = \"app\"; token_binding = \"off\"; "
+                           "authentication_results = false; },\n"
+                           "  { upstream = \"app\"; } );\n");
+
+    cr_expect_eq(c->routes[0].token_binding, TBP_POLICY_REQUIRED);
+    cr_expect_eq(c->routes[0].client_certificate, TBP_POLICY_OFF);
+    cr_expect_eq(c->routes[0].authentication_results, 1);
+    cr_expect_eq(c->routes[1].token_binding, TBP_POLICY_OFF);
+    cr_expect_eq(c->routes[1].authentication_results, 0);
+    cr_expect_eq(c->routes[2].token_binding, TBP_POLICY_OPTIONAL);
+    cr_expect_eq(c->routes[2].client_certificate, TBP_POLICY_OPTIONAL);
+    cr_expect_eq(c->routes[2].authentication_results, 1);
+    /* authserv_id defaults to the host name (when it is a usable one) */
+    cr_assert_eq(gethostname(host, sizeof(host)), 0);
+    host[sizeof(host) - 1] = '\0';
+    cr_assert_not_null(c->authserv_id);
+    if (strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") ==
+            strlen(host) &&
+        host[0] != '.' && host[0] != '\0')
+        cr_expect_str_eq(c->authserv_id, host);
+    else
+        cr_expect_str_eq(c->authserv_id, "tbproxy");
+    tbp_config_free(c);
+
+    c = load_ok(MIN "authserv_id = \"Proxy.Example.COM\";\n");
+    cr_expect_str_eq(c->authserv_id, "Proxy.Example.COM");
+    tbp_config_free(c);
+}
+
+Test(config, route_policy_follows_global_require)
+{
+    struct tbp_config *c =
+        load_ok(LISTEN UPS "token_binding = { require = true; };\n"
+                           "routes = ( { prefix = \"/open/\"; upstream = \"app\"; "
+                           "token_binding = \"optional\"; },\n"
+                           "  { upstream = \"app\"; } );\n");
+
+    cr_expect_eq(c->routes[0].token_binding, TBP_POLICY_OPTIONAL);
+    cr_expect_eq(c->routes[1].token_binding, TBP_POLICY_REQUIRED);
+    tbp_config_free(c);
+}
+
+Test(config, route_policy_errors)
+{
+    expect_error(LISTEN UPS "routes = ( { upstream = \"app\";\n token_binding = \"always\"; } );\n",
+                 4,
+                 "routes[0].token_binding: unknown policy \"always\" (known: off, optional, "
+                 "required)");
+    expect_error(LISTEN UPS "routes = ( { upstream = \"app\";\n client_certificate = 1; } );\n", 4,
+                 "routes[0].client_certificate:");
+    expect_error(LISTEN UPS
+                 "token_binding = { enabled = false; };\n"
+                 "routes = ( { upstream = \"app\";\n token_binding = \"required\"; } );\n",
+                 5, "routes[0].token_binding: required, but token_binding.enabled is false");
+    expect_error(LISTEN UPS "routes = ( { upstream = \"app\"; refer_token_binding = true;\n"
+                            " token_binding = \"off\"; } );\n",
+                 4, "routes[0].token_binding: \"off\", but the route binds");
+    expect_error(LISTEN UPS
+                 "routes = ( { upstream = \"app\";\n client_certificate = \"required\"; } );\n",
+                 4,
+                 "routes[0].client_certificate: required, but no listener asks for client "
+                 "certificates");
+    expect_error(MIN "authserv_id = \"proxy example\";\n", 4, "authserv_id: bad authserv-id");
+    expect_error(MIN "authserv_id = \"\";\n", 4, "authserv_id: bad authserv-id");
+    expect_error(MIN "authserv_id = \".x\";\n", 4, "authserv_id: bad authserv-id");
+}
+
+Test(config, quick_mode_route_policy)
+{
+    struct tbp_config *c = NULL;
+    char p1[PATH_MAX + 32], p2[PATH_MAX + 32];
+
+    snprintf(p1, sizeof(p1), "%s/cert.pem", dir);
+    snprintf(p2, sizeof(p2), "%s/key.pem", dir);
+    cr_assert_eq(tbp_config_quick("127.0.0.1:8443", "127.0.0.1:8080", p1, p2, &c, err, sizeof(err)),
+                 0, "%s", err);
+    cr_expect_eq(c->routes[0].token_binding, TBP_POLICY_OPTIONAL);
+    cr_expect_eq(c->routes[0].client_certificate, TBP_POLICY_OPTIONAL);
+    cr_expect_eq(c->routes[0].authentication_results, 1);
+    cr_expect_not_null(c->authserv_id);
+    tbp_config_free(c);
 }

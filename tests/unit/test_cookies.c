@@ -777,3 +777,35 @@ Test(cookies, challenge_and_401)
     cr_expect_eq(b.len, 0);
     tbp_buf_dispose(&b);
 }
+
+/* The names of the dropped cookies (for Authentication-Results' tbcookie comment), never their
+ * values; cut with "..." when they do not fit. */
+Test(cookies, dropped_names_kept_for_the_results_header)
+{
+    struct tbp_companion co;
+    char *c = NULL, *many = NULL;
+    size_t i;
+
+    cr_assert_gt(asprintf(&c, "session=s3cret; a=1; sid=other; =session=x"), 0);
+    forwarded(kr1, tbh_a, c, &co);
+    cr_expect_str_eq(co.ck.dropped_names, "session, sid, =");
+    cr_expect_null(strstr(co.ck.dropped_names, "s3cret"));
+    forwarded(kr1, tbh_a, "a=1", &co);
+    cr_expect_str_eq(co.ck.dropped_names, "", "nothing dropped, no names");
+
+    /* 40 listed cookies dropped: the list ends in "..." within its buffer */
+    for (i = 0; i < 40; i++) {
+        char *next = NULL;
+        cr_assert_gt(asprintf(&next, "%s%ssession=v%zu", many ? many : "", many ? "; " : "", i), 0);
+        free(many);
+        many = next;
+    }
+    forwarded(kr1, tbh_a, many, &co);
+    cr_expect_eq(co.ck.dropped, 40);
+    cr_expect_lt(strlen(co.ck.dropped_names), sizeof(co.ck.dropped_names));
+    cr_expect(strlen(co.ck.dropped_names) > 3 &&
+                  strcmp(co.ck.dropped_names + strlen(co.ck.dropped_names) - 5, ", ...") == 0,
+              "%s", co.ck.dropped_names);
+    free(c);
+    free(many);
+}
