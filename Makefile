@@ -18,7 +18,7 @@ PKGS    := openssl jansson libconfig libmicrohttpd libnghttp2 libjwt libsystemd
 DEPS    := gcc make pkg-config openssl libssl-dev libjansson-dev libcriterion-dev clang \
            libclang-rt-14-dev python3 libconfig-dev libmicrohttpd-dev node-llhttp curl \
            libnghttp2-dev nghttp2-client python3-h2 wrk libjwt-dev \
-           libsystemd-dev prometheus
+           libsystemd-dev prometheus testssl.sh slowhttptest
 
 ifeq ($(SAN),1)
 B       := $(BUILD)/san
