@@ -410,10 +410,15 @@ int tbp_cfg_opt_size(struct tbp_loader *L, const config_setting_t *g, const char
 int tbp_cfg_file_check(const char *path)
 {
     struct stat st;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    int ret = 0;
+    int fd, ret = 0;
 
-    if (fd == -1)
+    /* stat first: a device node or FIFO is refused without being opened (an open can have side
+     * effects on a device); then open, for the permission check stat cannot make */
+    if (stat(path, &st) == -1)
+        return errno;
+    if (!S_ISREG(st.st_mode))
+        return -1;
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)) == -1)
         return errno;
     if (fstat(fd, &st) == -1)
         ret = errno;

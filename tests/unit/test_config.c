@@ -2193,3 +2193,21 @@ Test(config, quick_mode_route_policy)
     cr_expect_not_null(c->authserv_id);
     tbp_config_free(c);
 }
+
+/* A FIFO or a device node as a file setting is refused without being opened (an open of a FIFO
+ * with no writer would block a blocking reader; a device open can have side effects). */
+Test(config, fifo_and_device_refused_unopened)
+{
+    char fifo[PATH_MAX + 32], text[PATH_MAX + 256], want[PATH_MAX + 128];
+
+    snprintf(fifo, sizeof(fifo), "%s/key.fifo", dir);
+    cr_assert_eq(mkfifo(fifo, 0600), 0);
+    snprintf(text, sizeof(text),
+             "listen = ( { address = \"127.0.0.1:8443\";\n"
+             " tls = { cert = \"cert.pem\";\n  key = \"%s\"; }; } );\n" UPS ROUTES,
+             fifo);
+    snprintf(want, sizeof(want), "listen[0].tls.key: cannot read \"%s\": not a regular file", fifo);
+    expect_error(text, 3, want);
+    snprintf(text, sizeof(text), MIN "cookie_keys = \"/dev/zero\";\n");
+    expect_error(text, 4, "cookie_keys: cannot read \"/dev/zero\": not a regular file");
+}
