@@ -53,8 +53,9 @@ struct tbp_upconn {
     struct tbp_upconn *idle_prev, *idle_next;
     enum up_state state;
     size_t server;
-    int reused;     /* this exchange runs on a connection that served one before */
-    int replayable; /* the request has no body: may be sent again */
+    size_t connect_tries; /* servers tried for this connection (connect refused or timed out) */
+    int reused;           /* this exchange runs on a connection that served one before */
+    int replayable;       /* the request has no body: may be sent again */
     int head_request;
     int req_done;     /* the whole request was queued */
     int resp_started; /* a response byte arrived */
@@ -309,6 +310,24 @@ static int conn_connect(struct tbp_upconn *u)
 static void conn_fail(struct tbp_upconn *u, int status, const char *why);
 
 /*
+ * The connect to u->server failed (refused, reset or timed out; the server is marked failed):
+ * connect to another server of the pool instead, as long as one is left untried. Nothing has
+ * been sent yet (a connecting connection is never flushed), so the request bytes waiting in
+ * u->out go to the next server whole. 1 when a new connect is under way, 0 when none is left.
+ */
+static int next_server(struct tbp_upconn *u)
+{
+    struct tbp_pool *p = u->pool;
+
+    if (++u->connect_tries >= p->c.n_servers)
+        return 0;
+    tbp_timer_cancel(p->loop, &u->timer);
+    tbp_io_close(p->loop, &u->io);
+    p->stats.retries++;
+    return conn_connect(u) == 0;
+}
+
+/*
  * The reused connection was dead: send the saved request bytes again on a fresh connection,
  * keeping the same handle (the exchange's owner holds a pointer to u). 0, or -1.
  */
@@ -328,6 +347,7 @@ static int replay(struct tbp_upconn *u)
         return -1;
     u->replayable = u->reused = 0; /* once */
     u->rlen = u->roff = 0;
+    u->connect_tries = 0;
     p->stats.replays++;
     return conn_connect(u);
 }
@@ -467,7 +487,8 @@ static void conn_io(struct tbp_io *io, uint32_t events)
         if (getsockopt(io->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1 || err != 0 ||
             (events & (EPOLLERR | EPOLLHUP))) {
             p->servers[u->server].failed_until = tbp_loop_now(p->loop) + p->c.fail_timeout_ms;
-            conn_fail(u, 502, "origin refused the connection");
+            if (!next_server(u))
+                conn_fail(u, 502, "origin refused the connection");
             return;
         }
         if (!(events & EPOLLOUT))
@@ -494,7 +515,8 @@ static void conn_timer(struct tbp_timer *t)
         conn_close(u);
     } else if (u->state == UP_CONNECTING) {
         p->servers[u->server].failed_until = tbp_loop_now(p->loop) + p->c.fail_timeout_ms;
-        conn_fail(u, 504, "origin connect timeout");
+        if (!next_server(u))
+            conn_fail(u, 504, "origin connect timeout");
     } else {
         conn_fail(u, 504, "origin read timeout");
     }

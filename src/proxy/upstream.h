@@ -65,7 +65,8 @@ struct tbp_pool;
 struct tbp_upconn;
 
 struct tbp_pool_stats {
-    uint64_t connects, reuses, errors, replays;
+    uint64_t connects, reuses, errors, replays,
+        retries; /* retries: connects moved to another server */
     unsigned idle;
 };
 

@@ -190,6 +190,10 @@ static void write_config(void)
                  "  down = { servers = [ \"127.0.0.1:%d\" ]; connect_timeout = \"1s\"; };\n"
                  "  stuck = { servers = [ \"127.0.0.1:%d\" ]; connect_timeout = \"1s\"; };\n"
                  "  good = { servers = [ \"127.0.0.1:%d\" ]; max_idle = 2; };\n"
+                 "  failover = { servers = [ \"127.0.0.1:%d\", \"127.0.0.1:%d\" ];\n"
+                 "               connect_timeout = \"1s\"; max_idle = 0; };\n"
+                 "  failover_stuck = { servers = [ \"127.0.0.1:%d\", \"127.0.0.1:%d\" ];\n"
+                 "                     connect_timeout = \"1s\"; max_idle = 0; };\n"
                  "};\n"
                  "routes = (\n"
                  "  { prefix = \"/bad/\"; upstream = \"bad\"; },\n"
@@ -198,12 +202,14 @@ static void write_config(void)
                  "  { prefix = \"/slamrst/\"; upstream = \"slamrst\"; },\n"
                  "  { prefix = \"/down/\"; upstream = \"down\"; },\n"
                  "  { prefix = \"/stuck/\"; upstream = \"stuck\"; },\n"
+                 "  { prefix = \"/api/fo/\"; upstream = \"failover\"; },\n"
+                 "  { prefix = \"/api/fostuck/\"; upstream = \"failover_stuck\"; },\n"
                  "  { upstream = \"good\"; }\n"
                  ");\n"
                  "log = { error = \"-\"; access = \"-\"; level = \"info\"; };\n"
                  "admin = { listen = \"\"; };\n",
                  px_port, bad_port, bad_port, slam_port, slamrst_port, down_port, stuck_port,
-                 w.origin_port);
+                 w.origin_port, down_port, w.origin_port, stuck_port, w.origin_port);
     cr_assert(n > 0 && text != NULL);
     cr_assert_eq(tbt_write_file(w.dir, "faults.conf", text, (size_t)n), 0);
     free(text);
@@ -1051,6 +1057,44 @@ Test(faults, dead_keepalive_replay, .description = "bodyless requests replayed o
     replay_h2("ka-drop");
     replay_h2("ka-drop-rst");
     keepalive_close_race();
+}
+
+/* A pool whose first server refuses (or never accepts): each request's connect moves on to the
+ * next server, so the client gets 200, never 502/504, over h1 and h2. */
+static void failover(const char *route, int rounds)
+{
+    struct tbt_http_response r = {0};
+    struct tbt_h2_opts ho = {.alpn = "h2"};
+    struct tbt_h2_stream *st;
+    struct tbt_tls c;
+    struct tbt_h2 h;
+    char tgt[128];
+    int i;
+
+    h1_connect(&c);
+    for (i = 0; i < rounds; i++) {
+        snprintf(tgt, sizeof(tgt), "/api/%s/x?i=%d", route, i);
+        h1_get(&c, tgt, &r);
+        cr_expect_eq(r.status, 200, "h1 %s: %d (a connect failure must go to the next server)", tgt,
+                     r.status);
+        tbt_http_response_dispose(&r);
+    }
+    tbt_tls_close(&c);
+    cr_assert_eq(tbt_h2_connect(&h, (uint16_t)px_port, &ho), 0, "%s", h.err);
+    for (i = 0; i < rounds; i++) {
+        snprintf(tgt, sizeof(tgt), "/api/%s/x?h2=%d", route, i);
+        st = h2_one(&h, "GET", tgt, NULL);
+        cr_expect_eq(st->status, 200, "h2 %s: %d", tgt, st->status);
+    }
+    tbt_h2_close(&h);
+}
+
+Test(faults, connect_failure_tries_the_next_server,
+     .description = "a refused or silent server: the request goes to the next one")
+{
+    world_up();
+    failover("fo", 4);
+    failover("fostuck", 2);
 }
 
 Test(faults, client_gone_closes_origin,
