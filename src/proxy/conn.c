@@ -13,8 +13,10 @@
  * only what the protocol does not take at once is copied into c->rbuf, which is freed as soon as
  * it has been taken. (A connection whose input runs while another one's input is being handled
  * on the same thread, from a callback, reads into its own c->rbuf instead.) The output buffer is
- * freed whenever it empties holding more than TBP_CONN_OUT_KEEP bytes. OpenSSL's record buffers
- * are released between records (SSL_MODE_RELEASE_BUFFERS, tls.c).
+ * freed whenever it empties (a small one comes back from the allocator's per-thread cache at the
+ * next response). OpenSSL's record buffers are released between records
+ * (SSL_MODE_RELEASE_BUFFERS, tls.c). The protocols free their own per-request state between
+ * requests (h1.c, h2.c: "Memory").
  *
  * Memory after a crowd has gone: glibc keeps freed memory in its arenas, so a burst of 10,000
  * connections would hold its peak RSS for good. Once a worker holds at most half the connections
@@ -204,8 +206,8 @@ int tbp_conn_flush(struct tbp_conn *c)
         tbp_metrics_add(&c->w->metrics, TBP_M_BYTES_OUT, 0, (uint64_t)n);
         progress = 1;
     }
-    if (c->out.len == 0 && c->out.cap > TBP_CONN_OUT_KEEP)
-        tbp_buf_dispose(&c->out); /* a large response went out: do not keep its memory */
+    if (c->out.len == 0 && c->out.p != NULL)
+        tbp_buf_dispose(&c->out); /* all sent: an idle connection holds no output buffer */
     send_timer_update(c, progress);
     if (before >= tbp_conn_low_water(c) && c->out.len < tbp_conn_low_water(c) &&
         c->state == TBP_CONN_OPEN && c->proto->drained != NULL) {

@@ -34,8 +34,7 @@
 #include "loop.h"
 #include "tls.h"
 
-#define TBP_CONN_RBUF 16384    /* one SSL_read */
-#define TBP_CONN_OUT_KEEP 4096 /* an output buffer that empties keeps its memory up to this */
+#define TBP_CONN_RBUF 16384 /* one SSL_read */
 /* Output above the high-water mark (limits.max_buffer_bytes of the connection's configuration,
  * tbp_conn_high_water): producers pause; below the low-water mark (a quarter of it): they
  * resume. The output buffer's hard cap is the high-water mark plus TBP_CONN_OUT_SLACK, room for

@@ -26,6 +26,11 @@
  * gone out yet, and closes after it. A connection that has not sent its first request yet (its
  * handshake may have just finished) gets that request served, with "Connection: close": closing
  * it would lose a request the client has every reason to think was accepted.
+ *
+ * Memory: a kept-alive connection between requests holds only struct h1 (and the connection's
+ * own state, conn.c). The parser's buffer is released as soon as a request has been read whole
+ * (tbp_h1_parser_release: the next request's first bytes allocate it again), and the access-log
+ * record (h->x) lives from a request's head until the connection is idle again.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,10 +67,30 @@ struct h1 {
     uint64_t body_bytes;           /* request body bytes received (de-chunked) */
     unsigned requests;             /* request heads received on this connection */
     const struct tbp_route *route; /* the current request's, for the response (NULL: none) */
-    struct tbp_xlog x;
+    struct tbp_xlog *x; /* the access-log record of the request being handled: from its head (or
+                           the error that ended a headless one) until the connection is idle
+                           again or closes; NULL in between (see "Memory" at the top) */
 };
 
 #define H1(c) ((struct h1 *)(c)->pd)
+
+/* A fresh access-log record (h->x) for the request that begins. NULL when out of memory: the
+ * connection is closed then. */
+static struct tbp_xlog *xlog_new(struct h1 *h)
+{
+    if (h->x == NULL && (h->x = malloc(sizeof(*h->x))) == NULL) {
+        tbp_conn_close(h->c);
+        return NULL;
+    }
+    return h->x;
+}
+
+/* The request is over and its record written: an idle connection keeps none. */
+static void xlog_free(struct h1 *h)
+{
+    free(h->x);
+    h->x = NULL;
+}
 
 /* The connection will not carry another request: close once the output is sent. */
 static void finish(struct h1 *h)
@@ -80,14 +105,14 @@ static void answer_error(struct h1 *h, int status, const char *why, int close)
     struct tbp_buf msg;
 
     tbp_buf_init(&msg, 4096);
-    tbp_xlog_status(&h->x, h->c, status);
+    tbp_xlog_status(h->x, h->c, status);
     if ((status == 401 ? tbp_forward_unauthorized(why, close, &msg)
                        : tbp_forward_error_response(status, why, close, &msg)) == 0)
         (void)tbp_conn_append(h->c, msg.p, msg.len);
     tbp_buf_dispose(&msg);
     if (h->c->state == TBP_CONN_CLOSED)
         return;
-    tbp_xlog_write(&h->x, h->c, "h1");
+    tbp_xlog_write(h->x, h->c, "h1");
     if (close)
         finish(h);
 }
@@ -106,14 +131,14 @@ static void resp_head(void *ctx, const struct tbp_http_head *rh)
     if (h->head_request || rh->status == 204 || rh->status == 304)
         f = TBP_BODY_NONE;
     else if (f == TBP_BODY_CHUNKED || f == TBP_BODY_UNTIL_CLOSE)
-        f = h->keep_alive || h->x.version_minor >= 1 ? TBP_BODY_CHUNKED : TBP_BODY_UNTIL_CLOSE;
+        f = h->keep_alive || h->x->version_minor >= 1 ? TBP_BODY_CHUNKED : TBP_BODY_UNTIL_CLOSE;
     h->resp_chunked = f == TBP_BODY_CHUNKED;
     if (f == TBP_BODY_UNTIL_CLOSE)
         h->keep_alive = 0;
-    tbp_xlog_status(&h->x, h->c, rh->status);
-    h->x.t_upstream = tbp_loop_now(&h->c->w->loop);
+    tbp_xlog_status(h->x, h->c, rh->status);
+    h->x->t_upstream = tbp_loop_now(&h->c->w->loop);
     tbp_buf_init(&head, 128 * 1024);
-    ret = tbp_exchange_response(h->c, h->route, rh, &edit, &out, &h->x);
+    ret = tbp_exchange_response(h->c, h->route, rh, &edit, &out, h->x);
     if (ret == 0)
         ret = tbp_forward_response_head(out, h->keep_alive, f, rh->content_length, h->head_request,
                                         &head);
@@ -138,7 +163,7 @@ static int resp_body(void *ctx, const char *p, size_t n)
 
     if (n == 0)
         return 0; /* an empty chunk would end the chunked body */
-    h->x.resp_bytes += n;
+    h->x->resp_bytes += n;
     if (h->resp_chunked) {
         k = tbp_chunk_head(chunk, n);
         if (tbp_conn_append(c, chunk, (size_t)k) != 0)
@@ -158,7 +183,7 @@ static int resp_body(void *ctx, const char *p, size_t n)
 /* The exchange is over: next request, or close. */
 static void exchange_done(struct h1 *h)
 {
-    tbp_xlog_write(&h->x, h->c, "h1");
+    tbp_xlog_write(h->x, h->c, "h1");
     h->up = NULL;
     h->up_paused = h->body_paused = 0;
     if (!h->req_complete || !h->keep_alive || h->c->w->draining) {
@@ -166,6 +191,7 @@ static void exchange_done(struct h1 *h)
         return;
     }
     h->state = H1_IDLE;
+    xlog_free(h);
     tbp_timer_set(&h->c->w->loop, &h->c->timer, h->c->cfg->timeouts.idle_keepalive_ms);
 }
 
@@ -205,10 +231,10 @@ static void resp_error(void *ctx, int status, const char *why)
     h->up = NULL;
     if (c->state == TBP_CONN_CLOSED)
         return;
-    tbp_log_error(c->w->px, TBP_LOG_WARN, "%s:%u: %s -> %d (%s)", c->ip, c->port, h->x.req, status,
+    tbp_log_error(c->w->px, TBP_LOG_WARN, "%s:%u: %s -> %d (%s)", c->ip, c->port, h->x->req, status,
                   why);
     if (h->resp_started) {
-        tbp_xlog_write(&h->x, c, "h1");
+        tbp_xlog_write(h->x, c, "h1");
         /* the response was cut: the client must see it cut too, and a body delimited by the
          * close must not end with close_notify (that would make it look complete) */
         SSL_set_quiet_shutdown(c->ssl, 1);
@@ -217,8 +243,10 @@ static void resp_error(void *ctx, int status, const char *why)
     }
     answer_error(h, status, status == 504 ? "origin timed out" : "origin unavailable",
                  !h->req_complete || !h->keep_alive);
-    if (h->state == H1_EXCHANGE && h->req_complete)
+    if (h->state == H1_EXCHANGE && h->req_complete) {
         h->state = H1_IDLE;
+        xlog_free(h);
+    }
     tbp_conn_drive(c);
 }
 
@@ -245,7 +273,9 @@ static int req_head(void *ctx, const struct tbp_http_head *rh)
     const char *why = NULL;
     int status;
 
-    tbp_xlog_begin(&h->x, c, rh);
+    if (xlog_new(h) == NULL)
+        return -1;
+    tbp_xlog_begin(h->x, c, rh);
     h->requests++;
     h->head_started = 0;
     h->body_bytes = 0;
@@ -254,7 +284,7 @@ static int req_head(void *ctx, const struct tbp_http_head *rh)
     h->keep_alive = rh->keep_alive && !c->w->draining;
     h->req_chunked = rh->framing == TBP_BODY_CHUNKED;
     h->state = H1_EXCHANGE;
-    status = tbp_exchange_start(c, rh, h->head_request, rh->framing, &sink, h, &h->x, &h->up,
+    status = tbp_exchange_start(c, rh, h->head_request, rh->framing, &sink, h, h->x, &h->up,
                                 &h->route, &why);
     if (status != 0) {
         /* Token Binding failures close the connection (spec "Validation"); so does anything
@@ -262,9 +292,9 @@ static int req_head(void *ctx, const struct tbp_http_head *rh)
          * connection (HTTP/1.0 without keep-alive, "Connection: close", a graceful stop). A 401
          * from a route's JWT check is an ordinary answer: the connection stays. */
         answer_error(h, status, why,
-                     h->x.tb_failed || rh->framing != TBP_BODY_NONE || status == 502 ||
+                     h->x->tb_failed || rh->framing != TBP_BODY_NONE || status == 502 ||
                          !h->keep_alive);
-        return h->x.tb_failed ? -1 : 0;
+        return h->x->tb_failed ? -1 : 0;
     }
     if (rh->expect_continue && rh->framing != TBP_BODY_NONE)
         (void)tbp_conn_append(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
@@ -278,7 +308,7 @@ static int body_too_large(struct h1 *h)
     struct tbp_conn *c = h->c;
 
     tbp_log_error(c->w->px, TBP_LOG_INFO, "%s:%u: %s: request body over max_body_size (%llu): cut",
-                  c->ip, c->port, h->x.req, (unsigned long long)h->route->max_body_size);
+                  c->ip, c->port, h->x->req, (unsigned long long)h->route->max_body_size);
     if (h->up != NULL) {
         tbp_upstream_abort(h->up); /* the origin sees its request cut */
         h->up = NULL;
@@ -353,6 +383,7 @@ static int req_end(void *ctx)
             tbp_upstream_request_done(h->up);
     } else if (h->state == H1_EXCHANGE) {
         h->state = H1_IDLE; /* answered while the body was arriving: done now */
+        xlog_free(h);
         tbp_timer_set(&h->c->w->loop, &h->c->timer, h->c->cfg->timeouts.idle_keepalive_ms);
     }
     return 0; /* the parser stops at the message boundary by itself */
@@ -407,12 +438,16 @@ static void head_begins(struct h1 *h)
     tbp_timer_set(&c->w->loop, &c->timer, ms);
 }
 
-/* The access-log record of a request that never got a complete head. */
-static void xlog_headless(struct h1 *h)
+/* The access-log record of a request that never got a complete head. -1: out of memory, the
+ * connection was closed. */
+static int xlog_headless(struct h1 *h)
 {
-    memset(&h->x, 0, sizeof(h->x));
-    h->x.tb = "none";
-    h->x.t_start = tbp_loop_now(&h->c->w->loop);
+    if (xlog_new(h) == NULL)
+        return -1;
+    memset(h->x, 0, sizeof(*h->x));
+    h->x->tb = "none";
+    h->x->t_start = tbp_loop_now(&h->c->w->loop);
+    return 0;
 }
 
 static int h1_input(struct tbp_conn *c, const char *p, size_t n, size_t *consumed)
@@ -433,12 +468,15 @@ static int h1_input(struct tbp_conn *c, const char *p, size_t n, size_t *consume
                 tbp_upstream_abort(h->up);
                 h->up = NULL;
             }
-            if (h->state == H1_IDLE)
-                xlog_headless(h);
+            if (h->state == H1_IDLE && xlog_headless(h) != 0)
+                return -1;
             answer_error(h, tbp_h1_error_status(ret), tbp_h1_strerror(ret), 1);
         }
         return -1;
     }
+    /* between requests (the last one read whole, its response maybe still under way): the
+     * parser's buffer goes, and the next request's first bytes allocate it again */
+    tbp_h1_parser_release(&h->parser);
     return 0;
 }
 
@@ -458,7 +496,7 @@ static void h1_timeout(struct tbp_conn *c)
 
     if (h->state == H1_EXCHANGE && h->up != NULL && !h->req_complete) {
         tbp_log_error(c->w->px, TBP_LOG_INFO, "%s:%u: %s: request body timeout", c->ip, c->port,
-                      h->x.req);
+                      h->x->req);
         tbp_upstream_abort(h->up);
         h->up = NULL;
         if (h->resp_started)
@@ -470,8 +508,8 @@ static void h1_timeout(struct tbp_conn *c)
     if (h->state == H1_IDLE && h->head_started) {
         tbp_log_error(c->w->px, TBP_LOG_INFO, "%s:%u: request header timeout (%s): closed", c->ip,
                       c->port, h->requests == 0 ? "first request" : "header_read");
-        xlog_headless(h);
-        answer_error(h, 408, "request header timeout", 1);
+        if (xlog_headless(h) == 0)
+            answer_error(h, 408, "request header timeout", 1);
         return;
     }
     tbp_conn_close(c); /* idle keep-alive, or no first request: nothing to answer */
@@ -510,6 +548,7 @@ static void h1_dispose(struct tbp_conn *c)
     if (h == NULL)
         return;
     tbp_h1_parser_dispose(&h->parser);
+    free(h->x);
     free(h);
     c->pd = NULL;
 }

@@ -80,20 +80,140 @@ static int syntax_error(const struct tbp_h1_parser *p)
 
 /* --- copying spans into the header buffer ------------------------------------------------- */
 
+/* The copy area and the field array are allocated when a message begins, small, and grow by
+ * doubling up to the limits (max_header_bytes, max_headers): most heads fit the first allocation.
+ * tbp_h1_parser_release frees them between messages. */
+#define BUF_MIN 4096  /* bytes: a page */
+#define FIELDS_MIN 32 /* fields */
+
+/* Frees the head's buffer and field array that a trailer section outgrew (see grow_buf). */
+static void drop_retired(struct tbp_h1_parser *p)
+{
+    free(p->old_buf);
+    free(p->old_fields);
+    p->old_buf = NULL;
+    p->old_fields = NULL;
+    p->old_buf_cap = p->old_fields_cap = 0;
+}
+
+/* A slice pointing into [old, old + used] (the end included: an empty slice may sit there) now
+ * points to the same offset in q. */
+static void rebase(struct tbp_str *s, const char *old, size_t used, char *q)
+{
+    uintptr_t a = (uintptr_t)s->p, o = (uintptr_t)old;
+
+    if (s->p != NULL && a >= o && a - o <= used)
+        s->p = q + (a - o);
+}
+
+/* Makes room for n more bytes in buf; the caller checked buf_used + n <= max_header_bytes. The
+ * bytes move to a larger allocation. In a header section every slice moves with them (nobody has
+ * seen them yet). In a trailer section only the trailers' slices move: the head was delivered, so
+ * its buffer stays where it is (old_buf) until the message is over, and the head given to on_head
+ * never changes. */
+static int grow_buf(struct tbp_h1_parser *p, size_t n)
+{
+    size_t need = p->buf_used + n, cap = p->buf_cap > 0 ? p->buf_cap : BUF_MIN, first = 0, count;
+    int trailers = p->state == TBP_H1_TRAILERS;
+    char *q;
+
+    if (p->buf != NULL && need <= p->buf_cap)
+        return 0;
+    while (cap < need)
+        cap *= 2; /* need <= 64 MiB: no overflow */
+    if (cap > p->max_header_bytes)
+        cap = p->max_header_bytes;
+    if ((q = malloc(cap)) == NULL)
+        return TBP_H1_ENOMEM;
+    if (p->buf != NULL) {
+        if (p->buf_used > 0)
+            memcpy(q, p->buf, p->buf_used);
+        if (trailers) {
+            first = p->head.n_headers;
+        } else {
+            rebase(&p->head.target, p->buf, p->buf_used, q);
+            rebase(&p->head.reason, p->buf, p->buf_used, q);
+        }
+        count = p->head.n_headers + p->n_trailers + (p->field_phase != PH_NONE);
+        for (; first < count; first++) {
+            rebase(&p->fields[first].name, p->buf, p->buf_used, q);
+            rebase(&p->fields[first].value, p->buf, p->buf_used, q);
+        }
+        if (trailers && p->old_buf == NULL) {
+            p->old_buf = p->buf; /* the head's: kept until the message is over */
+            p->old_buf_cap = p->buf_cap;
+        } else {
+            free(p->buf);
+        }
+    }
+    p->buf = q;
+    p->buf_cap = cap;
+    return 0;
+}
+
+/* Makes room for one more field; the caller checked the count against max_headers. Like
+ * grow_buf, a trailer section leaves the head's array in place (old_fields) for head.headers. */
+static int grow_fields(struct tbp_h1_parser *p)
+{
+    size_t count = p->head.n_headers + p->n_trailers;
+    size_t cap = p->fields_cap > 0 ? p->fields_cap * 2 : FIELDS_MIN;
+    int trailers = p->state == TBP_H1_TRAILERS;
+    struct tbp_header *f;
+
+    if (p->fields != NULL && count < p->fields_cap)
+        return 0;
+    if (cap > p->max_headers)
+        cap = p->max_headers; /* > count: checked by the caller */
+    if ((f = malloc(cap * sizeof(*f))) == NULL)
+        return TBP_H1_ENOMEM;
+    if (p->fields != NULL) {
+        if (count > 0)
+            memcpy(f, p->fields, count * sizeof(*f));
+        if (trailers && p->old_fields == NULL) {
+            p->old_fields = p->fields; /* head.headers points into it */
+            p->old_fields_cap = p->fields_cap;
+        } else {
+            free(p->fields);
+        }
+    }
+    p->fields = f;
+    p->fields_cap = cap;
+    if (!trailers)
+        p->head.headers = f;
+    return 0;
+}
+
+/* A message may begin: the buffer and the field array exist (first sizes when released), and
+ * what a trailer section left behind is freed (the previous message's head is invalid now). */
+static int prepare(struct tbp_h1_parser *p)
+{
+    int rc;
+
+    drop_retired(p);
+    p->buf_used = 0;
+    if ((rc = grow_buf(p, 0)) != 0)
+        return rc;
+    if (p->fields == NULL && (rc = grow_fields(p)) != 0)
+        return rc;
+    return 0;
+}
+
 /* Append a span to s, which must be the last thing in the buffer (llhttp delivers the spans of
  * one element back to back, and we copy nothing else in between). */
 static int append(struct tbp_h1_parser *p, struct tbp_str *s, const char *at, size_t n)
 {
-    char *end = p->buf + p->buf_used;
+    int rc;
 
     if (n > p->max_header_bytes - p->buf_used)
         return ll_fail(p, TBP_H1_EHEADER_TOO_LARGE);
-    if (s->p == NULL)
-        s->p = end;
-    else if (s->p + s->len != end)
+    if (s->p != NULL && s->p + s->len != p->buf + p->buf_used)
         return ll_fail(p, syntax_error(p));
+    if ((rc = grow_buf(p, n)) != 0) /* moves s too */
+        return ll_fail(p, rc);
+    if (s->p == NULL)
+        s->p = p->buf + p->buf_used;
     if (n > 0)
-        memcpy(end, at, n);
+        memcpy(p->buf + p->buf_used, at, n);
     p->buf_used += n;
     s->len += n;
     return 0;
@@ -150,12 +270,15 @@ static int ll_on_status(llhttp_t *ll, const char *at, size_t n)
 static int ll_on_header_field(llhttp_t *ll, const char *at, size_t n)
 {
     struct tbp_h1_parser *p = ll->data;
+    int rc;
 
     if (p->field_phase == PH_VALUE)
         return ll_fail(p, syntax_error(p));
     if (p->field_phase == PH_NONE) {
         if (p->head.n_headers + p->n_trailers >= p->max_headers)
             return ll_fail(p, TBP_H1_ETOO_MANY_HEADERS);
+        if ((rc = grow_fields(p)) != 0)
+            return ll_fail(p, rc);
         memset(cur_field(p), 0, sizeof(struct tbp_header));
         p->field_phase = PH_NAME;
     }
@@ -559,13 +682,15 @@ static size_t stop_offset(const struct tbp_h1_parser *p, const char *data, size_
 /* Run llhttp once over data (at most up to the header-section limit). */
 static int step(struct tbp_h1_parser *p, const char *data, size_t len, size_t *used)
 {
-    int section = in_section(p->state);
+    int section = in_section(p->state), rc;
     size_t n = len;
     llhttp_errno_t e;
 
     *used = 0;
     if (n == 0 && !p->ll_paused)
         return STEP_STOP;
+    if (p->state == TBP_H1_IDLE && n > 0 && (rc = prepare(p)) != 0)
+        return fail(p, rc);
     if (section && n > p->max_header_bytes - p->section_bytes) {
         n = p->max_header_bytes - p->section_bytes;
         if (n == 0)
@@ -655,23 +780,22 @@ int tbp_h1_feed_eof(struct tbp_h1_parser *p)
 
 /* --- setup and accessors ------------------------------------------------------------------- */
 
-static void init_settings(llhttp_settings_t *s)
-{
-    llhttp_settings_init(s);
-    s->on_message_begin = ll_on_message_begin;
-    s->on_url = ll_on_url;
-    s->on_status = ll_on_status;
-    s->on_header_field = ll_on_header_field;
-    s->on_header_field_complete = ll_on_header_field_complete;
-    s->on_header_value = ll_on_header_value;
-    s->on_header_value_complete = ll_on_header_value_complete;
-    s->on_headers_complete = ll_on_headers_complete;
-    s->on_body = ll_on_body;
-    s->on_chunk_extension_name = ll_on_chunk_ext;
-    s->on_chunk_extension_value = ll_on_chunk_ext;
-    s->on_chunk_header = ll_on_chunk_header;
-    s->on_message_complete = ll_on_message_complete;
-}
+/* The same for every parser: llhttp only reads it. */
+static const llhttp_settings_t SETTINGS = {
+    .on_message_begin = ll_on_message_begin,
+    .on_url = ll_on_url,
+    .on_status = ll_on_status,
+    .on_header_field = ll_on_header_field,
+    .on_header_field_complete = ll_on_header_field_complete,
+    .on_header_value = ll_on_header_value,
+    .on_header_value_complete = ll_on_header_value_complete,
+    .on_headers_complete = ll_on_headers_complete,
+    .on_body = ll_on_body,
+    .on_chunk_extension_name = ll_on_chunk_ext,
+    .on_chunk_extension_value = ll_on_chunk_ext,
+    .on_chunk_header = ll_on_chunk_header,
+    .on_message_complete = ll_on_message_complete,
+};
 
 int tbp_h1_parser_init(struct tbp_h1_parser *p, int is_request, const struct tbp_h1_limits *lim,
                        const struct tbp_h1_callbacks *cb, void *ctx)
@@ -683,39 +807,62 @@ int tbp_h1_parser_init(struct tbp_h1_parser *p, int is_request, const struct tbp
     memset(p, 0, sizeof(*p));
     if (max_bytes > (size_t)64 * 1024 * 1024 || max_headers > 65536)
         return TBP_H1_EINVAL;
-    p->buf = malloc(max_bytes);
-    p->fields = calloc(max_headers, sizeof(*p->fields));
-    if (p->buf == NULL || p->fields == NULL) {
-        tbp_h1_parser_dispose(p);
-        return TBP_H1_ENOMEM;
-    }
     p->max_header_bytes = max_bytes;
     p->max_headers = max_headers;
     p->is_request = is_request != 0;
     if (cb != NULL)
         p->cb = *cb;
     p->ctx = ctx;
-    init_settings(&p->settings);
-    llhttp_init(&p->ll, p->is_request ? HTTP_REQUEST : HTTP_RESPONSE, &p->settings);
+    llhttp_init(&p->ll, p->is_request ? HTTP_REQUEST : HTTP_RESPONSE, &SETTINGS);
     p->ll.data = p;
     tbp_h1_parser_reset(p);
     return 0;
 }
 
-void tbp_h1_parser_dispose(struct tbp_h1_parser *p)
+/* Frees the buffer and the field array; the last head and trailers are gone with them. */
+static void free_storage(struct tbp_h1_parser *p)
 {
+    drop_retired(p);
     free(p->buf);
     free(p->fields);
     p->buf = NULL;
     p->fields = NULL;
+    p->buf_used = p->buf_cap = p->fields_cap = 0;
+    memset(&p->head, 0, sizeof(p->head));
+    p->n_trailers = 0;
+}
+
+void tbp_h1_parser_dispose(struct tbp_h1_parser *p)
+{
+    free_storage(p);
     p->max_header_bytes = 0;
     p->max_headers = 0;
+}
+
+void tbp_h1_parser_release(struct tbp_h1_parser *p)
+{
+    if (!tbp_h1_in_message(p))
+        free_storage(p);
+}
+
+size_t tbp_h1_memory(const struct tbp_h1_parser *p)
+{
+    size_t n = p->buf != NULL ? p->buf_cap : 0;
+
+    if (p->fields != NULL)
+        n += p->fields_cap * sizeof(*p->fields);
+    if (p->old_buf != NULL)
+        n += p->old_buf_cap;
+    if (p->old_fields != NULL)
+        n += p->old_fields_cap * sizeof(*p->fields);
+    return n;
 }
 
 void tbp_h1_parser_reset(struct tbp_h1_parser *p)
 {
     llhttp_reset(&p->ll);
     start_idle(p);
+    drop_retired(p);
     p->err = 0;
     p->pending = 0;
     p->why = WHY_NONE;

@@ -1,19 +1,26 @@
 /*
  * h1parse: the proxy's incremental HTTP/1.1 parser, for requests (from clients) and responses
  * (from origins). It wraps llhttp 8.1 in strict mode (no lenient flag is ever set) and adds the
- * checks a front-line proxy needs that llhttp does not make. It does no I/O and allocates only in
- * tbp_h1_parser_init: the caller feeds bytes, and gets callbacks.
+ * checks a front-line proxy needs that llhttp does not make. It does no I/O: the caller feeds
+ * bytes, and gets callbacks.
  *
  * One message at a time. tbp_h1_feed() returns at every message boundary (after on_end, and after
  * an interim 1xx head), so the caller handles pipelined requests one by one: it keeps the bytes
  * not consumed and feeds them again when it is ready for the next message.
  *
- * Head. The start line and the header fields are copied into one fixed buffer of
- * max_header_bytes allocated at init (llhttp hands out spans of the caller's input, which do not
- * survive the feed). on_head receives a struct tbp_http_head whose slices point into that buffer
- * (the method points to a static string): they stay valid until the next message starts, i.e.
- * until the next tbp_h1_feed / tbp_h1_feed_eof / tbp_h1_parser_reset call after the message's
- * on_end (or after the boundary that follows a 1xx head).
+ * Head. The start line and the header fields are copied into the parser's buffer (llhttp hands
+ * out spans of the caller's input, which do not survive the feed). on_head receives a struct
+ * tbp_http_head whose slices point into that buffer (the method points to a static string): they
+ * stay valid until the next message starts, i.e. until the next tbp_h1_feed / tbp_h1_feed_eof /
+ * tbp_h1_parser_reset / tbp_h1_parser_release call after the message's on_end (or after the
+ * boundary that follows a 1xx head).
+ *
+ * Memory. The parser allocates nothing at init. When a message begins it allocates its buffer
+ * (4 KiB) and field array (32 fields), which grow by doubling as the header section needs, up to
+ * max_header_bytes and max_headers; a trailer section that outgrows them gets new ones and the
+ * head keeps the old ones until the message ends (the head never moves once delivered). They are
+ * kept from one message to the next until tbp_h1_parser_release, which a caller with many idle
+ * parsers (a kept-alive client connection between requests) calls once a message is over.
  *
  * Framing: Content-Length: 0 gives TBP_BODY_LENGTH with content_length 0; TBP_BODY_NONE means no
  * body by the message's own rules (request without Content-Length / Transfer-Encoding, 1xx, 204,
@@ -23,7 +30,7 @@
  * into the caller's input and valid only during the call.
  *
  * Trailers of a chunked message are collected (subject to the same limits as the head) and can
- * be read with tbp_h1_trailers() from on_end until the next message starts.
+ * be read with tbp_h1_trailers() from on_end until the next message starts (or the release).
  *
  * What is rejected, beyond llhttp strict mode (see h1parse.c for the full list of what llhttp
  * already rejects): header section (raw bytes, counted from the first byte after the previous
@@ -82,7 +89,7 @@ enum tbp_h1_error {
     TBP_H1_EPAUSED = -20,           /* "paused": fed while paused, without tbp_h1_resume (misuse;
                                        not sticky) */
     TBP_H1_EINVAL = -21,            /* "invalid_argument": bad limits at init */
-    TBP_H1_ENOMEM = -22,            /* "no_memory": allocation failed at init */
+    TBP_H1_ENOMEM = -22,            /* "no_memory": an allocation failed */
     TBP_H1_EURI_TOO_LONG = -23      /* "uri_too_long": request-target > max_uri_bytes */
 };
 
@@ -124,17 +131,21 @@ enum tbp_h1_state {
 };
 
 /* Embedded by the caller; opaque: use the functions below. Must not be moved (copied) after
- * init: llhttp keeps a pointer to the settings inside it. */
+ * init: llhttp's data points to it. */
 struct tbp_h1_parser {
     llhttp_t ll;
-    llhttp_settings_t settings;
     struct tbp_h1_callbacks cb;
     void *ctx;
     int is_request;
     size_t max_header_bytes, max_headers, max_uri_bytes;
-    char *buf; /* max_header_bytes: copies of the head and trailers */
-    size_t buf_used;
-    struct tbp_header *fields; /* max_headers: head fields, then trailer fields */
+    char *buf; /* copies of the head and trailers (buf_cap <= max_header_bytes); NULL when
+                  released */
+    size_t buf_used, buf_cap;
+    struct tbp_header *fields; /* head fields, then trailer fields (fields_cap <= max_headers) */
+    size_t fields_cap;
+    char *old_buf;                 /* the head's buffer and field array, when the trailer section */
+    struct tbp_header *old_fields; /* outgrew them (h1parse.c: grow_buf); else NULL */
+    size_t old_buf_cap, old_fields_cap;
     size_t n_trailers;
     int field_phase; /* where the field being copied is (see h1parse.c) */
     struct tbp_http_head head;
@@ -158,9 +169,8 @@ struct tbp_h1_parser {
 
 /* Prepare p: is_request != 0 parses requests, else responses. lim NULL (or zero fields) means the
  * defaults (64 KiB, 100 fields). cb is copied (NULL: no callbacks); ctx is passed to every
- * callback. Allocates the header buffer and field array (the only allocations). Returns 0,
- * TBP_H1_EINVAL (limits too large) or TBP_H1_ENOMEM; on failure p needs no dispose (but dispose is
- * harmless). */
+ * callback. Allocates nothing (see "Memory" above). Returns 0 or TBP_H1_EINVAL (limits too
+ * large); on failure p needs no dispose (but dispose is harmless). */
 int tbp_h1_parser_init(struct tbp_h1_parser *p, int is_request, const struct tbp_h1_limits *lim,
                        const struct tbp_h1_callbacks *cb, void *ctx);
 
@@ -170,12 +180,21 @@ int tbp_h1_parser_init(struct tbp_h1_parser *p, int is_request, const struct tbp
  * between messages (normally right after init). No effect on a response parser. */
 void tbp_h1_set_max_uri(struct tbp_h1_parser *p, size_t max);
 
-/* Free what init allocated. Safe on a zeroed, failed or already disposed parser. */
+/* Free what the parser holds. Safe on a zeroed, failed or already disposed parser. */
 void tbp_h1_parser_dispose(struct tbp_h1_parser *p);
 
 /* Back to TBP_H1_IDLE as after init (errors, pauses and expect_no_body cleared), keeping the
- * buffers: e.g. for a pooled origin connection. Invalidates the last head. */
+ * buffer: e.g. for a pooled origin connection. Invalidates the last head. */
 void tbp_h1_parser_reset(struct tbp_h1_parser *p);
+
+/* Between messages (tbp_h1_in_message() == 0): frees the buffer and the field array, which the
+ * next message allocates again; invalidates the last head and trailers. Does nothing while a
+ * message is in progress. Not from a callback. In any state (failed or closed too) the parser
+ * goes on as before, only without that memory. */
+void tbp_h1_parser_release(struct tbp_h1_parser *p);
+
+/* Bytes of heap the parser holds now (buffers and field arrays): 0 after init and release. */
+size_t tbp_h1_memory(const struct tbp_h1_parser *p);
 
 /* Parse up to len bytes of data (data may be NULL when len is 0). Returns 0 and sets *consumed:
  *  - *consumed == len: everything was parsed (the message may be unfinished);

@@ -47,12 +47,30 @@
  * Lifetime: a stream is freed in on_stream_close, which nghttp2 calls from inside mem_recv or
  * mem_send; its upstream exchange is aborted there, so no upstream callback reaches it later.
  * Upstream callbacks pump last, so nothing touches a stream after a pump.
+ *
+ * Memory of an idle connection (bench/soak measures it; streams are freed when they close):
+ * nghttp2's session keeps about 10 KiB for good (its struct, the stream map, the two HPACK
+ * tables) and a frame buffer of 16 KiB (NG_FRAMEBUF_LEN) that holds a frame only while it is
+ * being written out. Our nghttp2 allocator gives that buffer whole pages of its own when the
+ * session is created, and a connection with no stream open for IDLE_RELEASE_MS gives them back
+ * (release_framebuf, MADV_DONTNEED: the next frame written there faults in fresh zeroed pages);
+ * a busy connection pays nothing for it. Closed streams are not kept
+ * (nghttp2_option_set_no_closed_streams: their only use, placing streams that depend on them in
+ * the RFC 7540 priority tree, went with RFC 9113). The HPACK encoder's dynamic table (what we
+ * index of response fields) is 512 bytes instead of 4096: room for the short fields an origin
+ * repeats (content-type, server, cache-control) but not for long values, so at most about 1 KiB
+ * per connection instead of about 5; the decoder's table, which the client fills (repeated
+ * cookies and Token-Binding headers then cost a byte or two per request), keeps the default
+ * 4096.
  */
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <nghttp2/nghttp2.h>
 
@@ -68,6 +86,15 @@
 /* graceful stop: the final GOAWAY at the latest this long after the shutdown notice, if the
  * PING that follows it is not answered */
 #define DRAIN_GRACE_MS 1000
+
+/* nghttp2's frame buffer: one chunk of frame header + pad length + the largest payload
+ * (lib/nghttp2_int.h NGHTTP2_FRAMEBUF_CHUNKLEN), allocated when the session is created (see
+ * "Memory" at the top). */
+#define NG_FRAMEBUF_LEN (9 + 1 + 16384)
+/* A connection with no stream open this long gives the pages of its frame buffer back */
+#define IDLE_RELEASE_MS 500
+/* Our HPACK encoder's dynamic table (nghttp2's default: 4096) */
+#define DEFLATE_TABLE 512
 
 /* The opaque data of the graceful-stop PING (8 bytes, no NUL). */
 static const uint8_t drain_ping[8] = {'t', 'b', 'p', 'd', 'r', 'a', 'i', 'n'};
@@ -132,12 +159,16 @@ struct h2 {
                                        below low */
     uint64_t flood_start;           /* loop ms: the current PING/SETTINGS counting window */
     unsigned flood_count;
+    char *framebuf;    /* nghttp2's frame buffer (NG_FRAMEBUF_LEN bytes), NULL: not known */
+    int in_new;        /* inside nghttp2_session_server_new3: the frame buffer is allocated */
+    int framebuf_used; /* frames were written into it since its pages were last released */
 };
 
 #define H2(c) ((struct h2 *)(c)->pd)
 
 static void pump(struct h2 *h);
 static void timer_earlier(struct h2 *h, uint64_t due);
+static uint64_t idle_timer_ms(const struct h2 *h, uint64_t ms);
 
 /* --- streams ---------------------------------------------------------------------------------- */
 
@@ -742,9 +773,91 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t err, void *u
     }
     if (h->n_streams == 0 && h->c->state == TBP_CONN_OPEN) { /* idle from now on */
         h->t_idle = tbp_loop_now(&h->c->w->loop);
-        tbp_timer_set(&h->c->w->loop, &h->c->timer, h->c->cfg->timeouts.idle_keepalive_ms);
+        tbp_timer_set(&h->c->w->loop, &h->c->timer,
+                      idle_timer_ms(h, h->c->cfg->timeouts.idle_keepalive_ms));
     }
     return 0;
+}
+
+/* --- memory (see the top) -------------------------------------------------------------------- */
+
+/* nghttp2's allocator: the C library's, and the frame buffer's address noted when the session
+ * allocates it (nghttp2_buf_reserve: a realloc from NULL). */
+static void *ng_malloc(size_t n, void *ud)
+{
+    (void)ud;
+    return malloc(n);
+}
+
+static void ng_free(void *p, void *ud)
+{
+    struct h2 *h = ud;
+
+    if (p != NULL && p == (void *)h->framebuf)
+        h->framebuf = NULL;
+    free(p);
+}
+
+static void *ng_calloc(size_t n, size_t size, void *ud)
+{
+    (void)ud;
+    return calloc(n, size);
+}
+
+/* The page size (0: unknown). */
+static size_t page_size(void)
+{
+    long page = sysconf(_SC_PAGESIZE);
+
+    return page > 0 && (page & (page - 1)) == 0 ? (size_t)page : 0;
+}
+
+/* The frame buffer's allocation: whole pages (0: the page size is unknown). */
+static size_t framebuf_span(void)
+{
+    size_t page = page_size();
+
+    return page == 0 ? 0 : (NG_FRAMEBUF_LEN + page - 1) & ~(page - 1);
+}
+
+static void *ng_realloc(void *p, size_t n, void *ud)
+{
+    struct h2 *h = ud;
+    size_t span;
+    void *q;
+
+    if (p == NULL && n == NG_FRAMEBUF_LEN && h->in_new && h->framebuf == NULL &&
+        (span = framebuf_span()) != 0) {
+        /* the frame buffer: whole pages of its own, so that all of them can be released */
+        if (posix_memalign(&q, page_size(), span) != 0)
+            return NULL;
+        h->framebuf = q;
+        return q;
+    }
+    if (p != NULL && p == (void *)h->framebuf) {
+        if ((q = realloc(p, n)) != NULL)
+            h->framebuf = NULL; /* not the buffer we know any more */
+        return q;
+    }
+    return realloc(p, n);
+}
+
+/* The connection timer for a connection with no stream: the idle deadline (ms from now), or the
+ * release of the frame buffer's pages if that comes first. */
+static uint64_t idle_timer_ms(const struct h2 *h, uint64_t ms)
+{
+    return h->framebuf != NULL && IDLE_RELEASE_MS < ms ? IDLE_RELEASE_MS : ms;
+}
+
+/* Between frames the frame buffer holds nothing: the whole pages inside it go back to the system
+ * (MADV_DONTNEED: the next frame written there gets fresh zeroed pages). Only with nothing queued
+ * for sending, so that no frame is half-way through it. */
+static void release_framebuf(struct h2 *h)
+{
+    if (h->framebuf == NULL || !h->framebuf_used || nghttp2_session_want_write(h->s))
+        return;
+    (void)madvise(h->framebuf, framebuf_span(), MADV_DONTNEED);
+    h->framebuf_used = 0;
 }
 
 /* --- the session ------------------------------------------------------------------------------ */
@@ -767,6 +880,7 @@ static void pump(struct h2 *h)
         }
         if (n == 0)
             break;
+        h->framebuf_used = 1;
         if (tbp_conn_append(c, data, (size_t)n) != 0)
             return;
     }
@@ -795,6 +909,7 @@ static int h2_start(struct tbp_conn *c)
     const struct tbp_config *cfg = c->cfg;
     nghttp2_session_callbacks *cbs = NULL;
     nghttp2_option *opt = NULL;
+    nghttp2_mem mem = {NULL, ng_malloc, ng_free, ng_calloc, ng_realloc};
     nghttp2_settings_entry iv[] = {
         {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, cfg->limits.max_concurrent_streams},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, WINDOW},
@@ -802,7 +917,7 @@ static int h2_start(struct tbp_conn *c)
         {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
     };
     struct h2 *h = calloc(1, sizeof(*h));
-    int ret = -1;
+    int ret = -1, rv;
 
     if (h == NULL || nghttp2_session_callbacks_new(&cbs) != 0 || nghttp2_option_new(&opt) != 0)
         goto Exit;
@@ -821,7 +936,13 @@ static int h2_start(struct tbp_conn *c)
     nghttp2_option_set_max_settings(opt, 32);                  /* SETTINGS flood */
     nghttp2_option_set_max_outbound_ack(opt, 1000);            /* PING / SETTINGS ack flood */
     nghttp2_option_set_stream_reset_rate_limit(opt, 1000, 33); /* rapid reset */
-    if (nghttp2_session_server_new2(&h->s, cbs, h, opt) != 0)
+    nghttp2_option_set_no_closed_streams(opt, 1);
+    nghttp2_option_set_max_deflate_dynamic_table_size(opt, DEFLATE_TABLE);
+    mem.mem_user_data = h;
+    h->in_new = 1;
+    rv = nghttp2_session_server_new3(&h->s, cbs, h, opt, &mem);
+    h->in_new = 0;
+    if (rv != 0)
         goto Exit;
     if (nghttp2_submit_settings(h->s, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0])) != 0 ||
         nghttp2_session_set_local_window_size(h->s, NGHTTP2_FLAG_NONE, 0, 4 * WINDOW) != 0)
@@ -829,7 +950,7 @@ static int h2_start(struct tbp_conn *c)
     c->pd = h;
     h = NULL;
     pump(c->pd);
-    tbp_timer_set(&c->w->loop, &c->timer, cfg->timeouts.first_request_ms);
+    tbp_timer_set(&c->w->loop, &c->timer, idle_timer_ms(c->pd, cfg->timeouts.first_request_ms));
     ret = 0;
 Exit:
     if (h != NULL) {
@@ -948,8 +1069,13 @@ static void h2_timeout(struct tbp_conn *c)
     struct stream *st;
 
     if (h->n_streams == 0) {
-        due = h->first_done ? h->t_idle + t->idle_keepalive_ms : h->t_open + t->first_request_ms;
+        uint64_t since = h->first_done ? h->t_idle : h->t_open;
+        due = since + (h->first_done ? t->idle_keepalive_ms : t->first_request_ms);
         if (now < due) {
+            if (h->framebuf_used && now >= since + IDLE_RELEASE_MS)
+                release_framebuf(h);
+            else if (h->framebuf_used && since + IDLE_RELEASE_MS < due)
+                due = since + IDLE_RELEASE_MS;
             tbp_timer_set(&c->w->loop, &c->timer, due - now);
             return;
         }

@@ -27,6 +27,7 @@ struct rec {
     int pause_end;  /* on_end returns TBP_H1_PAUSE */
     int fail_at;    /* 1: on_head, 2: on_body, 3: on_end return -1 */
     int paused;     /* a callback returned TBP_H1_PAUSE (on_head/on_body) */
+    int release;    /* drive: tbp_h1_parser_release after every feed, as the proxy does */
 };
 
 static void log_add(struct rec *r, const char *s, size_t n)
@@ -168,6 +169,8 @@ static int drive(struct rec *r, const char *data, size_t len)
             return rc;
         cr_assert_leq(c, len - off);
         off += c;
+        if (r->release)
+            tbp_h1_parser_release(&r->p); /* a no-op inside a message */
         if (r->paused) {
             r->paused = 0;
             tbp_h1_resume(&r->p);
@@ -1496,4 +1499,368 @@ Test(h1parse, reset_reuses_the_parser)
     cr_assert_eq(r->ends, 1);
     cr_assert_eq(r->p.head.framing, TBP_BODY_LENGTH); /* expect_no_body was cleared */
     rec_free(r);
+}
+
+/* --- memory: allocated when a message begins, grown on demand, released between messages ---- */
+
+/* The most a parser may hold: buffer and field array at their limits, twice while a trailer
+ * section that outgrew them leaves the head its own (until the message ends). */
+static size_t memory_cap(const struct tbp_h1_parser *p)
+{
+    return 2 * (p->max_header_bytes + p->max_headers * sizeof(struct tbp_header));
+}
+
+Test(h1parse, memory_released_between_messages)
+{
+    static const char both[] =
+        "GET /a/b?c=d HTTP/1.1\r\nHost: example.com:8443\r\n"
+        "User-Agent:   tbclient/1.0  \r\nAccept: */*\r\nX-Empty:\r\n\r\n"
+        "POST /submit HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n"
+        "Content-Type: text/plain\r\nExpect: 100-continue\r\n\r\nhello world";
+    struct rec *ref = parse_whole(1, M(both), 0);
+    struct rec *r = rec_new(1, NULL);
+    size_t held, n, half = sizeof(REQ_POST) / 2;
+
+    cr_assert_eq(sizeof(both) - 1, sizeof(REQ_GET) - 1 + sizeof(REQ_POST) - 1);
+    cr_assert_eq(tbp_h1_memory(&r->p), 0, "init allocates nothing");
+    cr_assert_eq(drive_copy(r, M(REQ_GET)), 0);
+    held = tbp_h1_memory(&r->p);
+    cr_assert(held > 0 && held < 8192, "a small head holds %zu bytes", held);
+    tbp_h1_parser_release(&r->p);
+    cr_assert_eq(tbp_h1_memory(&r->p), 0);
+    cr_assert_null(r->p.buf);
+    cr_assert_eq(r->p.head.n_headers, 0, "the released head is gone");
+    cr_assert_null(tbp_h1_trailers(&r->p, &n));
+    tbp_h1_parser_release(&r->p); /* twice: harmless */
+    cr_assert_eq(tbp_h1_memory(&r->p), 0);
+
+    /* inside a message the release does nothing: the head in progress stays */
+    cr_assert_eq(drive_copy(r, REQ_POST, half), 0);
+    cr_assert_eq(tbp_h1_in_message(&r->p), 1);
+    held = tbp_h1_memory(&r->p);
+    cr_assert_gt(held, 0, "the next message allocated again");
+    tbp_h1_parser_release(&r->p);
+    cr_assert_eq(tbp_h1_memory(&r->p), held);
+    cr_assert_eq(drive_copy(r, REQ_POST + half, sizeof(REQ_POST) - 1 - half), 0);
+    cr_assert_eq(r->ends, 2);
+    cr_assert_eq(r->stale, 0);
+    cr_assert_eq(r->log_len, ref->log_len);
+    cr_assert_eq(memcmp(r->log, ref->log, r->log_len), 0, "%.*s\nvs\n%.*s", (int)r->log_len, r->log,
+                 (int)ref->log_len, ref->log);
+
+    /* closed: released, and still closed */
+    cr_assert_eq(tbp_h1_feed_eof(&r->p), 0);
+    tbp_h1_parser_release(&r->p);
+    cr_assert_eq(tbp_h1_memory(&r->p), 0);
+    cr_assert_eq(tbp_h1_state(&r->p), TBP_H1_CLOSED);
+    cr_assert_eq(drive(r, M("GET / HTTP/1.1\r\n")), TBP_H1_EDATA_AFTER_CLOSE);
+    rec_free(r);
+    rec_free(ref);
+
+    /* failed: released, the error stays */
+    r = rec_new(1, NULL);
+    cr_assert_eq(drive(r, M("GET / HTTP/1.1\r\nHost: a\r\n\x01")), TBP_H1_EBAD_REQUEST);
+    cr_assert_gt(tbp_h1_memory(&r->p), 0);
+    tbp_h1_parser_release(&r->p);
+    cr_assert_eq(tbp_h1_memory(&r->p), 0);
+    cr_assert_eq(drive(r, M(REQ_GET)), TBP_H1_EBAD_REQUEST);
+    cr_assert_eq(tbp_h1_state(&r->p), TBP_H1_FAILED);
+    rec_free(r);
+
+    /* reset keeps the memory for the next message; release frees it */
+    r = rec_new(0, NULL);
+    cr_assert_eq(drive(r, M("HTTP/1.1 200 OK\r\nContent-Le")), 0);
+    held = tbp_h1_memory(&r->p);
+    tbp_h1_parser_reset(&r->p);
+    cr_assert_eq(tbp_h1_memory(&r->p), held);
+    tbp_h1_parser_release(&r->p);
+    cr_assert_eq(tbp_h1_memory(&r->p), 0);
+    cr_assert_eq(drive(r, M("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")), 0);
+    cr_assert_eq(r->ends, 1);
+    rec_free(r);
+}
+
+/* Every valid stream fed in pieces of every size (and byte by byte with pauses), released after
+ * every feed as the proxy does: the same callbacks as a whole parse, and nothing held once the
+ * stream is over. */
+Test(h1parse, release_after_every_feed)
+{
+    size_t i, k, off;
+    int pause;
+
+    for (i = 0; i < sizeof(VALIDS) / sizeof(VALIDS[0]); i++) {
+        const struct valid *v = &VALIDS[i];
+        struct rec *whole = run_valid(v);
+
+        cr_assert_eq(drive_copy(whole, v->msg, v->len), 0);
+        for (k = 1; k <= v->len; k++) {
+            for (pause = 0; pause <= (k == 1); pause++) {
+                struct rec *r = run_valid(v);
+
+                r->release = 1;
+                r->pause_body = r->pause_head = pause;
+                for (off = 0; off < v->len; off += k) {
+                    size_t n = v->len - off < k ? v->len - off : k;
+                    cr_assert_eq(drive_copy(r, v->msg + off, n), 0, "%s piece %zu at %zu", v->what,
+                                 k, off);
+                }
+                cr_assert_eq(drive(r, NULL, 0), 0);
+                cr_assert_eq(r->ends, v->ends, "%s piece %zu", v->what, k);
+                cr_assert_eq(r->stale, 0, "%s piece %zu: head slices changed", v->what, k);
+                cr_assert_eq(r->log_len, whole->log_len, "%s piece %zu", v->what, k);
+                cr_assert_eq(memcmp(r->log, whole->log, r->log_len), 0, "%s piece %zu:\n%.*s",
+                             v->what, k, (int)r->log_len, r->log);
+                cr_assert_eq(tbp_h1_in_message(&r->p), 0);
+                cr_assert_eq(tbp_h1_memory(&r->p), 0, "%s piece %zu: memory held when idle",
+                             v->what, k);
+                rec_free(r);
+            }
+        }
+        rec_free(whole);
+    }
+}
+
+/* A parser checking heads made by big_head and trailers made by big_trailers. */
+struct big {
+    struct tbp_h1_parser p;
+    size_t n, vlen;   /* head: Host, [Transfer-Encoding,] X-1 .. X-(n-2) of vlen letters, X-Pad */
+    int te;           /* the head has Transfer-Encoding: chunked after Host */
+    size_t tn, tvlen; /* trailers: T-0 .. T-(tn-1) with tvlen letters each */
+    struct tbp_str target;
+    struct tbp_header saved[128]; /* the head's fields as on_head got them */
+    size_t n_saved;
+    size_t peak; /* tbp_h1_memory at on_end */
+    int heads, ends, bad;
+};
+
+/* Field name prefix + i with a value of vlen times the letter of i. */
+static int field_is(const struct tbp_header *f, const char *prefix, size_t i, size_t vlen)
+{
+    char name[32];
+    size_t k;
+
+    snprintf(name, sizeof(name), "%s%zu", prefix, i);
+    if (!str_eq(f->name, name) || f->value.len != vlen)
+        return 0;
+    for (k = 0; k < vlen; k++)
+        if (f->value.p[k] != (char)('a' + i % 26))
+            return 0;
+    return 1;
+}
+
+/* 1 when the fields are what big_head made. */
+static int big_head_ok(const struct big *b, struct tbp_str target, const struct tbp_header *f,
+                       size_t n)
+{
+    size_t i, k;
+
+    if (!str_eq(target, "/big") || n != b->n + (size_t)b->te || !str_eq(f[0].name, "Host"))
+        return 0;
+    if (b->te && !(str_eq(f[1].name, "Transfer-Encoding") && str_eq(f[1].value, "chunked")))
+        return 0;
+    for (i = 1; i + 1 < b->n; i++)
+        if (!field_is(&f[i + (size_t)b->te], "X-", i, b->vlen))
+            return 0;
+    if (!str_eq(f[n - 1].name, "X-Pad"))
+        return 0;
+    for (k = 0; k < f[n - 1].value.len; k++)
+        if (f[n - 1].value.p[k] != 'p')
+            return 0;
+    return 1;
+}
+
+static int big_on_head(void *ctx, const struct tbp_http_head *h)
+{
+    struct big *b = ctx;
+
+    b->heads++;
+    b->bad |= !big_head_ok(b, h->target, h->headers, h->n_headers);
+    /* copies of the slices, as a caller may keep them until the message ends */
+    b->target = h->target;
+    b->n_saved = h->n_headers < 128 ? h->n_headers : 128;
+    memcpy(b->saved, h->headers, b->n_saved * sizeof(b->saved[0]));
+    return 0;
+}
+
+static int big_on_end(void *ctx)
+{
+    struct big *b = ctx;
+    const struct tbp_header *t;
+    size_t n, i;
+
+    b->ends++;
+    b->peak = tbp_h1_memory(&b->p);
+    /* the head as delivered, and the copies taken at on_head: both unchanged */
+    b->bad |= !big_head_ok(b, b->p.head.target, b->p.head.headers, b->p.head.n_headers);
+    b->bad |= !big_head_ok(b, b->target, b->saved, b->n_saved);
+    t = tbp_h1_trailers(&b->p, &n);
+    b->bad |= n != b->tn;
+    for (i = 0; i < n && i < b->tn; i++)
+        b->bad |= !field_is(&t[i], "T-", i, b->tvlen);
+    return 0;
+}
+
+static const struct tbp_h1_callbacks big_cb = {big_on_head, NULL, big_on_end};
+
+/* A request head of exactly `size` bytes: Host, then n - 2 fields X-<i> of vlen letters, then
+ * X-Pad filling the section to size; chunked (so that trailers may follow) when `te`:
+ * Transfer-Encoding then comes right after Host. */
+static size_t big_head(char *out, size_t cap, size_t size, size_t n, size_t vlen, int te)
+{
+    size_t len = (size_t)snprintf(out, cap, "%s /big HTTP/1.1\r\nHost: a\r\n%s",
+                                  te ? "POST" : "GET", te ? "Transfer-Encoding: chunked\r\n" : ""),
+           i;
+
+    for (i = 1; i + 1 < n; i++) {
+        len += (size_t)snprintf(out + len, cap - len, "X-%zu: ", i);
+        cr_assert_lt(len + vlen + 2, cap);
+        memset(out + len, 'a' + (int)(i % 26), vlen);
+        len += vlen;
+        memcpy(out + len, "\r\n", 2);
+        len += 2;
+    }
+    len += (size_t)snprintf(out + len, cap - len, "X-Pad: ");
+    cr_assert_leq(len + 4, size, "size too small");
+    while (len + 4 < size)
+        out[len++] = 'p';
+    memcpy(out + len, "\r\n\r\n", 4);
+    return len + 4;
+}
+
+/* Feeds data in pieces of `piece` bytes (each a heap copy freed right after), releasing after
+ * every feed. Returns 0 or the error. */
+static int big_feed(struct big *b, const char *data, size_t len, size_t piece)
+{
+    size_t off = 0, used;
+    int rc = 0;
+
+    while (off < len && rc == 0) {
+        size_t n = len - off < piece ? len - off : piece, done = 0;
+        char *copy = malloc(n);
+
+        cr_assert_not_null(copy);
+        memcpy(copy, data + off, n);
+        while (done < n && rc == 0) {
+            rc = tbp_h1_feed(&b->p, copy + done, n - done, &used);
+            done += used;
+            tbp_h1_parser_release(&b->p);
+        }
+        memset(copy, '#', n);
+        free(copy);
+        off += n;
+    }
+    return rc;
+}
+
+static void big_init(struct big *b, const struct tbp_h1_limits *lim, size_t n, size_t vlen, int te)
+{
+    memset(b, 0, sizeof(*b));
+    cr_assert_eq(tbp_h1_parser_init(&b->p, 1, lim, &big_cb, b), 0);
+    b->n = n;
+    b->vlen = vlen;
+    b->te = te;
+}
+
+/* A head of exactly max_header_bytes with max_headers fields grows the buffer and the field array
+ * from their first sizes to the limits, fed whole, byte by byte and in uneven pieces; one byte or
+ * one field more is refused as before. Default limits, and limits that are not powers of two. */
+Test(h1parse, head_grows_to_the_limits)
+{
+    static const struct {
+        struct tbp_h1_limits lim;
+        size_t vlen;
+    } cases[] = {{{0, 0}, 500}, {{5000, 40}, 20}, {{1024, 3}, 10}};
+    static const size_t pieces[] = {(size_t)-1, 1, 7, 1000, 4097};
+    size_t cap = 70000, len, c, k;
+    char *buf = malloc(cap);
+    struct big *b = malloc(sizeof(*b));
+
+    cr_assert(buf != NULL && b != NULL);
+    for (c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        size_t max = cases[c].lim.max_header_bytes ? cases[c].lim.max_header_bytes : 65536;
+        size_t fields = cases[c].lim.max_headers ? cases[c].lim.max_headers : 100;
+
+        len = big_head(buf, cap, max, fields, cases[c].vlen, 0);
+        cr_assert_eq(len, max);
+        for (k = 0; k < sizeof(pieces) / sizeof(pieces[0]); k++) {
+            big_init(b, &cases[c].lim, fields, cases[c].vlen, 0);
+            cr_assert_eq(big_feed(b, buf, len, pieces[k]), 0, "limit %zu piece %zu", max,
+                         pieces[k]);
+            cr_assert_eq(b->heads, 1);
+            cr_assert_eq(b->ends, 1);
+            cr_assert_eq(b->bad, 0, "limit %zu piece %zu: the head came out wrong", max, pieces[k]);
+            cr_assert_gt(b->peak, (size_t)0);
+            cr_assert_leq(b->peak, memory_cap(&b->p) / 2, "%zu bytes held for a %zu-byte head",
+                          b->peak, max);
+            cr_assert_eq(tbp_h1_memory(&b->p), 0, "released after the message");
+            tbp_h1_parser_dispose(&b->p);
+        }
+        /* one byte more, one field more */
+        len = big_head(buf, cap, max + 1, fields, cases[c].vlen, 0);
+        big_init(b, &cases[c].lim, fields, cases[c].vlen, 0);
+        cr_assert_eq(big_feed(b, buf, len, 4097), TBP_H1_EHEADER_TOO_LARGE);
+        cr_assert_eq(b->heads, 0);
+        tbp_h1_parser_dispose(&b->p);
+        len = big_head(buf, cap, max, fields + 1, fields > 3 ? 1 : 0, 0);
+        big_init(b, &cases[c].lim, fields + 1, 1, 0);
+        cr_assert_eq(big_feed(b, buf, len, (size_t)-1), TBP_H1_ETOO_MANY_HEADERS);
+        cr_assert_eq(b->heads, 0);
+        tbp_h1_parser_dispose(&b->p);
+    }
+    free(buf);
+    free(b);
+}
+
+/* A chunked request whose trailer section outgrows the buffer and the field array the head
+ * filled: they grow, and the head (and copies of its slices taken in on_head) stays intact until
+ * the message ends; the trailers come out whole; the limits count head and trailers together. */
+Test(h1parse, trailers_outgrow_the_head_storage)
+{
+    static const size_t pieces[] = {(size_t)-1, 1, 13, 777};
+    size_t cap = 70000, len, hlen, i, k;
+    char *buf = malloc(cap);
+    struct big *b = malloc(sizeof(*b));
+
+    cr_assert(buf != NULL && b != NULL);
+    /* a head of 3000 bytes in 21 fields (Transfer-Encoding among them), then 60 trailers of 300
+     * bytes each: 18 KiB */
+    hlen = big_head(buf, cap, 3000, 20, 100, 1);
+    len = hlen + (size_t)snprintf(buf + hlen, cap - hlen, "5\r\nhello\r\n0\r\n");
+    for (i = 0; i < 60; i++) {
+        len += (size_t)snprintf(buf + len, cap - len, "T-%zu: ", i);
+        memset(buf + len, 'a' + (int)(i % 26), 300);
+        len += 300;
+        memcpy(buf + len, "\r\n", 2);
+        len += 2;
+    }
+    memcpy(buf + len, "\r\n", 2);
+    len += 2;
+    for (k = 0; k < sizeof(pieces) / sizeof(pieces[0]); k++) {
+        big_init(b, NULL, 20, 100, 1);
+        b->tn = 60;
+        b->tvlen = 300;
+        cr_assert_eq(big_feed(b, buf, len, pieces[k]), 0, "piece %zu", pieces[k]);
+        cr_assert_eq(b->ends, 1);
+        cr_assert_eq(b->bad, 0, "piece %zu: head or trailers came out wrong", pieces[k]);
+        cr_assert_gt(b->peak, (size_t)(len - hlen), "the trailers' storage is counted");
+        cr_assert_leq(b->peak, memory_cap(&b->p));
+        cr_assert_eq(tbp_h1_memory(&b->p), 0);
+        tbp_h1_parser_dispose(&b->p);
+    }
+    /* the same message over the limits: 21 head fields + 60 trailers > 80 fields; head +
+     * trailers > 20000 bytes */
+    {
+        struct tbp_h1_limits few = {0, 80}, small = {20000, 100};
+
+        big_init(b, &few, 20, 100, 1);
+        cr_assert_eq(big_feed(b, buf, len, 777), TBP_H1_ETOO_MANY_HEADERS);
+        cr_assert_eq(b->ends, 0);
+        tbp_h1_parser_dispose(&b->p);
+        big_init(b, &small, 20, 100, 1);
+        cr_assert_eq(big_feed(b, buf, len, 777), TBP_H1_EHEADER_TOO_LARGE);
+        cr_assert_eq(b->ends, 0);
+        tbp_h1_parser_dispose(&b->p);
+    }
+    free(buf);
+    free(b);
 }

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <criterion/criterion.h>
 #include <jansson.h>
@@ -394,6 +395,67 @@ Test(h2, tb_same_header_many_requests,
     for (i = 0; i < REPEATS; i++) {
         snprintf(what, sizeof(what), "request %d", i + 1);
         echo_expect_ids(h, extra, id, NULL, what);
+    }
+    cr_expect_not(h->goaway);
+    tbt_h2_close(h);
+}
+
+/*
+ * A connection with no stream open for half a second gives back the pages of nghttp2's frame
+ * buffer (h2.c, "Memory"); whatever is written there afterwards goes out intact: response heads,
+ * DATA frames filling the whole buffer, several streams at once, on a Token Binding connection
+ * whose header is checked on every request. Idle pauses of 0.8 s between the rounds.
+ */
+Test(h2, idle_frame_buffer_release,
+     .description = "after idle pauses, heads and full-size DATA frames go out intact")
+{
+    struct tbt_h2 *h = &clients[0];
+    struct tbt_h2_opts o = {.alpn = ALPN_TB_P256, .max_body = 100000};
+    EVP_PKEY *k = key_new(TB_KP_ECDSAP256);
+    char tb[HDR_CAP], id[ID_CAP], what[48];
+    const char *extra[] = {"token-binding", tb, NULL};
+    struct tbt_h2_stream *st;
+    int32_t ids[4];
+    size_t i, bad;
+    int round, j;
+
+    tbt_world_start(&w, NULL);
+    id_b64(TB_KP_ECDSAP256, k, id);
+    connect_h2(h, &o);
+    cr_assert_str_eq(h->tls.alpn, "h2_tb_p256");
+    tb_header(h, TB_KP_ECDSAP256, k, 0, NULL, tb);
+    for (round = 0; round < 3; round++) {
+        usleep(800 * 1000); /* idle: the frame buffer's pages go */
+        snprintf(what, sizeof(what), "round %d: /echo", round + 1);
+        echo_expect_ids(h, extra, id, NULL, what);
+        st = get(h, "/bytes/100000", extra);
+        cr_assert_eq(st->status, 200, "round %d: /bytes: status %d", round + 1, st->status);
+        cr_assert(st->end_stream, "round %d: /bytes did not end", round + 1);
+        cr_assert_eq(st->body_total, 100000, "round %d: %zu bytes", round + 1, st->body_total);
+        for (i = 0, bad = 0; i < st->body_len; i++)
+            bad += st->body[i] != (unsigned char)('a' + i % 26);
+        cr_assert_eq(bad, 0, "round %d: %zu bytes differ from the pattern", round + 1, bad);
+        usleep(800 * 1000);
+        for (j = 0; j < 4; j++)
+            ids[j] = submit(h, "GET", j % 2 ? "/bytes/40000" : "/echo", extra, NULL, 0);
+        cr_assert_eq(tbt_h2_run(h, ids, 4, RUN_MS), 0, "%s; proxy log: %s", h->err, proxy_log());
+        for (j = 0; j < 4; j++) {
+            st = tbt_h2_stream(h, ids[j]);
+            cr_assert_eq(st->status, 200, "round %d stream %d: status %d", round + 1, j,
+                         st->status);
+            cr_assert(st->end_stream);
+            if (j % 2 == 0) {
+                json_t *doc = echo_doc(st);
+                snprintf(what, sizeof(what), "round %d: concurrent /echo", round + 1);
+                expect_ids(doc, id, NULL, what);
+                json_decref(doc);
+                continue;
+            }
+            cr_assert_eq(st->body_total, 40000);
+            for (i = 0, bad = 0; i < st->body_len; i++)
+                bad += st->body[i] != (unsigned char)('a' + i % 26);
+            cr_assert_eq(bad, 0, "round %d stream %d: %zu bytes differ", round + 1, j, bad);
+        }
     }
     cr_expect_not(h->goaway);
     tbt_h2_close(h);

@@ -73,11 +73,11 @@
 #define MAX_IDLE 64                /* the origin pool: idle connections kept per worker */
 #define POOL_CAP (WORKERS * MAX_IDLE)
 #define IDLE_CONNS 1000 /* idle_memory */
-/* RSS per idle connection, KiB: about 29-36 (h1+TB) and 40-42 (h2+TB) on 2 cores (2026-11-30),
- * varying by several KiB from run to run with malloc's arenas; the bound leaves room for that and
- * still fails when an idle connection costs half as much again as the worst of today (lower it
- * when the figures come down: bench/soak --phases rss) */
-#define TBT_SOAK_IDLE_MAX_KIB 64
+/* RSS per idle connection, KiB: about 14-19 (h1+TB) and 24-25 (h2+TB) on 2 cores (2026-11-30,
+ * after the idle-memory work), varying by a few KiB from run to run with malloc's arenas; the
+ * bound leaves room for that and still fails when an idle connection gets back a buffer of its
+ * own (the 16 KiB frame buffer, a header buffer): bench/soak --phases rss for the figures */
+#define TBT_SOAK_IDLE_MAX_KIB 32
 #define NOFILE_NEED (2 * CONNS + IDLE_CONNS + 512)
 
 static struct tbt_world w;
