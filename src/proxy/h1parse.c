@@ -502,8 +502,14 @@ static int check_request(struct tbp_h1_parser *p)
         return TBP_H1_EBAD_TARGET;
     if ((rc = check_host(h)) != 0)
         return rc;
-    if (tbp_http_count(h, "transfer-encoding") > 0 && (rc = check_request_te(h)) != 0)
-        return rc;
+    if (tbp_http_count(h, "transfer-encoding") > 0) {
+        if ((rc = check_request_te(h)) != 0)
+            return rc;
+        /* our reading says "chunked", llhttp's must too ("chunked" followed by tabs is not
+         * chunked to llhttp): a request framed any other way would be read until close */
+        if (!(p->ll.flags & F_CHUNKED))
+            return TBP_H1_EBAD_FRAMING;
+    }
     return 0;
 }
 

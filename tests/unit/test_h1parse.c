@@ -1204,6 +1204,9 @@ static const struct bad BAD[] = {
         "POST / HTTP/1.1\r\nHost: a\r\n"
         "Transfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n",
         TBP_H1_EBAD_FRAMING, 0),
+    REQ("TE chunked followed by tabs (found by fuzz_h1parse)",
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\t\t\r\n\r\n0\r\n\r\n",
+        TBP_H1_EBAD_FRAMING, 0),
     REQ("TE empty", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \r\n\r\n",
         TBP_H1_EBAD_FRAMING, 1),
     REQ("TE list of nothing", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ,\r\n\r\n",
