@@ -165,7 +165,11 @@ static int wait_text(const struct proxy *p, const char *path, const char *needle
             FILE *f = fopen(path, "r");
             size_t cap = 0;
             if (f != NULL) {
-                (void)!getdelim(&text, &cap, '\0', f);
+                if (getdelim(&text, &cap, '\0', f) == -1) {
+                    /* an empty file (just reopened): the buffer holds no string */
+                    free(text);
+                    text = NULL;
+                }
                 fclose(f);
             }
         }
