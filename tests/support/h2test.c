@@ -281,6 +281,8 @@ int tbt_h2_connect(struct tbt_h2 *h, uint16_t port, const struct tbt_h2_opts *op
     to.alpn = h->o.alpn != NULL ? h->o.alpn : "h2";
     h->o.alpn = NULL;
     to.max_version = h->o.max_version;
+    to.cert = h->o.cert;
+    to.key = h->o.key;
     to.no_ems = h->o.no_ems;
     to.timeout_ms = h->o.timeout_ms;
     if (tbt_tls_connect(&h->tls, port, &to) != 0) {

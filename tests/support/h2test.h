@@ -53,6 +53,8 @@ struct tbt_h2_opts {
     size_t slow_read_bytes; /* window given back per tick */
     int slow_read_delay_ms; /* between ticks; 0: 10 */
     uint32_t window;        /* SETTINGS_INITIAL_WINDOW_SIZE in slow mode; 0: 16384 */
+    X509 *cert;             /* a client certificate to present when asked (borrowed), or NULL */
+    EVP_PKEY *key;          /* its private key (borrowed); set together with cert */
 };
 
 /* A header field of a response, NUL-terminated copies. */

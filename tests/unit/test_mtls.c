@@ -21,6 +21,7 @@
 #include <jansson.h>
 #include <openssl/ssl.h>
 
+#include "h2test.h"
 #include "pki.h"
 #include "proc.h"
 #include "tb/authres.h"
@@ -460,4 +461,64 @@ Test(mtls, results_header_reports_each_certificate_and_route_policy,
     cr_expect_null(prop(m, "cert", "client"));
     cr_expect_null(prop(m, "key", "fingerprint"));
     tb_authres_free(ar);
+}
+
+/* The same over HTTP/2: GET path with cert (NULL: none); the stream's status, *ar as above. */
+static int h2_results(X509 *cert, const char *path, struct tb_authres **ar)
+{
+    struct tbt_h2_opts o = {.alpn = "h2", .cert = cert, .key = cert != NULL ? pki.key : NULL};
+    struct tbt_h2_stream *st;
+    struct tbt_h2 h;
+    json_error_t e;
+    json_t *doc;
+    const char *v;
+    int32_t id;
+    int status;
+
+    *ar = NULL;
+    cr_assert_eq(tbt_h2_connect(&h, (uint16_t)px_port, &o), 0, "%s\n%s", h.err, px_log());
+    id = tbt_h2_submit(&h, "GET", path, NULL, NULL, 0);
+    cr_assert_gt(id, 0, "%s", h.err);
+    cr_assert_eq(tbt_h2_run(&h, &id, 1, 15000), 0, "%s\n%s", h.err, px_log());
+    st = tbt_h2_stream(&h, id);
+    status = st->status;
+    if (status == 200) {
+        doc = json_loadb((const char *)st->body, st->body_len, 0, &e);
+        cr_assert_not_null(doc, "%s", e.text);
+        v = origin_header(doc, "authentication-results");
+        cr_assert_not_null(v, "no Authentication-Results at the origin (h2)");
+        cr_assert_eq(tb_authres_parse(v, strlen(v), ar), 0, "not RFC 8601: %s", v);
+        json_decref(doc);
+    }
+    tbt_h2_close(&h);
+    return status;
+}
+
+Test(mtls, results_header_and_route_policy_over_h2,
+     .description = "HTTP/2: tls=pass with the subject; client_certificate required: 403")
+{
+    const struct tb_authres_method *m;
+    struct tb_authres *ar;
+
+    world_and_pki();
+    routes_text = ROUTES_POLICY;
+    start(OPTIONAL);
+    routes_text = "routes = ( { upstream = \"app\"; } );\n";
+
+    cr_assert_eq(h2_results(pki.alice, "/echo", &ar), 200);
+    cr_assert_not_null(ar);
+    cr_expect_str_eq(ar->authserv_id, "mtls.test");
+    m = tb_authres_find_method(ar, "tls", NULL);
+    cr_assert_not_null(m);
+    cr_expect_str_eq(m->result, "pass");
+    cr_expect_str_eq(prop(m, "cert", "client"), "CN=alice,O=Example");
+    tb_authres_free(ar);
+    cr_assert_eq(h2_results(pki.expired, "/echo", &ar), 200);
+    cr_expect_str_eq(tb_authres_find_method(ar, "tls", NULL)->result, "fail");
+    tb_authres_free(ar);
+
+    cr_expect_eq(h2_results(pki.alice, "/api/strict/x", &ar), 200);
+    tb_authres_free(ar);
+    cr_expect_eq(h2_results(NULL, "/api/strict/x", &ar), 403, "h2, no certificate, required");
+    cr_expect_eq(h2_results(pki.unknown, "/api/strict/x", &ar), 403, "h2, unknown CA, required");
 }
