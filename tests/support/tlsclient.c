@@ -71,8 +71,7 @@ static const char *ssl_reason(const char *fallback)
     return errno != 0 ? strerror(errno) : fallback;
 }
 
-/* "h1,h2" → ALPN wire format in out. Returns its length, or -1 if an id is empty or too long. */
-static int alpn_wire(const char *list, unsigned char *out, size_t cap)
+int tbt_alpn_wire(const char *list, unsigned char *out, size_t cap)
 {
     size_t len = 0;
 
@@ -119,7 +118,7 @@ static SSL_CTX *make_ctx(const struct tbt_tls_opts *o, char *err, size_t errlen)
         return NULL;
     }
     if (o->alpn != NULL) {
-        alen = alpn_wire(o->alpn, alpn, sizeof(alpn));
+        alen = tbt_alpn_wire(o->alpn, alpn, sizeof(alpn));
         /* SSL_CTX_set_alpn_protos returns 0 on success */
         if (alen <= 0 || SSL_CTX_set_alpn_protos(ctx, alpn, (unsigned)alen) != 0) {
             snprintf(err, errlen, "bad ALPN list \"%s\"", o->alpn);

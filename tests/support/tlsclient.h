@@ -90,6 +90,9 @@ struct tbt_http_response {
  */
 int tbt_tls_connect(struct tbt_tls *c, uint16_t port, const struct tbt_tls_opts *opts);
 
+/* "h1,h2" → ALPN wire format in out. Returns its length, or -1 if an id is empty or too long. */
+int tbt_alpn_wire(const char *list, unsigned char *out, size_t cap);
+
 /*
  * Sends close_notify when the connection is still healthy (an SSL freed without it makes its
  * session non-resumable), frees everything and closes the socket. Safe on a closed or zeroed

@@ -413,25 +413,6 @@ struct hs {
     char err[256]; /* why it failed */
 };
 
-/* "a,b" → ALPN wire format. Returns its length, or -1. */
-static int alpn_wire(const char *list, unsigned char *out, size_t cap)
-{
-    size_t len = 0;
-
-    while (*list != '\0') {
-        const char *comma = strchr(list, ',');
-        size_t n = comma != NULL ? (size_t)(comma - list) : strlen(list);
-
-        if (n == 0 || n > 255 || len + 1 + n > cap)
-            return -1;
-        out[len++] = (unsigned char)n;
-        memcpy(out + len, list, n);
-        len += n;
-        list += n + (comma != NULL);
-    }
-    return (int)len;
-}
-
 /*
  * A handshake with the proxy offering ALPN list `alpn`, TLS versions min_v..max_v and EMS unless
  * no_ems (tlsclient.h has no lowest version: a TLS 1.3-only client needs this). The connection is
@@ -446,7 +427,7 @@ static void handshake(const char *alpn, int min_v, int max_v, int no_ems, struct
     unsigned sel_len = 0;
     struct sockaddr_in sin = {.sin_family = AF_INET};
     struct timeval tv = {.tv_sec = HANDSHAKE_WAIT_S};
-    int fd = -1, wl = alpn_wire(alpn, wire, sizeof(wire));
+    int fd = -1, wl = tbt_alpn_wire(alpn, wire, sizeof(wire));
     unsigned long e;
 
     memset(r, 0, sizeof(*r));
