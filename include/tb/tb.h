@@ -11,6 +11,7 @@
 #include "tb/message.h"
 #include "tb/sign.h"
 #include "tb/tbh.h"
+#include "tb/tlsext.h"
 #include "tb/verify.h"
 
 #define TB_VERSION_STRING "0.1.0"

@@ -24,19 +24,62 @@ static uint64_t mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-int tbp_binding_init(struct tbp_binding *b, SSL *ssl, int key_params)
+int tbp_binding_init_channel(struct tbp_binding *b, const struct tbp_tls_info *info,
+                             const uint8_t *channel, size_t channel_len)
 {
+    memset(b, 0, sizeof(*b));
+    b->key_params = info->tb_key_params;
+    b->version = info->tb_version == TB_VERSION_RFC ? TB_VERSION_RFC : TB_VERSION_DRAFT;
+    b->major = info->tb_major;
+    b->minor = info->tb_minor;
+    b->listener_versions = info->tb_listener_versions;
+    if (b->key_params < 0)
+        return 0;
+    if (channel_len > sizeof(b->channel))
+        return -1;
+    memcpy(b->channel, channel, channel_len);
+    b->channel_len = channel_len;
+    return 0;
+}
+
+int tbp_binding_init(struct tbp_binding *b, SSL *ssl, const struct tbp_tls_info *info)
+{
+    uint8_t ch[TB_MAX_CHANNEL];
+    int n = 0, ret;
+
+    if (info->tb_key_params >= 0) {
+        n = info->tb_version == TB_VERSION_RFC ? tb_channel_ekm(ssl, ch, sizeof(ch))
+                                                : tb_channel_tls_unique(ssl, ch, sizeof(ch));
+        if (n < 0) {
+            memset(b, 0, sizeof(*b));
+            b->key_params = -1;
+            return -1;
+        }
+    }
+    ret = tbp_binding_init_channel(b, info, ch, (size_t)n);
+    OPENSSL_cleanse(ch, sizeof(ch));
+    return ret;
+}
+
+const char *tbp_binding_header(const struct tbp_binding *b)
+{
+    return b->version == TB_VERSION_RFC ? "sec-token-binding" : "token-binding";
+}
+
+int tbp_binding_context(const struct tbp_binding *b, char *out, size_t cap)
+{
+    uint8_t ctx[3 + TB_MAX_CHANNEL];
     int n;
 
-    memset(b, 0, sizeof(*b));
-    b->key_params = key_params;
-    if (key_params < 0)
-        return 0;
-    n = tb_channel_tls_unique(ssl, b->channel, sizeof(b->channel));
-    if (n < 0)
+    if (b->key_params < 0 || b->version != TB_VERSION_RFC || b->channel_len == 0)
         return -1;
-    b->channel_len = (size_t)n;
-    return 0;
+    ctx[0] = b->major;
+    ctx[1] = b->minor;
+    ctx[2] = (uint8_t)b->key_params;
+    memcpy(ctx + 3, b->channel, b->channel_len);
+    n = tb_base64url_encode(ctx, 3 + b->channel_len, out, cap);
+    OPENSSL_cleanse(ctx, sizeof(ctx));
+    return n < 0 ? -1 : n;
 }
 
 static void forget(struct tbp_binding *b)
@@ -122,19 +165,26 @@ static int remember(struct tbp_binding *b, const struct tbp_str *v, const struct
 
 int tbp_binding_check(struct tbp_binding *b, const struct tbp_http_head *h, const char **reason)
 {
+    const char *name = tbp_binding_header(b);
     const struct tbp_header *hdr = NULL;
     struct tb_verifier *v;
-    size_t i, count = 0;
+    size_t i, count = 0, rfc = 0;
     uint64_t t0;
     int ret;
 
-    for (i = 0; i < h->n_headers; i++) { /* one pass: the first Token-Binding and how many */
-        if (tbp_http_name_eq(h->headers[i].name, "token-binding") && count++ == 0)
+    for (i = 0; i < h->n_headers; i++) { /* one pass: the first of ours and how many */
+        if (tbp_http_name_eq(h->headers[i].name, name) && count++ == 0)
             hdr = &h->headers[i];
+        else if (b->key_params < 0 && (b->listener_versions & TBP_TLS_TB_RFC) &&
+                 tbp_http_name_eq(h->headers[i].name, "sec-token-binding"))
+            rfc++;
     }
 
+    /* without a binding: a header of any version this listener speaks is refused (the draft
+     * one always, as before rfc existed); the other version's header on a binding is stripped
+     * on the way to the origin like every spoofed one */
     if (b->key_params < 0) {
-        if (count == 0)
+        if (count + rfc == 0)
             return 0;
         *reason = "unexpected";
         return -1;
@@ -154,7 +204,7 @@ int tbp_binding_check(struct tbp_binding *b, const struct tbp_http_head *h, cons
     }
     b->verifies++;
     t0 = mono_ns();
-    ret = tb_verify_header(v, TB_VERSION_DRAFT, b->key_params, hdr->value.p, hdr->value.len,
+    ret = tb_verify_header(v, (enum tb_version)b->version, b->key_params, hdr->value.p, hdr->value.len,
                            b->channel, b->channel_len, &scratch);
     b->verify_ns = mono_ns() - t0;
     if (ret == 0 && remember(b, &hdr->value, &scratch.roles) != 0)

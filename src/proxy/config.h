@@ -131,14 +131,20 @@ struct tbp_tls_config {
                                not checked (only allowed with client_cert not off) */
 };
 
+/* Token Binding versions (token_binding.version, listen.token_binding_version), as bits. */
+#define TBP_TBV_DRAFT 1u /* "draft" */
+#define TBP_TBV_RFC 2u   /* "rfc"; "both" is TBP_TBV_DRAFT | TBP_TBV_RFC */
+
 struct tbp_listener {
     struct tbp_addr addr; /* required */
+    unsigned tb_versions; /* `token_binding_version`: TBP_TBV_* bits; default token_binding.versions */
     struct tbp_tls_config tls;
 };
 
 struct tbp_tb_config {
     int enabled;                                    /* offer Token Binding at all: 1 */
     enum tb_version version;                        /* TB_VERSION_DRAFT (the only one accepted) */
+    unsigned versions; /* `version`: TBP_TBV_* bits, the listeners' default: TBP_TBV_DRAFT */
     size_t n_key_types;                             /* >= 1 */
     int key_types[TBP_TB_MAX_KEY_TYPES];            /* enum tb_key_params, preferred first:
                                                        TB_KP_ECDSAP256, TB_KP_RSA2048_PKCS1 */
@@ -218,6 +224,8 @@ struct tbp_route {
                                            cert.* properties in Authentication-Results */
     int authentication_results;         /* `authentication_results`: add the proxy's
                                            Authentication-Results header: 1 */
+    int token_binding_context;          /* `token_binding_context`: forward
+                                           Sec-Token-Binding-Context on rfc connections: 0 */
 };
 
 struct tbp_timeouts {             /* all > 0 */

@@ -376,7 +376,7 @@ static void handshake(struct tbp_conn *c)
         tbp_conn_close(c);
         return;
     }
-    if (tbp_binding_init(&c->tb, c->ssl, c->tls.tb_key_params) != 0) {
+    if (tbp_binding_init(&c->tb, c->ssl, &c->tls) != 0) {
         tbp_log_error(c->w->px, TBP_LOG_INFO,
                       "%s:%u: token binding channel value unreadable: closed", c->ip, c->port);
         tbp_metrics_inc(m, TBP_M_TLS_FAILURES, TBP_ML_TLSF_OTHER);

@@ -21,6 +21,7 @@
 #define TBP_TLS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <openssl/ssl.h>
 
@@ -38,6 +39,8 @@ struct tbp_tls_settings {
     int tickets;              /* session tickets on */
     unsigned ticket_rotation; /* seconds a ticket key encrypts before the next one takes over */
     int tb_enabled;
+    unsigned tb_versions; /* TBP_TBV_DRAFT | TBP_TBV_RFC: which versions this listener speaks;
+                             0 is taken as TBP_TBV_DRAFT */
     size_t n_tb_protocols;
     int tb_protocols[2]; /* TBP_ALPN_H1 / TBP_ALPN_H2, in preference order */
     size_t n_tb_key_types;
@@ -48,6 +51,10 @@ struct tbp_tls_settings {
     const char *client_crl; /* PEM CRLs checked for the client's certificate; NULL: none */
 };
 
+/* tbp_tls_settings.tb_versions bits (the values of TBP_TBV_* in config.h). */
+#define TBP_TLS_TB_DRAFT 1u /* draft: ALPN ids, tls_unique, Token-Binding */
+#define TBP_TLS_TB_RFC 2u   /* RFC 8471-8473: extension 24, EKM, Sec-Token-Binding */
+
 /* tbp_tls_settings.client_cert (the values of enum tbp_client_cert in config.h). */
 #define TBP_TLS_CLIENT_CERT_OFF 0      /* no CertificateRequest */
 #define TBP_TLS_CLIENT_CERT_OPTIONAL 1 /* requested; every outcome completes the handshake */
@@ -57,6 +64,14 @@ struct tbp_tls_settings {
 struct tbp_tls_info {
     int tb_offered;    /* the ClientHello offered a Token Binding id and EMS: pinned to TLS 1.2 */
     int tb_key_params; /* negotiated key parameters (enum tb_key_params), -1 if no TB */
+    int tb_version;    /* enum tb_version of the negotiated binding (meaningful when
+                          tb_key_params >= 0) */
+    uint8_t tb_major, tb_minor; /* rfc: the extension's version (1.0, or 0.13..0.16); draft: 0 */
+    unsigned tb_listener_versions; /* TBP_TLS_TB_* the listener speaks (tls.c sets it in the
+                                      ClientHello callback; 0 when Token Binding is off) */
+    /* rfc negotiation state (tls.c): the ClientHello's offer accepted, and the answer sent */
+    int tb_rfc;                   /* the extension was answered: pinned to TLS 1.2 */
+    uint8_t tb_answer[3 + 1];     /* the ServerHello extension body (one key parameters value) */
 };
 
 struct tbp_tls;
