@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/ssl.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -75,6 +77,38 @@ int tb_ext_server_select(const struct tb_ext_params *offer, const int *prefs, si
  * version).
  */
 int tb_ext_client_check(const struct tb_ext_params *offer, const struct tb_ext_params *answer);
+
+/*
+ * The client's side over OpenSSL, for applications (tbclient, tbbench and the tests use it):
+ *
+ *   tb_ext_client_ctx_init(ctx);                 once per SSL_CTX, before SSL_new
+ *   tb_ext_client_offer(ssl, &offer);            per connection, before the handshake
+ *   ... handshake ...
+ *   tb_ext_client_result(ssl, &answer);          0: Token Binding is on, with answer's version
+ *                                                and key parameters; sign over tb_channel_ekm
+ *
+ * A connection without an offer sends no extension. The ServerHello's extension is checked as
+ * it arrives (tb_ext_client_check): an answer the client must reject (two values, one not
+ * offered, a higher version) aborts the handshake with an illegal_parameter alert. The context
+ * should offer Extended Master Secret (OpenSSL's default) and renegotiation_info (OpenSSL
+ * always sends it, as the SCSV or the extension); a connection may offer TLS 1.3, which a Token
+ * Binding server answers by pinning it to TLS 1.2.
+ */
+
+/* Registers the extension on ctx. 0, or TB_ECRYPTO (already registered, or OpenSSL refused). */
+int tb_ext_client_ctx_init(SSL_CTX *ctx);
+
+/* Offers `offer` (copied; 1..TB_EXT_MAX_KEY_PARAMS values) on ssl, whose SSL_CTX went through
+ * tb_ext_client_ctx_init. 0, TB_EINVAL or TB_ENOMEM. */
+int tb_ext_client_offer(SSL *ssl, const struct tb_ext_params *offer);
+
+/*
+ * After the handshake: 0 with *answer (version, one key parameters value) when Token Binding was
+ * negotiated; TB_EUNSUPPORTED when it was not (no answer, a version the client does not speak,
+ * or no offer); TB_EPARSE when the server answered on a connection where it must not have (not
+ * TLS 1.2, no Extended Master Secret, no secure renegotiation): the client must close it.
+ */
+int tb_ext_client_result(SSL *ssl, struct tb_ext_params *answer);
 
 #ifdef __cplusplus
 }
