@@ -447,7 +447,8 @@ static int put_forwarding(const struct tbp_http_head *in, const struct tbp_fwd_i
     return put(out, "\r\n", 2);
 }
 
-/* The verified Token Binding IDs, only those given. */
+/* The verified Token Binding IDs, only those given, then the binding's context if given (the
+ * client's own Sec-Token-Binding-Context was dropped with the other names: only ours is sent). */
 static int put_binding(const struct tbp_fwd_info *fi, struct tbp_buf *out)
 {
     size_t i;
@@ -459,15 +460,20 @@ static int put_binding(const struct tbp_fwd_info *fi, struct tbp_buf *out)
     if (fi->referred_id != NULL &&
         (rc = put_field(out, "Sec-Referred-Token-Binding-ID", cstr(fi->referred_id))) != 0)
         return rc;
-    if (fi->n_other_ids == 0)
-        return 0;
-    if ((rc = tbp_buf_append_str(out, "Sec-Other-Token-Binding-ID: ")) != 0)
-        return rc;
-    for (i = 0; i < fi->n_other_ids; i++)
-        if ((i > 0 && (rc = put(out, ", ", 2)) != 0) ||
-            (rc = tbp_buf_append_str(out, fi->other_ids[i])) != 0)
+    if (fi->n_other_ids > 0) {
+        if ((rc = tbp_buf_append_str(out, "Sec-Other-Token-Binding-ID: ")) != 0)
             return rc;
-    return put(out, "\r\n", 2);
+        for (i = 0; i < fi->n_other_ids; i++)
+            if ((i > 0 && (rc = put(out, ", ", 2)) != 0) ||
+                (rc = tbp_buf_append_str(out, fi->other_ids[i])) != 0)
+                return rc;
+        if ((rc = put(out, "\r\n", 2)) != 0)
+            return rc;
+    }
+    if (fi->tb_context != NULL &&
+        (rc = put_field(out, "Sec-Token-Binding-Context", cstr(fi->tb_context))) != 0)
+        return rc;
+    return 0;
 }
 
 /* Everything the caller gave that will be written, checked before a byte is. */
@@ -490,7 +496,8 @@ static int request_args_ok(const struct tbp_http_head *in, const struct tbp_fwd_
         !text_ok(fi->host.p, fi->host.len))
         return 0;
     if ((fi->provided_id != NULL && !b64url_ok(fi->provided_id)) ||
-        (fi->referred_id != NULL && !b64url_ok(fi->referred_id)))
+        (fi->referred_id != NULL && !b64url_ok(fi->referred_id)) ||
+        (fi->tb_context != NULL && !b64url_ok(fi->tb_context)))
         return 0;
     if (fi->n_other_ids > 0 && fi->other_ids == NULL)
         return 0;

@@ -10,7 +10,8 @@
  *
  * Toward the origin (spec "Forwarding to the origin", RFC 9110 section 7.6.1, RFC 7239):
  *   - the six Token Binding names are always stripped, whatever was negotiated, and the verified
- *     IDs added back (Sec-Provided-, Sec-Referred-, Sec-Other-Token-Binding-ID);
+ *     IDs added back (Sec-Provided-, Sec-Referred-, Sec-Other-Token-Binding-ID), with the proxy's
+ *     own Sec-Token-Binding-Context when the caller gives one (an incoming one never passes);
  *   - hop-by-hop fields (Connection, Proxy-Connection, Keep-Alive, TE, Transfer-Encoding, Upgrade
  *     and every field a Connection header names) and Content-Length are dropped; the framing and
  *     Connection are written from what the caller decided;
@@ -55,6 +56,8 @@ struct tbp_fwd_info {
     const char *referred_id;      /* verified referred TBID, base64url; NULL when none */
     const char *const *other_ids; /* n_other_ids verified other bindings, each "09.<base64url>" */
     size_t n_other_ids;
+    const char *tb_context;        /* Sec-Token-Binding-Context value, base64url (rfc bindings on
+                                      routes with token_binding_context); NULL when none */
     enum tbp_body_framing framing; /* body toward the origin: NONE, LENGTH or CHUNKED */
     uint64_t content_length;       /* when framing == TBP_BODY_LENGTH */
     bool keep_alive;               /* ask the origin to keep the connection open */
@@ -68,7 +71,8 @@ struct tbp_fwd_info {
  * Appends to `out` the request head for the origin:
  *   "METHOD target HTTP/1.1", Host (from fi->host), the client's fields minus those stripped (see
  *   the top of this file), then X-Forwarded-For, X-Forwarded-Proto (unless a trusted peer sent
- *   one), Forwarded, the Token Binding IDs that are given, Content-Length or
+ *   one), Forwarded, the Token Binding IDs that are given, Sec-Token-Binding-Context when
+ *   fi->tb_context is given, Content-Length or
  *   "Transfer-Encoding: chunked" per fi->framing, and "Connection: keep-alive" or "close";
  *   then the blank line.
  * Returns 0, TBP_EFWD_INVALID, TBP_EBUF or TBP_ENOMEM; on failure out is unchanged.

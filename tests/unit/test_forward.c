@@ -4,8 +4,10 @@
  * hop-by-hop and Connection-named fields dropped, framing rewritten, X-Forwarded-* / Forwarded
  * from untrusted vs trusted peers, RFC 7239 quoting (IPv6, host with a port), cookie crumbs,
  * CR/LF/NUL and malformed arguments refused with the buffer untouched, every cap below the head's
- * size refused. Responses: hop-by-hop and framing dropped, Include-Refer*-Token-Binding-ID passed,
- * framing per status (1xx, 204, 304, HEAD). Chunk heads, trailers, error responses.
+ * size refused; Sec-Token-Binding-Context written only when given (after the IDs), every incoming
+ * spelling of it dropped either way, a bad value refused. Responses: hop-by-hop and framing
+ * dropped, Include-Refer*-Token-Binding-ID passed, framing per status (1xx, 204, 304, HEAD).
+ * Chunk heads, trailers, error responses.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -331,6 +333,68 @@ Test(forward_request, other_ids_comma_joined)
                    "Sec-Provided-Token-Binding-ID: UA\r\n"
                    "Sec-Other-Token-Binding-ID: 02.QUJD, 09.REVG, FF.R0hJ\r\n"
                    "Connection: keep-alive\r\n\r\n");
+}
+
+/* base64url of 1, 0, 2 (RFC 8471 1.0, ecdsap256) and an EKM of the bytes 0..31 */
+#define CONTEXT "AQACAAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"
+
+Test(forward_request, token_binding_context_added_only_when_given)
+{
+    static const char *const one_other[] = {"09.AQID"};
+    struct tbp_header hs[] = {H("Accept", "*/*"), H("Sec-Token-Binding-Context", "SPOOFED"),
+                              H("sec-token-binding-context", "AQAC"),
+                              H("SEC_TOKEN_BINDING_CONTEXT", "AQAC"),
+                              H("Sec_Token-Binding_Context", "AQAC")};
+    struct tbp_http_head in = request("GET", "/", hs, COUNT(hs));
+    struct tbp_fwd_info fi = info();
+
+    /* none given: every incoming spelling dropped, none written */
+    expect_request(&in, &fi,
+                   "GET / HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\n" FWD_V4
+                   "Connection: keep-alive\r\n\r\n");
+    /* given: ours only, once, after the IDs */
+    fi.provided_id = "cHJvdmlkZWQ";
+    fi.referred_id = "cmVmZXJyZWQ";
+    fi.other_ids = one_other;
+    fi.n_other_ids = 1;
+    fi.tb_context = CONTEXT;
+    expect_request(&in, &fi,
+                   "GET / HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\n" FWD_V4
+                   "Sec-Provided-Token-Binding-ID: cHJvdmlkZWQ\r\n"
+                   "Sec-Referred-Token-Binding-ID: cmVmZXJyZWQ\r\n"
+                   "Sec-Other-Token-Binding-ID: 09.AQID\r\n"
+                   "Sec-Token-Binding-Context: " CONTEXT "\r\n"
+                   "Connection: keep-alive\r\n\r\n");
+    /* the provided ID alone; the incoming one named by Connection (hop-by-hop): still ours */
+    {
+        struct tbp_header hop[] = {H("Connection", "Sec-Token-Binding-Context"),
+                                   H("Sec-Token-Binding-Context", "SPOOFED")};
+        struct tbp_http_head in2 = request("GET", "/", hop, COUNT(hop));
+
+        fi = info();
+        fi.provided_id = "cHJvdmlkZWQ";
+        fi.tb_context = CONTEXT;
+        expect_request(&in2, &fi,
+                       "GET / HTTP/1.1\r\nHost: example.com\r\n" FWD_V4
+                       "Sec-Provided-Token-Binding-ID: cHJvdmlkZWQ\r\n"
+                       "Sec-Token-Binding-Context: " CONTEXT "\r\n"
+                       "Connection: keep-alive\r\n\r\n");
+    }
+}
+
+Test(forward_request, bad_token_binding_context_refused)
+{
+    static const char *const bad[] = {"", "a b", "AQAC\r\nX-Injected: 1", "AQAC=", "AQ+C", "AQ/C"};
+    struct tbp_http_head in = request("GET", "/", NULL, 0);
+    struct tbp_fwd_info fi;
+    size_t i;
+
+    for (i = 0; i < COUNT(bad); i++) {
+        fi = info();
+        fi.provided_id = "AAAA";
+        fi.tb_context = bad[i];
+        expect_request_error(&in, &fi, TBP_EFWD_INVALID);
+    }
 }
 
 /* ---- requests: hop-by-hop and framing ---------------------------------------------------------
@@ -730,6 +794,7 @@ Test(forward_request, every_cap_below_the_head_refused_unchanged)
     fi.referred_id = "BBBB";
     fi.other_ids = others;
     fi.n_other_ids = 1;
+    fi.tb_context = CONTEXT;
     fi.framing = TBP_BODY_LENGTH;
     fi.content_length = 10;
     tbp_buf_init(&out, 4096);
