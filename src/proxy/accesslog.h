@@ -62,7 +62,8 @@ struct tbp_xlog;
 struct tbp_accesslog_env {
     const char *remote;  /* client address as text ("127.0.0.1", "::1") */
     const char *proto;   /* front end: "h1" or "h2" */
-    const char *tb_key;  /* the connection's Token Binding key type ("p256"), NULL: none */
+    const char *tb_key;  /* the connection's Token Binding key type in its version's terms
+                            (draft "p256", rfc "ecdsap256": tb_key_params_name), NULL: none */
     struct timespec now; /* wall clock of the line (CLOCK_REALTIME) */
     uint64_t now_ms;     /* loop clock (ms, as x->t_start): the end of the exchange */
 };

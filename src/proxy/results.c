@@ -8,6 +8,7 @@
 #include "results.h"
 #include "tb/authres.h"
 #include "tb/error.h"
+#include "tb/message.h"
 
 static int prop(struct tb_authres_builder *b, const char *ptype, const char *name, const char *v)
 {
@@ -116,6 +117,14 @@ static int put_check(struct tb_authres_builder *b, const char *method, enum tbp_
         (ret = tb_authres_add_comment(b, comment, strlen(comment))) < 0 && ret != TB_EINVAL)
         return ret;
     return 0;
+}
+
+void tbp_results_set_binding(struct tbp_results_req *rq, int version, int key_params)
+{
+    enum tb_version v = version == TB_VERSION_RFC ? TB_VERSION_RFC : TB_VERSION_DRAFT;
+
+    rq->tb_version = tb_version_name(v);
+    rq->tb_key = tb_key_params_name(v, key_params);
 }
 
 int tbp_results_value(const char *authserv_id, const struct tbp_results_req *rq, char *buf,

@@ -8,11 +8,12 @@
  *     key.ciphersuite=TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 key.length=128 key.strength=high;
  *     tokenbinding=pass tb.version=draft tb.key=p256 tb.referred=no
  *
- * (one line on the wire). The `tls` method always (cert.* properties only when the route does
- * not say client_certificate = "off"); `tokenbinding` unless the route says token_binding =
- * "off"; `tbcookie` on routes that bind cookies (pass: every listed cookie kept; fail: some
- * dropped, their names in the comment; none: no listed cookie came); `tbjwt` on routes that check
- * a JWT (always pass when forwarded: a failed one is answered 401).
+ * (one line on the wire; an RFC 8471-8473 binding says tb.version=rfc and names its key the
+ * RFC's way: tb.key=ecdsap256, rsa2048_pss or rsa2048_pkcs1.5). The `tls` method always (cert.*
+ * properties only when the route does not say client_certificate = "off"); `tokenbinding` unless
+ * the route says token_binding = "off"; `tbcookie` on routes that bind cookies (pass: every listed
+ * cookie kept; fail: some dropped, their names in the comment; none: no listed cookie came);
+ * `tbjwt` on routes that check a JWT (always pass when forwarded: a failed one is answered 401).
  *
  * Incoming fields that claim the proxy's authserv-id (RFC 8601 section 5) are removed by
  * forward.c, with tbp_results_is_ours.
@@ -42,12 +43,20 @@ struct tbp_results_req {
     int report_tb;                 /* write tokenbinding (route token_binding != "off") */
     int tb;                 /* Token Binding negotiated and this request's message verified */
     const char *tb_version; /* "draft" or "rfc" when tb */
-    const char *tb_key;     /* key parameters' name when tb ("p256", "rsa2048", ...) */
+    const char *tb_key;     /* key parameters' name when tb, in tb_version's terms (draft "p256",
+                               "rsa2048"; rfc "ecdsap256", "rsa2048_pss", "rsa2048_pkcs1.5") */
     int tb_referred;        /* a referred binding verified too */
     enum tbp_results_check tbcookie;
     const char *tbcookie_dropped; /* fail: the dropped cookies' names ("" or NULL: none given) */
     enum tbp_results_check tbjwt;
 };
+
+/*
+ * Sets rq->tb_version and rq->tb_key for a binding of `version` (enum tb_version) with key
+ * parameters key_params: "draft" or "rfc", and tb_key_params_name(version, key_params) (NULL for
+ * key parameters that version does not know: no tb.key then).
+ */
+void tbp_results_set_binding(struct tbp_results_req *rq, int version, int key_params);
 
 /*
  * Writes the header value (NUL-terminated, no field name, no CRLF) into buf. Returns its length,

@@ -15,6 +15,9 @@
  * - Spoofing: incoming Authentication-Results with the proxy's authserv-id are removed whatever
  *   their case, quoting or leading comment, also when repeated; others are kept, after ours; an
  *   obs-folded one never reaches the origin (400).
+ * - In-process (tbp_results_value): the spec's example, quoting and refusals, the companion
+ *   methods, an rfc binding's tb.version=rfc with the RFC's key names (tbp_results_set_binding),
+ *   the authserv-id check.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -591,6 +594,71 @@ Test(results_value, failures_quoting_and_companion_methods)
     /* too small: an error, never a cut value */
     cr_expect_eq(tbp_results_value("proxy", &rq, small, sizeof(small)), TB_ETOOLARGE);
     cr_expect_eq(tbp_results_value(NULL, &rq, buf, sizeof(buf)), TB_EINVAL);
+}
+
+/* An RFC 8471-8473 binding: tb.version=rfc, the key named the RFC's way (RFC 8471 section 3),
+ * every one of them a value RFC 8601 parsers read back; a draft one keeps its names. */
+Test(results_value, rfc_binding_version_and_key_names)
+{
+    static const struct {
+        int version, kp;
+        const char *tb_version, *tb_key;
+    } cases[] = {
+        {TB_VERSION_RFC, TB_KP_ECDSAP256, "rfc", "ecdsap256"},
+        {TB_VERSION_RFC, TB_KP_RSA2048_PSS, "rfc", "rsa2048_pss"},
+        {TB_VERSION_RFC, TB_KP_RSA2048_PKCS1, "rfc", "rsa2048_pkcs1.5"},
+        {TB_VERSION_DRAFT, TB_KP_ECDSAP256, "draft", "p256"},
+        {TB_VERSION_DRAFT, TB_KP_RSA2048_PKCS1, "draft", "rsa2048"},
+    };
+    struct tbp_tlsinfo ti = {.result = TBP_TLSR_PERMERROR,
+                             .reason = "no client certificate",
+                             .version = "TLS1.3",
+                             .ciphersuite = "TLS_AES_128_GCM_SHA256",
+                             .key_length = 128,
+                             .strength = TBP_KEY_HIGH};
+    char buf[TBP_RESULTS_MAX], want[256];
+    const struct tb_authres_method *m;
+    struct tb_authres *ar;
+    size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct tbp_results_req rq = {.tls = &ti, .report_tb = 1, .tb = 1, .tb_referred = 1};
+
+        tbp_results_set_binding(&rq, cases[i].version, cases[i].kp);
+        cr_assert_str_eq(rq.tb_version, cases[i].tb_version);
+        cr_assert_not_null(rq.tb_key);
+        cr_assert_str_eq(rq.tb_key, cases[i].tb_key);
+        cr_assert_gt(tbp_results_value("proxy.test", &rq, buf, sizeof(buf)), 0);
+        snprintf(want, sizeof(want), "; tokenbinding=pass tb.version=%s tb.key=%s tb.referred=yes",
+                 cases[i].tb_version, cases[i].tb_key);
+        cr_expect_not_null(strstr(buf, want), "%s\n  want ...%s", buf, want);
+        ar = parse_ok(buf);
+        m = tb_authres_find_method(ar, "tokenbinding", NULL);
+        cr_assert_not_null(m);
+        cr_expect_str_eq(m->result, "pass");
+        cr_expect_str_eq(prop_of(m, "tb", "version"), cases[i].tb_version);
+        cr_expect_str_eq(prop_of(m, "tb", "key"), cases[i].tb_key);
+        tb_authres_free(ar);
+    }
+    /* key parameters the draft does not know (rsa2048_pss): no tb.key, the rest as usual */
+    {
+        struct tbp_results_req rq = {.tls = &ti, .report_tb = 1, .tb = 1};
+
+        tbp_results_set_binding(&rq, TB_VERSION_DRAFT, TB_KP_RSA2048_PSS);
+        cr_expect_str_eq(rq.tb_version, "draft");
+        cr_expect_null(rq.tb_key);
+        cr_assert_gt(tbp_results_value("proxy.test", &rq, buf, sizeof(buf)), 0);
+        cr_expect_not_null(strstr(buf, "; tokenbinding=pass tb.version=draft tb.referred=no"), "%s",
+                           buf);
+    }
+    /* anything but rfc is read as draft (the binding's default) */
+    {
+        struct tbp_results_req rq = {0};
+
+        tbp_results_set_binding(&rq, 7, TB_KP_ECDSAP256);
+        cr_expect_str_eq(rq.tb_version, "draft");
+        cr_expect_str_eq(rq.tb_key, "p256");
+    }
 }
 
 Test(results_value, is_ours)
