@@ -13,6 +13,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
+
 #include "accesslog.h"
 #include "exchange.h"
 #include "forward.h"
@@ -22,6 +24,10 @@
 #include "worker.h"
 
 _Static_assert(TBP_XLOG_TBH <= TB_TBH_LEN, "the logged tbh prefix is longer than a tbh");
+
+/* Sec-Token-Binding-Context: base64url of major, minor, key parameters and the channel value,
+ * and the NUL (tbp_binding_context). */
+#define TB_CONTEXT_CAP (((3 + TB_MAX_CHANNEL) * 4 + 2) / 3 + 1)
 
 /* Keeps at most cap bytes of s in dst; returns the length kept. */
 static size_t keep_raw(char *dst, size_t cap, const char *s, size_t n)
@@ -101,8 +107,7 @@ void tbp_xlog_write(const struct tbp_xlog *x, struct tbp_conn *c, const char *pr
         return;
     env.remote = c->ip;
     env.proto = proto;
-    env.tb_key =
-        c->tb.key_params >= 0 ? tb_key_params_name(TB_VERSION_DRAFT, c->tb.key_params) : NULL;
+    env.tb_key = c->tb.key_params >= 0 ? tb_key_params_name(c->tb.version, c->tb.key_params) : NULL;
     clock_gettime(CLOCK_REALTIME, &env.now);
     env.now_ms = tbp_loop_now(&c->w->loop);
     n = tbp_accesslog_format(__atomic_load_n(&px->cfg, __ATOMIC_ACQUIRE)->log.format, x, &env, line,
@@ -225,7 +230,7 @@ static int wants_refer(const struct tbp_route *r, const struct tbp_http_head *rh
 }
 
 int tbp_exchange_response_edit(const struct tbp_route *r, const struct tb_cookie_keyring *kr,
-                               const char *tbh, const struct tbp_http_head *rh,
+                               const char *tbh, int tb_version, const struct tbp_http_head *rh,
                                struct tbp_head_edit *e, const struct tbp_http_head **out,
                                struct tbp_companion *co)
 {
@@ -241,8 +246,12 @@ int tbp_exchange_response_edit(const struct tbp_route *r, const struct tb_cookie
     if (bind && (ret = tbp_cookies_response(r, kr, tbh, e, &co->ck)) != 0)
         return ret;
     if (refer) {
-        if ((ret = tbp_head_edit_add(e, (struct tbp_str){"Include-Referer-Token-Binding-ID", 32},
-                                     (struct tbp_str){"true", 4})) != 0)
+        /* the client understands its own version's name only (the draft's spelling, "Referer",
+         * became "Referred" in RFC 8473) */
+        struct tbp_str name = tb_version == TB_VERSION_RFC
+                                  ? (struct tbp_str){"Include-Referred-Token-Binding-ID", 33}
+                                  : (struct tbp_str){"Include-Referer-Token-Binding-ID", 32};
+        if ((ret = tbp_head_edit_add(e, name, (struct tbp_str){"true", 4})) != 0)
             return ret;
         co->refer_added = 1;
     }
@@ -276,7 +285,8 @@ int tbp_exchange_response(struct tbp_conn *c, const struct tbp_route *route,
     unsigned bound = x->co.ck.bound;
     int ret;
 
-    ret = tbp_exchange_response_edit(route, c->cfg->cookie_keys, conn_tbh(c), rh, e, out, &x->co);
+    ret = tbp_exchange_response_edit(route, c->cfg->cookie_keys, conn_tbh(c), c->tb.version, rh, e,
+                                     out, &x->co);
     if (x->co.ck.bound != bound)
         tbp_metrics_add(&c->w->metrics, TBP_M_COOKIES_BOUND, 0, x->co.ck.bound - bound);
     if (x->co.refer_added)
@@ -385,8 +395,8 @@ static int authres_value(struct tbp_conn *c, const struct tbp_route *r,
     rq.report_cert = r->client_certificate != TBP_POLICY_OFF;
     rq.report_tb = r->token_binding != TBP_POLICY_OFF;
     rq.tb = tb;
-    rq.tb_version = "draft";
-    rq.tb_key = tb ? tb_key_params_name(TB_VERSION_DRAFT, c->tb.key_params) : NULL;
+    if (tb)
+        tbp_results_set_binding(&rq, c->tb.version, c->tb.key_params);
     rq.tb_referred = tb && c->tb.referred != NULL;
     rq.tbcookie = cookie_check(&x->co);
     rq.tbcookie_dropped = x->co.ck.dropped_names;
@@ -401,6 +411,27 @@ static int authres_value(struct tbp_conn *c, const struct tbp_route *r,
 
 /* --- the exchange ----------------------------------------------------------------------------- */
 
+/*
+ * Sec-Token-Binding-Context for route r into buf: only on routes with token_binding_context, for
+ * an rfc binding that verified on this request (tb). A draft binding has none (no extension
+ * version, no EKM). *out is NULL when none is sent. Returns 0, or -1 when it could not be made
+ * (logged; the request is refused rather than forwarded without what the route promises).
+ */
+static int tb_context(struct tbp_conn *c, const struct tbp_route *r, int tb,
+                      const struct tbp_xlog *x, char *buf, size_t cap, const char **out)
+{
+    *out = NULL;
+    if (!tb || !r->token_binding_context || c->tb.version != TB_VERSION_RFC)
+        return 0;
+    if (tbp_binding_context(&c->tb, buf, cap) < 0) {
+        tbp_log_error(c->w->px, TBP_LOG_ERROR, "%s:%u: %s: Sec-Token-Binding-Context not made",
+                      c->ip, c->port, x->req);
+        return -1;
+    }
+    *out = buf;
+    return 0;
+}
+
 int tbp_exchange_start(struct tbp_conn *c, const struct tbp_http_head *h, int head_request,
                        enum tbp_body_framing framing, const struct tbp_upstream_sink *sink,
                        void *ctx, struct tbp_xlog *x, struct tbp_upconn **up,
@@ -409,11 +440,11 @@ int tbp_exchange_start(struct tbp_conn *c, const struct tbp_http_head *h, int he
     const struct tbp_config *cfg = c->cfg;
     const struct tbp_header *host;
     const struct tbp_http_head *fh;
-    const char *other = c->tb.other;
+    const char *other = c->tb.other, *context = NULL;
     struct tbp_head_edit edit = {0}, target = {0};
     struct tbp_fwd_info fi = {0};
     struct tbp_tlsinfo ti;
-    char authres[TBP_RESULTS_MAX];
+    char authres[TBP_RESULTS_MAX], tbctx[TB_CONTEXT_CAP];
     const struct tbp_route *r;
     struct tbp_str rhost, path;
     struct tbp_buf head;
@@ -488,6 +519,11 @@ int tbp_exchange_start(struct tbp_conn *c, const struct tbp_http_head *h, int he
         status = 500;
         goto Exit;
     }
+    if (tb_context(c, r, tb, x, tbctx, sizeof(tbctx), &context) != 0) {
+        *why = "Sec-Token-Binding-Context cannot be made";
+        status = 500;
+        goto Exit;
+    }
     *up = tbp_upstream_start(tbp_wgen_pool(c->wg, r->upstream), sink, ctx, head_request,
                              framing == TBP_BODY_NONE);
     if (*up == NULL) {
@@ -506,6 +542,7 @@ int tbp_exchange_start(struct tbp_conn *c, const struct tbp_http_head *h, int he
     fi.referred_id = tb ? c->tb.referred : NULL;
     fi.other_ids = &other;
     fi.n_other_ids = tb && other != NULL ? 1 : 0;
+    fi.tb_context = context;
     fi.authres = r->authentication_results ? authres : NULL;
     fi.authserv_id = cfg->authserv_id;
     fi.framing = framing;
@@ -524,6 +561,8 @@ int tbp_exchange_start(struct tbp_conn *c, const struct tbp_http_head *h, int he
         status = 400;
     }
 Exit:
+    if (context != NULL)
+        OPENSSL_cleanse(tbctx, sizeof(tbctx)); /* the EKM, encoded */
     tbp_head_edit_dispose(&edit);
     tbp_head_edit_dispose(&target);
     return status;

@@ -8,7 +8,8 @@
  * (no extra work on the others): bound cookies and the JWT check edit a copy of the request head
  * (tbp_exchange_request_edit) before it is forwarded, and the response head of such a route is
  * edited by tbp_exchange_response (Set-Cookie bound, Include-Referer-Token-Binding-ID added on
- * redirects) before either front end sends it. The front ends remember the route per exchange
+ * redirects, Include-Referred-Token-Binding-ID on RFC 8471-8473 connections) before either front
+ * end sends it. The front ends remember the route per exchange
  * (h1: per request, h2: per stream) for the response: it points into the connection's own
  * configuration (c->cfg), which a reload leaves in place until the connection is freed.
  */
@@ -37,7 +38,8 @@ struct tbp_companion {
     struct tbp_cookie_tally ck;       /* request cookies by outcome, Set-Cookie values bound */
     int jwt;                          /* the route checks a JWT: jwt_outcome is meaningful */
     enum tbp_jwt_outcome jwt_outcome; /* TBP_JWT_OK or why the request got 401 */
-    int refer_added;                  /* Include-Referer-Token-Binding-ID added to a redirect */
+    int refer_added; /* Include-Referer- (draft) or Include-Referred-Token-Binding-ID (rfc) added
+                        to a redirect */
 };
 
 /*
@@ -92,7 +94,8 @@ int tbp_exchange_start(struct tbp_conn *c, const struct tbp_http_head *h, int he
 
 /*
  * The response head to send to the client of connection c for an exchange on route (NULL: none),
- * through tbp_exchange_response_edit with the connection's tbh, counted and noted in x. e must be
+ * through tbp_exchange_response_edit with the connection's tbh and Token Binding version,
+ * counted and noted in x. e must be
  * zeroed; dispose of it (tbp_head_edit_dispose) once *out has been written. Returns 0 with *out
  * set, or a negative code: the response cannot be sent (close the connection / reset the
  * stream).
@@ -138,12 +141,15 @@ int tbp_exchange_request_edit(const struct tbp_route *r, const struct tb_cookie_
  * The response head to send on route r (NULL: none): rh itself when nothing changes, else e->head
  * (e zeroed by the caller, disposed of after sending) with the listed Set-Cookie values bound to
  * tbh (tbp_cookies_response; without Token Binding they pass unchanged) and, on a
- * refer_token_binding route, "Include-Referer-Token-Binding-ID: true" added to a 3xx response
- * other than 304 unless the origin sent it (or Include-Referred-Token-Binding-ID). Outcomes are
- * added to *co. Returns 0 with *out set, or a negative TB_E* / TBP_E* code.
+ * refer_token_binding route, a 3xx response other than 304 asking for the referred binding
+ * unless the origin did already (with either name): "Include-Referred-Token-Binding-ID: true"
+ * (RFC 8473 section 3) when tb_version is TB_VERSION_RFC, else the draft's
+ * "Include-Referer-Token-Binding-ID: true". tb_version: the connection's (enum tb_version; a
+ * connection without Token Binding passes its default, draft). Outcomes are added to *co.
+ * Returns 0 with *out set, or a negative TB_E* / TBP_E* code.
  */
 int tbp_exchange_response_edit(const struct tbp_route *r, const struct tb_cookie_keyring *kr,
-                               const char *tbh, const struct tbp_http_head *rh,
+                               const char *tbh, int tb_version, const struct tbp_http_head *rh,
                                struct tbp_head_edit *e, const struct tbp_http_head **out,
                                struct tbp_companion *co);
 

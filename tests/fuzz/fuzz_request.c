@@ -791,7 +791,7 @@ static void on_response(struct fz *f, const struct tbp_http_head *rh)
     int ret, in_msg, due;
 
     memset(&co, 0, sizeof(co));
-    ret = tbp_exchange_response_edit(r, kr, f->tb ? tbh : NULL, rh, &e, &fh, &co);
+    ret = tbp_exchange_response_edit(r, kr, f->tb ? tbh : NULL, TB_VERSION_DRAFT, rh, &e, &fh, &co);
     CHECK(ret == 0 && fh != NULL);
     check_set_cookies(f, r, rh, fh, &co);
     due = r != NULL && r->refer_token_binding && rh->status / 100 == 3 && rh->status != 304 &&

@@ -6,7 +6,8 @@
  * no Cookie left means no Cookie field; truncations and every crumb split), key rotation, the
  * response side (Set-Cookie bound with attributes untouched and Secure added once, unparsable
  * or unlisted ones untouched, nothing without Token Binding, the round trip through a request),
- * refer_token_binding on redirects only, the head-edit helpers of forward.c and the counters
+ * refer_token_binding on redirects only (Include-Referred-Token-Binding-ID on rfc connections,
+ * the draft's Include-Referer- on the others), the head-edit helpers of forward.c and the counters
  * each outcome goes to.
  */
 #include <stdarg.h>
@@ -185,13 +186,22 @@ static int edit_req(const struct tbp_route *r, const struct tb_cookie_keyring *k
     return tbp_exchange_request_edit(r, kr, tbh, 0, &t->h, e, out, co);
 }
 
+/* The response edit of exchange.c for a connection of Token Binding version `version`. */
+static int edit_resp_v(const struct tbp_route *r, const struct tb_cookie_keyring *kr,
+                       const char *tbh, int version, struct thead *t, struct tbp_head_edit *e,
+                       const struct tbp_http_head **out, struct tbp_companion *co)
+{
+    memset(e, 0, sizeof(*e));
+    memset(co, 0, sizeof(*co));
+    return tbp_exchange_response_edit(r, kr, tbh, version, &t->h, e, out, co);
+}
+
+/* The same on a draft connection (or one without Token Binding). */
 static int edit_resp(const struct tbp_route *r, const struct tb_cookie_keyring *kr, const char *tbh,
                      struct thead *t, struct tbp_head_edit *e, const struct tbp_http_head **out,
                      struct tbp_companion *co)
 {
-    memset(e, 0, sizeof(*e));
-    memset(co, 0, sizeof(*co));
-    return tbp_exchange_response_edit(r, kr, tbh, &t->h, e, out, co);
+    return edit_resp_v(r, kr, tbh, TB_VERSION_DRAFT, t, e, out, co);
 }
 
 /* The Cookie value the origin would get for one Cookie field `cookie`, on route, with kr and tbh;
@@ -676,6 +686,80 @@ Test(cookies, refer_token_binding_on_redirects)
     r.refer_token_binding = 0;
     cr_assert_eq(edit_resp(&r, NULL, tbh_a, &t, &e, &out, &co), 0);
     cr_expect_eq(out, &t.h);
+}
+
+/* An RFC 8471-8473 connection is asked with RFC 8473's name, and only that one: a draft-only
+ * client ignores it, an rfc client would ignore the draft's. */
+Test(cookies, refer_token_binding_rfc_uses_referred_name)
+{
+    static const int yes[] = {301, 302, 303, 307, 308};
+    static const int no[] = {200, 204, 304, 400, 404, 500};
+    static const char name[] = "Include-Referred-Token-Binding-ID";
+    struct tbp_route r = {.host = "*", .prefix = "/", .prefix_len = 1, .refer_token_binding = 1};
+    struct tbp_head_edit e;
+    const struct tbp_http_head *out;
+    struct tbp_companion co;
+    struct thead t;
+    size_t i;
+
+    for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+        const struct tbp_header *last;
+
+        resp(&t, yes[i], "Location", "https://idp/", NULL);
+        cr_assert_eq(edit_resp_v(&r, NULL, tbh_a, TB_VERSION_RFC, &t, &e, &out, &co), 0);
+        cr_assert_eq(out, &e.head, "%d", yes[i]);
+        cr_expect_eq(out->n_headers, 2);
+        last = &out->headers[out->n_headers - 1];
+        cr_expect(last->name.len == strlen(name) && memcmp(last->name.p, name, last->name.len) == 0,
+                  "%d: %.*s", yes[i], (int)last->name.len, last->name.p);
+        cr_expect_str_eq(field(out, "include-referred-token-binding-id"), "true");
+        cr_expect_null(field(out, "include-referer-token-binding-id"), "never both names");
+        cr_expect_str_eq(field(out, "location"), "https://idp/");
+        cr_expect(co.refer_added);
+        tbp_head_edit_dispose(&e);
+    }
+    for (i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
+        resp(&t, no[i], NULL);
+        cr_assert_eq(edit_resp_v(&r, NULL, tbh_a, TB_VERSION_RFC, &t, &e, &out, &co), 0);
+        cr_expect_eq(out, &t.h, "%d", no[i]);
+        cr_expect_not(co.refer_added);
+    }
+    /* the origin asked already, with either name: nothing added */
+    resp(&t, 303, "Include-Referer-Token-Binding-ID", "true", NULL);
+    cr_assert_eq(edit_resp_v(&r, NULL, tbh_a, TB_VERSION_RFC, &t, &e, &out, &co), 0);
+    cr_expect_eq(out, &t.h);
+    cr_expect_not(co.refer_added);
+    resp(&t, 303, "include-referred-token-binding-id", "true", NULL);
+    cr_assert_eq(edit_resp_v(&r, NULL, tbh_a, TB_VERSION_RFC, &t, &e, &out, &co), 0);
+    cr_expect_eq(out, &t.h);
+    /* the same redirect on a draft connection keeps the draft's name */
+    resp(&t, 302, "Location", "https://idp/", NULL);
+    cr_assert_eq(edit_resp_v(&r, NULL, tbh_a, TB_VERSION_DRAFT, &t, &e, &out, &co), 0);
+    cr_expect_str_eq(field(out, "include-referer-token-binding-id"), "true");
+    cr_expect_null(field(out, "include-referred-token-binding-id"));
+    tbp_head_edit_dispose(&e);
+    /* a route without the setting */
+    r.refer_token_binding = 0;
+    cr_assert_eq(edit_resp_v(&r, NULL, tbh_a, TB_VERSION_RFC, &t, &e, &out, &co), 0);
+    cr_expect_eq(out, &t.h);
+}
+
+Test(cookies, refer_and_bind_together_rfc)
+{
+    struct tbp_route rr = route;
+    struct tbp_head_edit e;
+    const struct tbp_http_head *out;
+    struct tbp_companion co;
+    struct thead t;
+
+    rr.refer_token_binding = 1;
+    resp(&t, 302, "Set-Cookie", "session=s", "Location", "/", NULL);
+    cr_assert_eq(edit_resp_v(&rr, kr1, tbh_a, TB_VERSION_RFC, &t, &e, &out, &co), 0);
+    cr_expect_eq(out->n_headers, 3);
+    cr_expect(strncmp(field(out, "set-cookie"), "session=s~tb1.k1~", 17) == 0);
+    cr_expect_str_eq(field(out, "include-referred-token-binding-id"), "true");
+    cr_expect_eq(co.ck.bound, 1);
+    tbp_head_edit_dispose(&e);
 }
 
 Test(cookies, refer_and_bind_together)
