@@ -590,7 +590,8 @@ static int route_policies(struct tbp_loader *L, const config_setting_t *g, struc
     if ((ret = route_policy(L, g, "token_binding", tb_def, &r->token_binding)) < 0 ||
         (ret = route_policy(L, g, "client_certificate", TBP_POLICY_OPTIONAL,
                             &r->client_certificate)) < 0 ||
-        (ret = tbp_cfg_opt_bool(L, g, "authentication_results", &r->authentication_results)) < 0)
+        (ret = tbp_cfg_opt_bool(L, g, "authentication_results", &r->authentication_results)) < 0 ||
+        (ret = tbp_cfg_opt_bool(L, g, "token_binding_context", &r->token_binding_context)) < 0)
         return ret;
     if (r->client_certificate == TBP_POLICY_REQUIRED && !any_client_cert(L->cfg))
         return tbp_cfg_fail(L, config_setting_get_member(g, "client_certificate"),
@@ -601,6 +602,10 @@ static int route_policies(struct tbp_loader *L, const config_setting_t *g, struc
         return tbp_cfg_fail(L, config_setting_get_member(g, "token_binding"),
                             "\"off\", but the route binds cookies or tokens (bind_cookies, jwt, "
                             "refer_token_binding need Token Binding)");
+    if (r->token_binding == TBP_POLICY_OFF && r->token_binding_context)
+        return tbp_cfg_fail(L, config_setting_get_member(g, "token_binding_context"),
+                            "true, but the route's token_binding is \"off\" (the context is "
+                            "only sent with a binding)");
     return 0;
 }
 
@@ -678,6 +683,7 @@ static int parse_route(struct tbp_loader *L, const config_setting_t *list, int i
                                         "token_binding",
                                         "client_certificate",
                                         "authentication_results",
+                                        "token_binding_context",
                                         NULL};
     const config_setting_t *g = config_setting_get_elem(list, (unsigned)idx);
     struct tbp_route *r = &L->cfg->routes[idx];

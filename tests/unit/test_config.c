@@ -2211,3 +2211,61 @@ Test(config, fifo_and_device_refused_unopened)
     snprintf(text, sizeof(text), MIN "cookie_keys = \"/dev/zero\";\n");
     expect_error(text, 4, "cookie_keys: cannot read \"/dev/zero\": not a regular file");
 }
+
+/* --- route option token_binding_context (issue 10) ------------------------------------------ */
+
+Test(config, token_binding_context_default_and_values)
+{
+    struct tbp_config *c = load_ok(MIN);
+    char p1[PATH_MAX + 32], p2[PATH_MAX + 32];
+
+    cr_expect_eq(c->routes[0].token_binding_context, 0, "off unless asked for");
+    tbp_config_free(c);
+
+    c = load_ok(LISTEN UPS
+                "routes = (\n"
+                "  { prefix = \"/ctx/\"; upstream = \"app\"; "
+                "token_binding_context = true; },\n"
+                "  { prefix = \"/req/\"; upstream = \"app\"; token_binding = \"required\"; "
+                "token_binding_context = true; },\n"
+                "  { prefix = \"/no/\"; upstream = \"app\"; "
+                "token_binding_context = false; },\n"
+                "  { upstream = \"app\"; } );\n");
+    cr_expect_eq(c->routes[0].token_binding_context, 1);
+    cr_expect_eq(c->routes[1].token_binding_context, 1);
+    cr_expect_eq(c->routes[1].token_binding, TBP_POLICY_REQUIRED);
+    cr_expect_eq(c->routes[2].token_binding_context, 0);
+    cr_expect_eq(c->routes[3].token_binding_context, 0);
+    tbp_config_free(c);
+
+    snprintf(p1, sizeof(p1), "%s/cert.pem", dir);
+    snprintf(p2, sizeof(p2), "%s/key.pem", dir);
+    c = NULL;
+    cr_assert_eq(tbp_config_quick("127.0.0.1:8443", "127.0.0.1:8080", p1, p2, &c, err, sizeof(err)),
+                 0, "%s", err);
+    cr_expect_eq(c->routes[0].token_binding_context, 0, "quick mode: off");
+    tbp_config_free(c);
+}
+
+Test(config, token_binding_context_errors)
+{
+    expect_error(LISTEN UPS "routes = ( { upstream = \"app\";\n token_binding_context = 1; } );\n",
+                 4, "routes[0].token_binding_context: expected true or false");
+    expect_error(LISTEN UPS
+                 "routes = ( { upstream = \"app\";\n token_binding_context = \"yes\"; } );\n",
+                 4, "routes[0].token_binding_context: expected true or false");
+    /* "off": the route never hears of bindings, so there is no context to send; the error names
+     * the option's own line */
+    expect_error(LISTEN UPS "routes = ( { upstream = \"app\"; token_binding = \"off\";\n"
+                            "\n token_binding_context = true; } );\n",
+                 5,
+                 "routes[0].token_binding_context: true, but the route's token_binding is "
+                 "\"off\"");
+    expect_error(LISTEN UPS "routes = ( { upstream = \"app\"; },\n"
+                            "  { prefix = \"/x/\"; upstream = \"app\";\n"
+                            "    token_binding_context = true; token_binding = \"off\"; } );\n",
+                 5, "routes[1].token_binding_context: true, but");
+    /* false goes with "off" */
+    tbp_config_free(load_ok(LISTEN UPS "routes = ( { upstream = \"app\"; token_binding = \"off\"; "
+                                       "token_binding_context = false; } );\n"));
+}
