@@ -167,7 +167,9 @@ static const struct family families[TBP_M_N] = {
                    "Bound JWT checks, by outcome: ok is forwarded, the others answered 401.",
                    "outcome", TBP_JWT_N, jwt_name, NULL, 0, NULL},
     [TBP_M_REFER_ADDED] = {"tbproxy_refer_token_binding_added_total",
-                           "Redirects given Include-Referer-Token-Binding-ID.", NULL, 0, NULL, NULL,
+                           "Redirects given Include-Referer-Token-Binding-ID (draft) or "
+                           "Include-Referred-Token-Binding-ID (rfc).",
+                           NULL, 0, NULL, NULL,
                            0, NULL},
     [TBP_M_BYTES_IN] = {"tbproxy_client_received_bytes_total",
                         "Bytes received from clients (TLS payload).", NULL, 0, NULL, NULL, 0, NULL},

@@ -517,7 +517,7 @@ Test(config, unknown_settings_are_errors)
     expect_error(LISTEN UPS "routes = ( { upstream = \"app\";\n path = \"/\"; } );\n", 4,
                  "routes[0].path: unknown setting (known here: host prefix upstream bind_cookies "
                  "unbound_cookies refer_token_binding jwt max_body_size token_binding "
-                 "client_certificate authentication_results)");
+                 "client_certificate authentication_results token_binding_context)");
     expect_error(MIN "timeouts = { connect = 5; };\n", 4, "timeouts.connect: unknown setting");
     expect_error(MIN "limits = { max_body = 5; };\n", 4, "limits.max_body: unknown setting");
     expect_error(MIN "log = { file = \"-\"; };\n", 4, "log.file: unknown setting");
