@@ -169,8 +169,7 @@ static const struct family families[TBP_M_N] = {
     [TBP_M_REFER_ADDED] = {"tbproxy_refer_token_binding_added_total",
                            "Redirects given Include-Referer-Token-Binding-ID (draft) or "
                            "Include-Referred-Token-Binding-ID (rfc).",
-                           NULL, 0, NULL, NULL,
-                           0, NULL},
+                           NULL, 0, NULL, NULL, 0, NULL},
     [TBP_M_BYTES_IN] = {"tbproxy_client_received_bytes_total",
                         "Bytes received from clients (TLS payload).", NULL, 0, NULL, NULL, 0, NULL},
     [TBP_M_BYTES_OUT] = {"tbproxy_client_sent_bytes_total", "Bytes sent to clients (TLS payload).",
