@@ -24,8 +24,7 @@ int tb_ext_parse(const uint8_t *p, size_t len, struct tb_ext_params *out)
 
 int tb_ext_encode(const struct tb_ext_params *in, uint8_t *out, size_t cap)
 {
-    if (in == NULL || out == NULL || in->n == 0 || in->n > TB_EXT_MAX_KEY_PARAMS ||
-        cap < 3 + in->n)
+    if (in == NULL || out == NULL || in->n == 0 || in->n > TB_EXT_MAX_KEY_PARAMS || cap < 3 + in->n)
         return TB_EINVAL;
     out[0] = in->major;
     out[1] = in->minor;
@@ -80,7 +79,9 @@ int tb_ext_server_select(const struct tb_ext_params *offer, const int *prefs, si
 
 int tb_ext_client_check(const struct tb_ext_params *offer, const struct tb_ext_params *answer)
 {
-    if (offer == NULL || answer == NULL || answer->n != 1 ||
+    /* an offer's n out of range is the caller's bug: refused, never read past key_params */
+    if (offer == NULL || answer == NULL || answer->n != 1 || offer->n == 0 ||
+        offer->n > TB_EXT_MAX_KEY_PARAMS ||
         !has(offer->key_params, offer->n, answer->key_params[0]))
         return TB_EPARSE;
     if (answer->major > offer->major ||
