@@ -49,7 +49,7 @@ int tbp_binding_init(struct tbp_binding *b, SSL *ssl, const struct tbp_tls_info 
 
     if (info->tb_key_params >= 0) {
         n = info->tb_version == TB_VERSION_RFC ? tb_channel_ekm(ssl, ch, sizeof(ch))
-                                                : tb_channel_tls_unique(ssl, ch, sizeof(ch));
+                                               : tb_channel_tls_unique(ssl, ch, sizeof(ch));
         if (n < 0) {
             memset(b, 0, sizeof(*b));
             b->key_params = -1;
@@ -168,27 +168,28 @@ int tbp_binding_check(struct tbp_binding *b, const struct tbp_http_head *h, cons
     const char *name = tbp_binding_header(b);
     const struct tbp_header *hdr = NULL;
     struct tb_verifier *v;
-    size_t i, count = 0, rfc = 0;
+    size_t i, count = 0;
     uint64_t t0;
     int ret;
 
-    for (i = 0; i < h->n_headers; i++) { /* one pass: the first of ours and how many */
+    /* without a binding: a header of any version this listener speaks is refused (the draft
+     * one always, as before rfc existed), whatever b->version says (tb_version is meaningless
+     * without a binding, so it must not pick the names); the other version's header on a
+     * binding is stripped on the way to the origin like every spoofed one */
+    if (b->key_params < 0) {
+        for (i = 0; i < h->n_headers; i++) {
+            if (tbp_http_name_eq(h->headers[i].name, "token-binding") ||
+                ((b->listener_versions & TBP_TLS_TB_RFC) &&
+                 tbp_http_name_eq(h->headers[i].name, "sec-token-binding"))) {
+                *reason = "unexpected";
+                return -1;
+            }
+        }
+        return 0;
+    }
+    for (i = 0; i < h->n_headers; i++) /* one pass: the first of ours and how many */
         if (tbp_http_name_eq(h->headers[i].name, name) && count++ == 0)
             hdr = &h->headers[i];
-        else if (b->key_params < 0 && (b->listener_versions & TBP_TLS_TB_RFC) &&
-                 tbp_http_name_eq(h->headers[i].name, "sec-token-binding"))
-            rfc++;
-    }
-
-    /* without a binding: a header of any version this listener speaks is refused (the draft
-     * one always, as before rfc existed); the other version's header on a binding is stripped
-     * on the way to the origin like every spoofed one */
-    if (b->key_params < 0) {
-        if (count + rfc == 0)
-            return 0;
-        *reason = "unexpected";
-        return -1;
-    }
     if (count != 1) {
         *reason = count == 0 ? "missing" : "multiple";
         return -1;
@@ -204,8 +205,8 @@ int tbp_binding_check(struct tbp_binding *b, const struct tbp_http_head *h, cons
     }
     b->verifies++;
     t0 = mono_ns();
-    ret = tb_verify_header(v, (enum tb_version)b->version, b->key_params, hdr->value.p, hdr->value.len,
-                           b->channel, b->channel_len, &scratch);
+    ret = tb_verify_header(v, (enum tb_version)b->version, b->key_params, hdr->value.p,
+                           hdr->value.len, b->channel, b->channel_len, &scratch);
     b->verify_ns = mono_ns() - t0;
     if (ret == 0 && remember(b, &hdr->value, &scratch.roles) != 0)
         ret = TB_ENOMEM;
