@@ -11,8 +11,9 @@
  * exactly one key parameters value from the client's list, or does not answer: then the
  * connection has no Token Binding. Versions: 1.0 (RFC 8471) and the IETF drafts 0.13 to 0.16,
  * whose messages are the RFC's; a client offering 0.13..0.16 is answered with its own version
- * (RFC 8472 section 4: the lower of the two), one offering a version above 1.0 with 1.0, one
- * below 0.13 is not answered.
+ * (RFC 8472 section 4: the lower of the two), one offering a version above 1.0 with 1.0; one
+ * below 0.13, or between 0.16 and 1.0 (no such version was published: the lower of the two
+ * would be one the server does not speak), is not answered.
  *
  * Both sides also need Extended Master Secret and renegotiation_info (RFC 8472 section 4): that
  * is the TLS stack's part (tb_channel_ems, SSL_get_secure_renegotiation_support), not this
@@ -34,7 +35,7 @@ extern "C" {
 #define TB_EXT_MAJOR 1             /* the version this library speaks: 1.0 */
 #define TB_EXT_MINOR 0
 #define TB_EXT_MIN_DRAFT_MINOR 13  /* oldest accepted: 0.13 */
-#define TB_EXT_MAX_DRAFT_MINOR 16  /* newest draft: 0.16 (0.17.. up to 0.255 are answered 1.0) */
+#define TB_EXT_MAX_DRAFT_MINOR 16  /* newest draft: 0.16 (0.17..0.255 are not answered) */
 #define TB_EXT_MAX_KEY_PARAMS 255  /* key_parameters_list<1..2^8-1> */
 #define TB_EXT_MAX_LEN (3 + TB_EXT_MAX_KEY_PARAMS)
 
@@ -62,8 +63,8 @@ int tb_ext_version_ok(uint8_t major, uint8_t minor);
 /*
  * The server's answer to a client's offer: the version (see above) and the first of prefs
  * (enum tb_key_params values, server preference first, n_prefs of them) that the client
- * offered. Returns 0 with *answer filled (n = 1), or TB_EUNSUPPORTED (a version below 0.13, or
- * no key parameters in common): do not answer, no Token Binding.
+ * offered. Returns 0 with *answer filled (n = 1), or TB_EUNSUPPORTED (a version below 0.13 or
+ * from 0.17 to 0.255, or no key parameters in common): do not answer, no Token Binding.
  */
 int tb_ext_server_select(const struct tb_ext_params *offer, const int *prefs, size_t n_prefs,
                          struct tb_ext_params *answer);

@@ -58,11 +58,11 @@ int tb_ext_server_select(const struct tb_ext_params *offer, const int *prefs, si
 
     if (offer == NULL || answer == NULL || offer->n == 0 || offer->n > TB_EXT_MAX_KEY_PARAMS)
         return TB_EUNSUPPORTED;
-    if (offer->major >= TB_EXT_MAJOR || offer->minor > TB_EXT_MAX_DRAFT_MINOR) {
+    if (offer->major >= TB_EXT_MAJOR) {
         answer->major = TB_EXT_MAJOR; /* ours is the lower: 1.0 */
         answer->minor = TB_EXT_MINOR;
-    } else if (offer->major == 0 && offer->minor >= TB_EXT_MIN_DRAFT_MINOR) {
-        answer->major = 0; /* the client's is the lower */
+    } else if (tb_ext_version_ok(offer->major, offer->minor)) {
+        answer->major = 0; /* the client's is the lower, and one we speak */
         answer->minor = offer->minor;
     } else {
         return TB_EUNSUPPORTED;
