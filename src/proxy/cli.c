@@ -34,6 +34,7 @@ enum cli_opt {
     OPT_CLIENT_CERT,
     OPT_CLIENT_CA,
     OPT_CLIENT_CRL,
+    OPT_TB_VERSION,
     OPT_HELP,
     OPT_VERSION,
     OPT_N
@@ -58,6 +59,7 @@ static const struct {
     [OPT_CLIENT_CERT] = {0, "client-cert", 1, "--client-cert"},
     [OPT_CLIENT_CA] = {0, "client-ca", 1, "--client-ca"},
     [OPT_CLIENT_CRL] = {0, "client-crl", 1, "--client-crl"},
+    [OPT_TB_VERSION] = {0, "tb-version", 1, "--tb-version"},
 };
 
 struct cli_state {
@@ -185,6 +187,9 @@ static int cli_finish(struct cli_state *st, struct tbp_cli *out)
                             "%s is for quick mode; with -c, set the listener's "
                             "tls.client_certificate, client_ca and client_crl in the file",
                             cli_opts[k].display);
+    if (st->seen[OPT_TB_VERSION] && n_quick == 0)
+        return cli_fail(st, "--tb-version is for quick mode; with -c, set token_binding.version "
+                            "(or a listener's token_binding_version) in the file");
     if (n_quick > 0 && n_quick < 4) {
         cli_fail(st, "quick mode needs --listen, --upstream, --cert and --key (missing:");
         for (k = 0; k < 4; k++)
@@ -204,6 +209,7 @@ static int cli_finish(struct cli_state *st, struct tbp_cli *out)
     out->client_cert = st->val[OPT_CLIENT_CERT];
     out->client_ca = st->val[OPT_CLIENT_CA];
     out->client_crl = st->val[OPT_CLIENT_CRL];
+    out->tb_version = st->val[OPT_TB_VERSION];
     return 0;
 }
 
@@ -248,6 +254,8 @@ int tbp_cli_config(const struct tbp_cli *cli, struct tbp_config **out, char *err
     if (ret == 0 && (cli->client_cert != NULL || cli->client_ca != NULL || cli->client_crl != NULL))
         ret = tbp_config_quick_client_cert(*out, cli->client_cert, cli->client_ca, cli->client_crl,
                                            err, errlen);
+    if (ret == 0 && cli->tb_version != NULL)
+        ret = tbp_config_quick_tb_version(*out, cli->tb_version, err, errlen);
     if (ret < 0) {
         tbp_config_free(*out);
         *out = NULL;
@@ -263,10 +271,11 @@ void tbp_cli_usage(FILE *f, const char *prog)
             "usage: %s -c FILE [-t] [--pid-file PATH]\n"
             "       %s --listen ADDR --upstream ADDR --cert FILE --key FILE [--admin ADDR] [-t]\n"
             "          [--client-cert MODE --client-ca FILE [--client-crl FILE]]\n"
-            "          [--pid-file PATH]\n"
+            "          [--tb-version draft|rfc|both] [--pid-file PATH]\n"
             "       %s -h | -v\n"
             "\n"
-            "A TLS reverse proxy that negotiates and verifies Token Binding (draft version).\n"
+            "A TLS reverse proxy that negotiates and verifies Token Binding (the 2014 drafts and\n"
+            "RFC 8471-8473).\n"
             "\n"
             "  -c, --config FILE   configuration file (libconfig; reference: conf/README.md)\n"
             "  -t, --test          load and check the configuration, report, exit\n"
@@ -285,13 +294,16 @@ void tbp_cli_usage(FILE *f, const char *prog)
             "                      quick mode: the CA certificates (PEM) they are verified with\n"
             "      --client-crl FILE\n"
             "                      quick mode: CRLs (PEM) checked for them\n"
+            "      --tb-version V  quick mode: the Token Binding version: draft (default: ALPN\n"
+            "                      ids, Token-Binding), rfc (RFC 8471-8473: TLS extension 24,\n"
+            "                      Sec-Token-Binding) or both\n"
             "      --pid-file PATH write the process id there once listening; removed at exit\n"
             "  -h, --help          this text\n"
             "  -v, --version       print the version and the libraries' versions\n"
             "\n"
             "Quick mode needs all four of its options and no -c: one listener, one origin, Token\n"
-            "Binding on (draft; p256, rsa2048), session tickets on, every other option at its\n"
-            "default.\n"
+            "Binding on (draft unless --tb-version; p256, rsa2048), session tickets on, every\n"
+            "other option at its default.\n"
             "Signals: TERM, QUIT graceful stop (in-flight requests finish, up to\n"
             "timeouts.shutdown); INT fast stop; HUP reload; USR1 reopen the log files.\n"
             "Exit status: 0 ok, 1 bad configuration or failure, 2 bad usage.\n",

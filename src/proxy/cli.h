@@ -31,13 +31,14 @@ struct tbp_cli {
     const char *client_cert; /* quick mode only: --client-cert MODE; NULL: off */
     const char *client_ca;   /* quick mode only: --client-ca FILE; NULL: none */
     const char *client_crl;  /* quick mode only: --client-crl FILE; NULL: none */
+    const char *tb_version;  /* quick mode only: --tb-version draft|rfc|both; NULL: draft */
 };
 
 /*
  * Parses argv[1..argc-1]: -c/--config FILE, -t/--test, --listen A, --upstream A, --cert FILE,
  * --key FILE (quick mode: all four, exclusive with -c), --admin A (quick mode only; may be
- * empty), --client-cert MODE, --client-ca FILE, --client-crl FILE (quick mode only; checked by
- * tbp_cli_config), --pid-file PATH (ignored with -t), -h/--help, -v/--version. Short options
+ * empty), --client-cert MODE, --client-ca FILE, --client-crl FILE, --tb-version V (quick mode
+ * only; checked by tbp_cli_config), --pid-file PATH (ignored with -t), -h/--help, -v/--version. Short options
  * may be clustered ("-tc FILE") and take their value attached or next ("-cFILE", "-c FILE");
  * long ones "--opt VALUE" or "--opt=VALUE"; "--" ends options. -h and -v win over everything
  * else that parses. Returns 0 and fills *out, or TB_EINVAL with a one-line message in err
@@ -47,7 +48,8 @@ int tbp_cli_parse(int argc, char **argv, struct tbp_cli *out, char *err, size_t 
 
 /* Loads the configuration the command line names: tbp_config_load, or tbp_config_quick,
  * tbp_config_quick_admin (--admin, else the default address checked against the listener) and
- * tbp_config_quick_client_cert (when any --client-* option was given). */
+ * tbp_config_quick_client_cert (when any --client-* option was given) and
+ * tbp_config_quick_tb_version (--tb-version). */
 int tbp_cli_config(const struct tbp_cli *cli, struct tbp_config **out, char *err, size_t errlen);
 
 /* Writes the usage text to `f`; `prog` is argv[0] (NULL: "tbproxy"). */

@@ -97,6 +97,7 @@ static void set_defaults(struct tbp_config *c)
     c->workers = TBP_DEF_WORKERS;
     c->tb.enabled = TBP_DEF_TB_ENABLED;
     c->tb.version = TB_VERSION_DRAFT;
+    c->tb.versions = TBP_TBV_DRAFT;
     c->tb.n_key_types = 2;
     c->tb.key_types[0] = TB_KP_ECDSAP256;
     c->tb.key_types[1] = TB_KP_RSA2048_PKCS1;
@@ -527,10 +528,9 @@ static int parse_tb(struct tbp_loader *L, const config_setting_t *root)
     if ((s = config_setting_get_member(g, "version")) != NULL) {
         if ((ret = tbp_cfg_get_string(L, s, &v)) < 0)
             return ret;
-        if (strcmp(v, "rfc") == 0)
-            return tbp_cfg_fail(L, s, "version \"rfc\" is not supported yet (only \"draft\")");
-        if (strcmp(v, "draft") != 0)
-            return tbp_cfg_fail(L, s, "unknown version \"%s\" (known: draft)", v);
+        if (tbp_tb_versions_parse(v, &tb->versions) != 0)
+            return tbp_cfg_fail(L, s, "unknown version \"%s\" (known: draft, rfc, both)", v);
+        tb->version = tb->versions == TBP_TBV_RFC ? TB_VERSION_RFC : TB_VERSION_DRAFT;
     }
     if ((s = config_setting_get_member(g, "key_types")) != NULL &&
         (ret = parse_tb_key_types(L, s)) < 0)
@@ -652,7 +652,7 @@ static int parse_tls(struct tbp_loader *L, const config_setting_t *lst, struct t
 
 static int parse_listener(struct tbp_loader *L, const config_setting_t *list, int idx)
 {
-    static const char *const known[] = {"address", "tls", NULL};
+    static const char *const known[] = {"address", "token_binding_version", "tls", NULL};
     const config_setting_t *g = config_setting_get_elem(list, (unsigned)idx), *s;
     struct tbp_listener *l = &L->cfg->listeners[idx];
     const char *v = "";
@@ -660,6 +660,15 @@ static int parse_listener(struct tbp_loader *L, const config_setting_t *list, in
 
     if ((ret = tbp_cfg_check_known(L, g, known)) < 0)
         return ret;
+    l->tb_versions = L->cfg->tb.versions; /* token_binding is read before listen */
+    if ((s = config_setting_get_member(g, "token_binding_version")) != NULL) {
+        if ((ret = tbp_cfg_get_string(L, s, &v)) < 0)
+            return ret;
+        if (tbp_tb_versions_parse(v, &l->tb_versions) != 0)
+            return tbp_cfg_fail(L, s, "unknown version \"%s\" (known: draft, rfc, both)", v);
+        if (!L->cfg->tb.enabled)
+            return tbp_cfg_fail(L, s, "needs token_binding.enabled = true");
+    }
     if ((s = config_setting_get_member(g, "address")) == NULL)
         return tbp_cfg_fail_missing(L, g, "address", "missing (for example \"127.0.0.1:8443\")");
     if ((ret = tbp_cfg_get_string(L, s, &v)) < 0)
@@ -1068,6 +1077,7 @@ int tbp_config_quick(const char *listen, const char *upstream, const char *cert,
         goto Exit;
     l->tls.ciphers = TBP_DEF_CIPHERS;
     l->tls.tickets = 1;
+    l->tb_versions = c->tb.versions;
     l->tls.ticket_key_rotation_ms = TBP_DEF_TICKET_KEY_ROTATION_MS;
     c->n_listeners = 1;
     u->name = "default";
@@ -1152,6 +1162,21 @@ int tbp_config_quick_client_cert(struct tbp_config *cfg, const char *mode, const
     cfg->listeners[0].tls.client_cert = m;
     cfg->listeners[0].tls.client_ca = ca_path;
     cfg->listeners[0].tls.client_crl = crl_path;
+    return 0;
+}
+
+int tbp_config_quick_tb_version(struct tbp_config *cfg, const char *v, char *err, size_t errlen)
+{
+    struct tbp_sbuf e = tbp_sb_make(err, errlen);
+    unsigned versions;
+
+    if (tbp_tb_versions_parse(v, &versions) != 0) {
+        tbp_sb_printf(&e, "--tb-version: unknown version \"%s\" (known: draft, rfc, both)", v);
+        return TB_EINVAL;
+    }
+    cfg->tb.versions = versions;
+    cfg->tb.version = versions == TBP_TBV_RFC ? TB_VERSION_RFC : TB_VERSION_DRAFT;
+    cfg->listeners[0].tb_versions = versions;
     return 0;
 }
 
@@ -1267,6 +1292,33 @@ static const char *const client_cert_names[] = {
 const char *tbp_client_cert_name(enum tbp_client_cert mode)
 {
     return (unsigned)mode <= TBP_CLIENT_CERT_REQUIRED ? client_cert_names[mode] : "unknown";
+}
+
+int tbp_tb_versions_parse(const char *s, unsigned *out)
+{
+    if (strcmp(s, "draft") == 0)
+        *out = TBP_TBV_DRAFT;
+    else if (strcmp(s, "rfc") == 0)
+        *out = TBP_TBV_RFC;
+    else if (strcmp(s, "both") == 0)
+        *out = TBP_TBV_DRAFT | TBP_TBV_RFC;
+    else
+        return TB_EINVAL;
+    return 0;
+}
+
+const char *tbp_tb_versions_name(unsigned versions)
+{
+    switch (versions) {
+    case TBP_TBV_DRAFT:
+        return "draft";
+    case TBP_TBV_RFC:
+        return "rfc";
+    case TBP_TBV_DRAFT | TBP_TBV_RFC:
+        return "both";
+    default:
+        return "?";
+    }
 }
 
 int tbp_client_cert_parse(const char *s, enum tbp_client_cert *out)

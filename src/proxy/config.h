@@ -137,14 +137,17 @@ struct tbp_tls_config {
 
 struct tbp_listener {
     struct tbp_addr addr; /* required */
-    unsigned tb_versions; /* `token_binding_version`: TBP_TBV_* bits; default token_binding.versions */
+    unsigned tb_versions; /* `token_binding_version` ("draft", "rfc", "both"): TBP_TBV_* bits;
+                             default token_binding.versions (needs token_binding.enabled) */
     struct tbp_tls_config tls;
 };
 
 struct tbp_tb_config {
     int enabled;                                    /* offer Token Binding at all: 1 */
-    enum tb_version version;                        /* TB_VERSION_DRAFT (the only one accepted) */
-    unsigned versions; /* `version`: TBP_TBV_* bits, the listeners' default: TBP_TBV_DRAFT */
+    enum tb_version version; /* the default codec: TB_VERSION_RFC when versions is rfc only,
+                                else TB_VERSION_DRAFT */
+    unsigned versions; /* `version` ("draft", "rfc", "both"): TBP_TBV_* bits, the listeners'
+                          default: TBP_TBV_DRAFT */
     size_t n_key_types;                             /* >= 1 */
     int key_types[TBP_TB_MAX_KEY_TYPES];            /* enum tb_key_params, preferred first:
                                                        TB_KP_ECDSAP256, TB_KP_RSA2048_PKCS1 */
@@ -316,7 +319,7 @@ int tbp_config_load(const char *path, struct tbp_config **out, char *err, size_t
 /*
  * Quick mode (`--listen A --upstream A --cert F --key F`): one listener, one upstream pool
  * "default" with that one server, one route "*" "/" to it, Token Binding on (draft, p256 then
- * rsa2048, for h2 and http/1.1), tickets on, the admin server on TBP_DEF_ADMIN_LISTEN, no
+ * rsa2048, for h2 and http/1.1; tbp_config_quick_tb_version changes the version), tickets on, the admin server on TBP_DEF_ADMIN_LISTEN, no
  * `user`, every other option at its default. Same contract as tbp_config_load; messages name
  * the option ("--listen: bad address \"x\" ..."). The admin address is not checked against the
  * listener here: tbp_config_quick_admin (`--admin`) does that.
@@ -340,6 +343,12 @@ int tbp_config_quick_admin(struct tbp_config *cfg, const char *addr, char *err, 
  */
 int tbp_config_quick_client_cert(struct tbp_config *cfg, const char *mode, const char *ca,
                                  const char *crl, char *err, size_t errlen);
+
+/*
+ * Quick mode's `--tb-version draft|rfc|both`: token_binding.version and the listener's. Returns
+ * 0, or TB_EINVAL with "--tb-version: ..." in err; cfg is unchanged then.
+ */
+int tbp_config_quick_tb_version(struct tbp_config *cfg, const char *v, char *err, size_t errlen);
 
 /* Frees a config and everything it points to; NULL is a no-op. */
 void tbp_config_free(struct tbp_config *cfg);
@@ -373,6 +382,11 @@ int tbp_config_listener_find(const struct tbp_config *cfg, const struct tbp_addr
 const char *tbp_client_cert_name(enum tbp_client_cert mode);
 /* The mode named s ("off", "optional", "required": exact, lower case): 0, or TB_EINVAL. */
 int tbp_client_cert_parse(const char *s, enum tbp_client_cert *out);
+
+/* The Token Binding versions named s ("draft", "rfc", "both": exact, lower case) as TBP_TBV_*
+ * bits: 0, or TB_EINVAL. tbp_tb_versions_name: the name of such bits ("?" for others). */
+int tbp_tb_versions_parse(const char *s, unsigned *out);
+const char *tbp_tb_versions_name(unsigned versions);
 
 /* "debug", "info", "warn", "error". */
 const char *tbp_log_level_name(enum tbp_log_level level);

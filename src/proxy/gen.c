@@ -13,6 +13,8 @@ _Static_assert(TBP_TLS_CLIENT_CERT_OFF == (int)TBP_CLIENT_CERT_OFF &&
                    TBP_TLS_CLIENT_CERT_OPTIONAL == (int)TBP_CLIENT_CERT_OPTIONAL &&
                    TBP_TLS_CLIENT_CERT_REQUIRED == (int)TBP_CLIENT_CERT_REQUIRED,
                "client certificate modes");
+_Static_assert(TBP_TLS_TB_DRAFT == TBP_TBV_DRAFT && TBP_TLS_TB_RFC == TBP_TBV_RFC,
+               "Token Binding version bits");
 
 /* The TLS settings of listener i of cfg. */
 static void tls_settings(const struct tbp_config *cfg, size_t i, struct tbp_tls_settings *s)
@@ -27,6 +29,7 @@ static void tls_settings(const struct tbp_config *cfg, size_t i, struct tbp_tls_
     s->tickets = t->tickets;
     s->ticket_rotation = t->ticket_key_rotation_ms / 1000;
     s->tb_enabled = cfg->tb.enabled;
+    s->tb_versions = cfg->listeners[i].tb_versions;
     s->n_tb_key_types = cfg->tb.n_key_types < 2 ? cfg->tb.n_key_types : 2;
     s->n_tb_protocols = cfg->tb.n_protocols < 2 ? cfg->tb.n_protocols : 2;
     for (k = 0; k < s->n_tb_protocols; k++)

@@ -1,5 +1,25 @@
 /*
- * Listener TLS: context, Token Binding negotiation (draft ALPN ids), ticket key rotation.
+ * Listener TLS: context, Token Binding negotiation (draft ALPN ids and the RFC 8472 token_binding
+ * extension), ticket key rotation.
+ *
+ * Token Binding, per listener (settings.tb_versions): draft, rfc or both. The ClientHello
+ * callback decides before anything else is negotiated:
+ *   - rfc: the ClientHello carries extension 24 (registered as a custom extension, so OpenSSL
+ *     collects it and SSL_client_hello_get0_ext finds it) that parses (else decode_error), plus
+ *     Extended Master Secret (23) and renegotiation_info (0xff01, or the SCSV 0x00FF among the
+ *     cipher suites, which is how OpenSSL clients say it on a first handshake). Then the answer
+ *     is chosen (tb_ext_server_select: the version, the listener's first key type the client
+ *     offered; "rsa2048" is rsa2048_pss, then rsa2048_pkcs1.5), kept in the connection's info,
+ *     and the ServerHello callback sends it. Without EMS or renegotiation_info, or with nothing
+ *     in common, the extension is not answered and the connection has no Token Binding (TLS 1.3
+ *     stays allowed).
+ *   - draft: only when rfc was not chosen: TB ALPN ids and EMS in the ClientHello let the ALPN
+ *     callback pick a TB id. A "both" listener thus gives a client offering the extension rfc
+ *     (its ALPN is then a plain id) and one offering only TB ALPN ids draft.
+ * Either way the connection is pinned to TLS 1.2 (no tls_unique in 1.3, and RFC 8472 defines the
+ * extension for TLS 1.2). tbp_tls_established() checks the preconditions again on the finished
+ * handshake. A resumed session (id or ticket) negotiates again from its ClientHello: the answer
+ * is sent again and the EKM is the resumed connection's own.
  *
  * Ticket keys: two slots, current and previous, each with a 16-byte name, an AES-256 key and an
  * HMAC-SHA256 key, all random. The current key encrypts new tickets for `ticket_rotation`
@@ -35,11 +55,15 @@
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 
+#include "tb/error.h"
 #include "tb/message.h"
+#include "tb/tlsext.h"
 #include "tls.h"
 #include "tlsinfo.h"
 
 #define TLSEXT_TYPE_EMS 23
+#define TLSEXT_TYPE_RENEGOTIATE 0xff01
+#define TLS_EMPTY_RENEGOTIATION_INFO_SCSV 0x00ff
 
 struct ticket_key {
     unsigned char name[16];
@@ -56,6 +80,9 @@ struct tbp_tls {
     struct ticket_key keys[2];    /* [0] current, [1] previous */
     unsigned char alpn_pref[128]; /* server preference, wire format */
     size_t alpn_pref_len;
+    unsigned versions;  /* TBP_TLS_TB_* this listener speaks; 0 when Token Binding is off */
+    int rfc_prefs[4];   /* rfc key parameters, server preference first (from tb_key_types) */
+    size_t n_rfc_prefs;
 };
 
 static int ctx_index = -1;
@@ -115,6 +142,7 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
 {
     struct tbp_tls *t = arg;
     struct tbp_tls_info *info = SSL_get_app_data(ssl);
+    /* tb_offered is never set beside tb_rfc: an rfc connection gets a plain id */
     int tb_ok = info != NULL && info->tb_offered && SSL_version(ssl) == TLS1_2_VERSION;
     size_t i = 0;
 
@@ -152,6 +180,49 @@ static int hello_offers_tb(SSL *ssl)
     return 0;
 }
 
+/* Does the ClientHello say renegotiation_info: the extension, or the SCSV among its suites? */
+static int hello_has_reneg_info(SSL *ssl)
+{
+    const unsigned char *p;
+    size_t len, i;
+
+    if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_RENEGOTIATE, &p, &len) == 1)
+        return 1;
+    len = SSL_client_hello_get0_ciphers(ssl, &p);
+    for (i = 0; i + 1 < len; i += 2)
+        if (((unsigned)p[i] << 8 | p[i + 1]) == TLS_EMPTY_RENEGOTIATION_INFO_SCSV)
+            return 1;
+    return 0;
+}
+
+/*
+ * The rfc offer of the ClientHello, if any: sets info->tb_rfc and info->tb_answer when it is
+ * answered. Returns 0 (answered or not), or -1 with *alert set when the extension is malformed.
+ */
+static int rfc_hello(struct tbp_tls *t, SSL *ssl, struct tbp_tls_info *info, int *alert)
+{
+    struct tb_ext_params offer, answer;
+    const unsigned char *p, *ems;
+    size_t len, ems_len;
+
+    if (SSL_client_hello_get0_ext(ssl, TB_EXT_TYPE, &p, &len) != 1)
+        return 0;
+    if (tb_ext_parse(p, len, &offer) != 0) {
+        *alert = SSL_AD_DECODE_ERROR;
+        return -1;
+    }
+    /* RFC 8472 section 4: without both, the server must not answer (no Token Binding) */
+    if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_EMS, &ems, &ems_len) != 1 ||
+        !hello_has_reneg_info(ssl))
+        return 0;
+    if (tb_ext_server_select(&offer, t->rfc_prefs, t->n_rfc_prefs, &answer) != 0 ||
+        tb_ext_encode(&answer, info->tb_answer, sizeof(info->tb_answer)) !=
+            (int)sizeof(info->tb_answer))
+        return 0;
+    info->tb_rfc = 1;
+    return 0;
+}
+
 static int client_hello(SSL *ssl, int *alert, void *arg)
 {
     struct tbp_tls *t = arg;
@@ -159,14 +230,42 @@ static int client_hello(SSL *ssl, int *alert, void *arg)
     const unsigned char *ems;
     size_t ems_len;
 
-    (void)alert;
-    if (info == NULL || !t->s.tb_enabled)
+    if (info == NULL)
         return SSL_CLIENT_HELLO_SUCCESS;
-    info->tb_offered = hello_offers_tb(ssl) &&
-                       SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_EMS, &ems, &ems_len) == 1;
-    if (info->tb_offered)
+    /* a fresh decision for every ClientHello (a HelloRetryRequest brings a second one) */
+    info->tb_listener_versions = t->versions;
+    info->tb_offered = info->tb_rfc = 0;
+    if ((t->versions & TBP_TLS_TB_RFC) && rfc_hello(t, ssl, info, alert) != 0)
+        return SSL_CLIENT_HELLO_ERROR;
+    if (!info->tb_rfc && (t->versions & TBP_TLS_TB_DRAFT))
+        info->tb_offered = hello_offers_tb(ssl) &&
+                           SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_EMS, &ems, &ems_len) == 1;
+    if (info->tb_offered || info->tb_rfc)
         SSL_set_max_proto_version(ssl, TLS1_2_VERSION);
     return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+/* The extension in the TLS 1.2 ServerHello: the answer client_hello chose, or nothing. */
+static int ext_add(SSL *ssl, unsigned int type, unsigned int context, const unsigned char **out,
+                   size_t *outlen, X509 *x, size_t chainidx, int *al, void *arg)
+{
+    struct tbp_tls_info *info = SSL_get_app_data(ssl);
+
+    (void)type, (void)x, (void)chainidx, (void)al, (void)arg;
+    if (!(context & SSL_EXT_TLS1_2_SERVER_HELLO) || info == NULL || !info->tb_rfc)
+        return 0;
+    *out = info->tb_answer;
+    *outlen = sizeof(info->tb_answer);
+    return 1;
+}
+
+/* The ClientHello's extension was read by client_hello already. */
+static int ext_parse(SSL *ssl, unsigned int type, unsigned int context, const unsigned char *in,
+                     size_t inlen, X509 *x, size_t chainidx, int *al, void *arg)
+{
+    (void)ssl, (void)type, (void)context, (void)in, (void)inlen, (void)x, (void)chainidx,
+        (void)al, (void)arg;
+    return 1;
 }
 
 int tbp_tls_established(SSL *ssl, struct tbp_tls_info *info)
@@ -175,6 +274,18 @@ int tbp_tls_established(SSL *ssl, struct tbp_tls_info *info)
     unsigned n = 0;
 
     info->tb_key_params = -1;
+    info->tb_version = TB_VERSION_DRAFT;
+    info->tb_major = info->tb_minor = 0;
+    if (info->tb_rfc) {
+        if (SSL_version(ssl) != TLS1_2_VERSION || SSL_get_extms_support(ssl) != 1 ||
+            SSL_get_secure_renegotiation_support(ssl) != 1)
+            return -1;
+        info->tb_version = TB_VERSION_RFC;
+        info->tb_major = info->tb_answer[0];
+        info->tb_minor = info->tb_answer[1];
+        info->tb_key_params = info->tb_answer[3];
+        return 0;
+    }
     SSL_get0_alpn_selected(ssl, &p, &n);
     if (p == NULL || !is_tb_id(p, n))
         return 0;
@@ -418,6 +529,28 @@ static int client_cert_setup(struct tbp_tls *t, char *err, size_t errlen)
 
 /* --- context -------------------------------------------------------------------------------- */
 
+/* rfc: the key parameters in server preference and the extension's callbacks. */
+static int rfc_setup(struct tbp_tls *t, char *err, size_t errlen)
+{
+    size_t i;
+
+    for (i = 0; i < t->s.n_tb_key_types && i < 2 && t->n_rfc_prefs + 2 <= 4; i++) {
+        if (t->s.tb_key_types[i] == TB_KP_ECDSAP256) {
+            t->rfc_prefs[t->n_rfc_prefs++] = TB_KP_ECDSAP256;
+        } else {
+            t->rfc_prefs[t->n_rfc_prefs++] = TB_KP_RSA2048_PSS;
+            t->rfc_prefs[t->n_rfc_prefs++] = TB_KP_RSA2048_PKCS1;
+        }
+    }
+    if (SSL_CTX_add_custom_ext(t->ctx, TB_EXT_TYPE,
+                               SSL_EXT_CLIENT_HELLO | SSL_EXT_TLS1_2_SERVER_HELLO, ext_add, NULL,
+                               NULL, ext_parse, NULL) != 1) {
+        tls_error(err, errlen, "token_binding extension", NULL);
+        return -1;
+    }
+    return 0;
+}
+
 struct tbp_tls *tbp_tls_new(const struct tbp_tls_settings *s, char *err, size_t errlen)
 {
     struct tbp_tls *t = calloc(1, sizeof(*t));
@@ -432,6 +565,7 @@ struct tbp_tls *tbp_tls_new(const struct tbp_tls_settings *s, char *err, size_t 
         return NULL;
     }
     t->s = *s;
+    t->versions = !s->tb_enabled ? 0 : s->tb_versions != 0 ? s->tb_versions : TBP_TLS_TB_DRAFT;
     if (t->s.ticket_rotation == 0)
         t->s.ticket_rotation = 3600;
     pthread_mutex_init(&t->lock, NULL);
@@ -468,7 +602,7 @@ struct tbp_tls *tbp_tls_new(const struct tbp_tls_settings *s, char *err, size_t 
             goto Fail;
         }
     }
-    if (s->tb_enabled) {
+    if (s->tb_enabled && (t->versions & TBP_TLS_TB_DRAFT)) {
         for (p = 0; p < s->n_tb_protocols && p < 2; p++) {
             for (i = 0; i < s->n_tb_key_types && i < 2; i++) {
                 tb_alpn_id(s->tb_protocols[p], s->tb_key_types[i], id, sizeof(id));
@@ -476,6 +610,8 @@ struct tbp_tls *tbp_tls_new(const struct tbp_tls_settings *s, char *err, size_t 
             }
         }
     }
+    if ((t->versions & TBP_TLS_TB_RFC) && rfc_setup(t, err, errlen) != 0)
+        goto Fail;
     pref_add(t, "h2");
     pref_add(t, "http/1.1");
     SSL_CTX_set_alpn_select_cb(ctx, alpn_select, t);

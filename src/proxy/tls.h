@@ -1,13 +1,21 @@
 /*
  * TLS for the proxy's listeners: one SSL_CTX shared by every worker (SSL_CTX is thread-safe
- * for SSL_new and its session cache is locked), Token Binding negotiation (draft: ALPN), session
- * tickets with rotating keys, renegotiation refused.
+ * for SSL_new and its session cache is locked), Token Binding negotiation, session tickets with
+ * rotating keys, renegotiation refused.
  *
- * Negotiation (spec "Negotiation (draft)"): a ClientHello callback looks for Token Binding ALPN
- * ids and the Extended Master Secret extension. Only when both are offered does it cap the
- * connection at TLS 1.2 (tls_unique does not exist in 1.3) and allow the ALPN callback to pick a
- * Token Binding id, in the server's preference order. Everyone else negotiates as a plain HTTPS
- * server (TLS 1.3 included). After the handshake tbp_tls_established() re-checks EMS.
+ * Negotiation (spec "Negotiation (draft)" and RFC 8472), per listener (settings.tb_versions):
+ *   - rfc: the token_binding extension (24). A ClientHello offering it with Extended Master
+ *     Secret and renegotiation_info (extension or SCSV) is answered in the ServerHello (version
+ *     and one key parameters value, tb/tlsext.h) and the connection pinned to TLS 1.2; a
+ *     malformed extension fails the handshake (decode_error); without EMS or renegotiation_info
+ *     it is not answered (no Token Binding, TLS 1.3 allowed).
+ *   - draft: a ClientHello with Token Binding ALPN ids and EMS caps the connection at TLS 1.2
+ *     (tls_unique does not exist in 1.3) and lets the ALPN callback pick a Token Binding id, in
+ *     the server's preference order.
+ *   - both: rfc when the ClientHello offers the extension acceptably (the ALPN id is then a plain
+ *     one), else draft.
+ * Everyone else negotiates as a plain HTTPS server (TLS 1.3 included). After the handshake
+ * tbp_tls_established() re-checks the preconditions. Resumed sessions negotiate again.
  *
  * Certificates are read when the context is built: a reload (SIGHUP) builds new contexts from the
  * files as they are then, and new handshakes use those; connections made earlier keep theirs.
@@ -39,8 +47,8 @@ struct tbp_tls_settings {
     int tickets;              /* session tickets on */
     unsigned ticket_rotation; /* seconds a ticket key encrypts before the next one takes over */
     int tb_enabled;
-    unsigned tb_versions; /* TBP_TBV_DRAFT | TBP_TBV_RFC: which versions this listener speaks;
-                             0 is taken as TBP_TBV_DRAFT */
+    unsigned tb_versions; /* TBP_TLS_TB_DRAFT | TBP_TLS_TB_RFC: which versions this listener
+                             speaks (with tb_enabled); 0 is taken as TBP_TLS_TB_DRAFT */
     size_t n_tb_protocols;
     int tb_protocols[2]; /* TBP_ALPN_H1 / TBP_ALPN_H2, in preference order */
     size_t n_tb_key_types;
@@ -62,7 +70,8 @@ struct tbp_tls_settings {
 
 /* Per-connection TLS facts, embedded in the connection; SSL_set_app_data(ssl, info). */
 struct tbp_tls_info {
-    int tb_offered;    /* the ClientHello offered a Token Binding id and EMS: pinned to TLS 1.2 */
+    int tb_offered;    /* draft: the ClientHello offered a Token Binding id and EMS (and rfc was
+                          not chosen): pinned to TLS 1.2 */
     int tb_key_params; /* negotiated key parameters (enum tb_key_params), -1 if no TB */
     int tb_version;    /* enum tb_version of the negotiated binding (meaningful when
                           tb_key_params >= 0) */
@@ -95,9 +104,10 @@ void tbp_tls_inherit_tickets(struct tbp_tls *t, struct tbp_tls *from);
 const char *tbp_tls_cert_info(struct tbp_tls *t, char *buf, size_t cap);
 
 /*
- * After the handshake: fills info->tb_key_params from the selected ALPN id and checks the
- * Token Binding preconditions again (TLS 1.2, EMS negotiated). Returns 0, or -1 when the
- * connection negotiated Token Binding without them and must be closed.
+ * After the handshake: fills info->tb_key_params, tb_version and (rfc) tb_major / tb_minor from
+ * the extension's answer (rfc) or the selected ALPN id (draft), and checks the Token Binding
+ * preconditions again (TLS 1.2, EMS negotiated; rfc: secure renegotiation too). Returns 0, or -1
+ * when the connection negotiated Token Binding without them and must be closed.
  */
 int tbp_tls_established(SSL *ssl, struct tbp_tls_info *info);
 

@@ -754,10 +754,12 @@ Test(config, ciphers)
 
 Test(config, token_binding_errors)
 {
-    expect_error(MIN "token_binding = {\n  version = \"rfc\"; };\n", 5,
-                 "token_binding.version: version \"rfc\" is not supported yet");
+    expect_error(MIN "token_binding = {\n  version = \"RFC\"; };\n", 5,
+                 "token_binding.version: unknown version \"RFC\" (known: draft, rfc, both)");
     expect_error(MIN "token_binding = { version = \"draft-00\"; };\n", 4,
-                 "token_binding.version: unknown version \"draft-00\" (known: draft)");
+                 "token_binding.version: unknown version \"draft-00\" (known: draft, rfc, both)");
+    expect_error(MIN "token_binding = { version = 1; };\n", 4,
+                 "token_binding.version: expected a string");
     expect_error(MIN "token_binding = { key_types = [ \"p256\", \"p384\" ]; };\n", 4,
                  "token_binding.key_types[1]: unknown key type \"p384\" (known: p256, rsa2048)");
     expect_error(MIN "token_binding = { key_types = [ \"ecdsap256\" ]; };\n", 4,
@@ -781,6 +783,102 @@ Test(config, token_binding_errors)
     cr_expect_eq(c->tb.key_types[0], TB_KP_RSA2048_PKCS1);
     cr_expect_eq(c->tb.key_types[1], TB_KP_ECDSAP256);
     tbp_config_free(c);
+}
+
+/* token_binding.version and a listener's token_binding_version: draft, rfc, both */
+#define LISTEN2(v0, v1)                                                                            \
+    "listen = ( { address = \"127.0.0.1:8443\"; " v0 "\n"                                          \
+    "  tls = { cert = \"cert.pem\"; key = \"key.pem\"; }; },\n"                                   \
+    "  { address = \"127.0.0.1:8444\"; " v1 "\n"                                                   \
+    "  tls = { cert = \"cert.pem\"; key = \"key.pem\"; }; } );\n" UPS ROUTES
+
+Test(config, token_binding_versions)
+{
+    static const struct {
+        const char *word;
+        unsigned bits;
+        enum tb_version codec;
+    } v[] = {{"draft", TBP_TBV_DRAFT, TB_VERSION_DRAFT},
+             {"rfc", TBP_TBV_RFC, TB_VERSION_RFC},
+             {"both", TBP_TBV_DRAFT | TBP_TBV_RFC, TB_VERSION_DRAFT}};
+    char text[1024];
+    struct tbp_config *c;
+    size_t i;
+
+    c = load_ok(LISTEN2("", ""));
+    cr_expect_eq(c->tb.versions, TBP_TBV_DRAFT, "the default is draft");
+    cr_expect_eq(c->listeners[0].tb_versions, TBP_TBV_DRAFT);
+    cr_expect_eq(c->listeners[1].tb_versions, TBP_TBV_DRAFT);
+    tbp_config_free(c);
+    for (i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        snprintf(text, sizeof(text), LISTEN2("", "token_binding_version = \"draft\";")
+                 "token_binding = { version = \"%s\"; };\n", v[i].word);
+        c = load_ok(text);
+        cr_expect_eq(c->tb.versions, v[i].bits, "%s", v[i].word);
+        cr_expect_eq(c->tb.version, v[i].codec, "%s", v[i].word);
+        cr_expect_eq(c->listeners[0].tb_versions, v[i].bits, "%s: the listeners' default",
+                     v[i].word);
+        cr_expect_eq(c->listeners[1].tb_versions, TBP_TBV_DRAFT, "%s: the listener's own",
+                     v[i].word);
+        cr_expect_str_eq(tbp_tb_versions_name(v[i].bits), v[i].word);
+        tbp_config_free(c);
+        snprintf(text, sizeof(text), LISTEN2("token_binding_version = \"%s\";", ""), v[i].word);
+        c = load_ok(text);
+        cr_expect_eq(c->listeners[0].tb_versions, v[i].bits, "%s", v[i].word);
+        cr_expect_eq(c->listeners[1].tb_versions, TBP_TBV_DRAFT, "%s", v[i].word);
+        tbp_config_free(c);
+    }
+    cr_expect_str_eq(tbp_tb_versions_name(0), "?");
+    expect_error(LISTEN2("", "token_binding_version = \"rfc8471\";"), 3,
+                 "listen[1].token_binding_version: unknown version \"rfc8471\" (known: draft, "
+                 "rfc, both)");
+    expect_error(LISTEN2("token_binding_version = true;", ""), 1,
+                 "listen[0].token_binding_version: expected a string");
+    expect_error(LISTEN2("token_binding_version = \"rfc\";", "")
+                 "token_binding = { enabled = false; };\n",
+                 1, "listen[0].token_binding_version: needs token_binding.enabled = true");
+    expect_error(LISTEN2("tb_version = \"rfc\";", ""), 1, "listen[0].tb_version: unknown setting");
+}
+
+/* quick mode's --tb-version, through the command line */
+Test(config, cli_quick_tb_version)
+{
+    char cert[PATH_MAX + 32], key[PATH_MAX + 32];
+    struct tbp_config *c = NULL;
+    struct tbp_cli cli;
+    char *quick[] = {"tbproxy", "--listen", "127.0.0.1:8443", "--upstream", "127.0.0.1:1",
+                     "--cert",  cert,       "--key",          key,          "--tb-version",
+                     "rfc",     NULL};
+    char *with_c[] = {"tbproxy", "-c", "a.conf", "--tb-version", "rfc", NULL};
+
+    snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
+    snprintf(key, sizeof(key), "%s/key.pem", dir);
+    cr_assert_eq(tbp_cli_parse(11, quick, &cli, err, sizeof(err)), 0, "%s", err);
+    cr_expect_str_eq(cli.tb_version, "rfc");
+    cr_assert_eq(tbp_cli_config(&cli, &c, err, sizeof(err)), 0, "%s", err);
+    cr_expect_eq(c->tb.versions, TBP_TBV_RFC);
+    cr_expect_eq(c->listeners[0].tb_versions, TBP_TBV_RFC);
+    tbp_config_free(c);
+    c = NULL;
+    quick[10] = "both";
+    cr_assert_eq(tbp_cli_parse(11, quick, &cli, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(tbp_cli_config(&cli, &c, err, sizeof(err)), 0, "%s", err);
+    cr_expect_eq(c->listeners[0].tb_versions, TBP_TBV_DRAFT | TBP_TBV_RFC);
+    tbp_config_free(c);
+    c = NULL;
+    cr_assert_eq(tbp_cli_parse(9, quick, &cli, err, sizeof(err)), 0, "%s", err);
+    cr_expect_null(cli.tb_version);
+    cr_assert_eq(tbp_cli_config(&cli, &c, err, sizeof(err)), 0, "%s", err);
+    cr_expect_eq(c->listeners[0].tb_versions, TBP_TBV_DRAFT, "quick mode's default");
+    tbp_config_free(c);
+    c = NULL;
+    quick[10] = "1.0";
+    cr_assert_eq(tbp_cli_parse(11, quick, &cli, err, sizeof(err)), 0, "%s", err);
+    cr_expect_eq(tbp_cli_config(&cli, &c, err, sizeof(err)), TB_EINVAL);
+    cr_expect_str_eq(err, "--tb-version: unknown version \"1.0\" (known: draft, rfc, both)");
+    cr_expect_null(c);
+    cr_expect_eq(tbp_cli_parse(5, with_c, &cli, err, sizeof(err)), TB_EINVAL);
+    cr_expect(strncmp(err, "--tb-version is for quick mode", 30) == 0, "%s", err);
 }
 
 Test(config, upstream_errors)
