@@ -284,6 +284,8 @@ int tbt_h2_connect(struct tbt_h2 *h, uint16_t port, const struct tbt_h2_opts *op
     to.cert = h->o.cert;
     to.key = h->o.key;
     to.no_ems = h->o.no_ems;
+    to.tb_ext = h->o.tb_ext;
+    h->o.tb_ext = NULL; /* copied by the offer; the caller's need not outlive the call */
     to.timeout_ms = h->o.timeout_ms;
     if (tbt_tls_connect(&h->tls, port, &to) != 0) {
         snprintf(h->err, sizeof(h->err), "%s", h->tls.err);

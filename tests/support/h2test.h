@@ -4,7 +4,7 @@
  *
  * tbt_h2_connect() makes the TLS connection (tlsclient.h: ALPN list, EMS, version, so
  * "h2_tb_p256,h2" negotiates Token Binding and the connection's tls_unique signs the
- * Token-Binding header) and a client session on it: the connection preface and SETTINGS are
+ * Token-Binding header; opts.tb_ext offers the rfc extension and the EKM signs Sec-Token-Binding) and a client session on it: the connection preface and SETTINGS are
  * queued, not yet sent. Requests are submitted with tbt_h2_submit() (extra header fields, an
  * optional body sent as DATA frames with no content-length unless the caller adds one) and
  * nothing moves until tbt_h2_run() drives the connection until the given streams are closed,
@@ -55,6 +55,8 @@ struct tbt_h2_opts {
     uint32_t window;        /* SETTINGS_INITIAL_WINDOW_SIZE in slow mode; 0: 16384 */
     X509 *cert;             /* a client certificate to present when asked (borrowed), or NULL */
     EVP_PKEY *key;          /* its private key (borrowed); set together with cert */
+    const struct tb_ext_params *tb_ext; /* the token_binding extension to offer (as
+                                           tbt_tls_opts.tb_ext), or NULL */
 };
 
 /* A header field of a response, NUL-terminated copies. */

@@ -33,6 +33,7 @@
 #include "tb/error.h"
 #include "tb/message.h"
 #include "tb/sign.h"
+#include "tb/tlsext.h"
 #include "tlsclient.h"
 
 #define READ_CHUNK 16384
@@ -117,6 +118,11 @@ static SSL_CTX *make_ctx(const struct tbt_tls_opts *o, char *err, size_t errlen)
         SSL_CTX_free(ctx);
         return NULL;
     }
+    if (o->tb_ext != NULL && tb_ext_client_ctx_init(ctx) != 0) {
+        snprintf(err, errlen, "tb_ext_client_ctx_init failed");
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
     if (o->alpn != NULL) {
         alen = tbt_alpn_wire(o->alpn, alpn, sizeof(alpn));
         /* SSL_CTX_set_alpn_protos returns 0 on success */
@@ -191,6 +197,11 @@ static void record_negotiated(struct tbt_tls *c)
     c->ems = SSL_get_extms_support(c->ssl) == 1;
     c->has_tls_unique =
         tb_channel_tls_unique(c->ssl, c->tls_unique, sizeof(c->tls_unique)) == TB_TLS_UNIQUE_LEN;
+    c->reneg = SSL_get_secure_renegotiation_support(c->ssl) == 1;
+    c->has_ekm = tb_channel_ekm(c->ssl, c->ekm, sizeof(c->ekm)) == TB_EKM_LEN;
+    c->tb_rfc_result = tb_ext_client_result(c->ssl, &c->tb_answer);
+    c->tb_rfc = c->tb_rfc_result == 0;
+    ERR_clear_error();
 }
 
 int tbt_tls_connect(struct tbt_tls *c, uint16_t port, const struct tbt_tls_opts *opts)
@@ -210,7 +221,8 @@ int tbt_tls_connect(struct tbt_tls *c, uint16_t port, const struct tbt_tls_opts 
         goto Fail;
     if ((c->ssl = SSL_new(c->ctx)) == NULL || SSL_set_fd(c->ssl, c->fd) != 1 ||
         SSL_set_tlsext_host_name(c->ssl, "localhost") != 1 ||
-        (o->resume != NULL && SSL_set_session(c->ssl, o->resume) != 1)) {
+        (o->resume != NULL && SSL_set_session(c->ssl, o->resume) != 1) ||
+        (o->tb_ext != NULL && tb_ext_client_offer(c->ssl, o->tb_ext) != 0)) {
         snprintf(c->err, sizeof(c->err), "SSL setup: %s", ssl_reason("failed"));
         goto Fail;
     }
@@ -717,6 +729,14 @@ int tbt_tb_header(int key_params, EVP_PKEY *key, int referred_params, EVP_PKEY *
                   const uint8_t *channel, size_t channel_len, char *out, size_t cap, char *err,
                   size_t errlen)
 {
+    return tbt_tb_header_v(TB_VERSION_DRAFT, key_params, key, referred_params, referred_key,
+                           channel, channel_len, out, cap, err, errlen);
+}
+
+int tbt_tb_header_v(enum tb_version version, int key_params, EVP_PKEY *key, int referred_params,
+                    EVP_PKEY *referred_key, const uint8_t *channel, size_t channel_len, char *out,
+                    size_t cap, char *err, size_t errlen)
+{
     struct tb_builder *b = malloc(sizeof(*b));
     int rc, n = -1;
 
@@ -724,7 +744,7 @@ int tbt_tb_header(int key_params, EVP_PKEY *key, int referred_params, EVP_PKEY *
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    tb_builder_init(b, TB_VERSION_DRAFT);
+    tb_builder_init(b, version);
     rc = tb_builder_add_signed(b, TB_TYPE_PROVIDED, key_params, key, channel, channel_len);
     if (rc == 0 && referred_key != NULL)
         rc = tb_builder_add_signed(b, TB_TYPE_REFERRED, referred_params, referred_key, channel,
@@ -755,10 +775,26 @@ int tbt_tls_tb_header(struct tbt_tls *c, int key_params, EVP_PKEY *key, int refe
                          sizeof(c->tls_unique), out, cap, c->err, sizeof(c->err));
 }
 
+int tbt_tls_tb_header_rfc(struct tbt_tls *c, int key_params, EVP_PKEY *key, int referred_params,
+                          EVP_PKEY *referred_key, char *out, size_t cap)
+{
+    if (!c->has_ekm) {
+        snprintf(c->err, sizeof(c->err), "no EKM on this connection");
+        return -1;
+    }
+    return tbt_tb_header_v(TB_VERSION_RFC, key_params, key, referred_params, referred_key, c->ekm,
+                           sizeof(c->ekm), out, cap, c->err, sizeof(c->err));
+}
+
 int tbt_tb_id_b64(int key_params, EVP_PKEY *key, char *out, size_t cap)
 {
+    return tbt_tb_id_b64_v(TB_VERSION_DRAFT, key_params, key, out, cap);
+}
+
+int tbt_tb_id_b64_v(enum tb_version version, int key_params, EVP_PKEY *key, char *out, size_t cap)
+{
     uint8_t id[1024];
-    int n = tb_id_encode(TB_VERSION_DRAFT, key_params, key, id, sizeof(id));
+    int n = tb_id_encode(version, key_params, key, id, sizeof(id));
 
     if (n <= 0)
         return -1;

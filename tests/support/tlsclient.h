@@ -6,7 +6,9 @@
  * session to resume, a client certificate; the server certificate is never verified). Afterwards
  * the connection says what was negotiated: version, ALPN id, whether the session was resumed, EMS,
  * and tls_unique (TLS 1.2 only) as tb_channel_tls_unique gives it, i.e. the first Finished of the
- * handshake.
+ * handshake. With opts.tb_ext the ClientHello offers the RFC 8472 token_binding extension
+ * (libtb's client glue, tb/tlsext.h) and the connection says what the server answered, and its
+ * EKM (RFC 8471, tb_channel_ekm), which rfc bindings sign.
  *
  * Reading is buffered on the connection, so pipelined responses are read one after the other
  * with tbt_tls_read_response(). Every read waits at most the connection's timeout (10 s unless
@@ -14,7 +16,9 @@
  * stuck or hostile server fails a test instead of hanging it.
  *
  * tbt_tb_header() builds a Token-Binding header value (draft version): a provided binding and
- * optionally a referred one, signed over a channel value (normally the connection's tls_unique).
+ * optionally a referred one, signed over a channel value (normally the connection's tls_unique);
+ * tbt_tb_header_v() the same for either version (rfc: a Sec-Token-Binding value, normally over
+ * the connection's EKM).
  *
  * Functions return 0 (or a positive count) on success and -1 on failure with a one-line reason
  * in the connection's `err` (or the caller's buffer); none of them calls Criterion. The first
@@ -31,6 +35,8 @@
 #include <openssl/x509.h>
 
 #include "tb/channel.h"
+#include "tb/message.h"
+#include "tb/tlsext.h"
 
 #define TBT_TLS_TIMEOUT_MS 10000             /* default per-operation timeout */
 #define TBT_HTTP_MAX_HEAD (64 * 1024)        /* status line + header section of a response */
@@ -45,6 +51,8 @@ struct tbt_tls_opts {
     int timeout_ms;      /* connect, handshake and each read/write; 0: TBT_TLS_TIMEOUT_MS */
     X509 *cert;          /* a client certificate to present when asked (borrowed), or NULL */
     EVP_PKEY *key;       /* its private key (borrowed); set together with cert */
+    const struct tb_ext_params *tb_ext; /* the token_binding extension to offer (version and key
+                                           parameters, copied), or NULL: none */
 };
 
 /* One client connection. Embedded; tbt_tls_connect fills it, tbt_tls_close empties it. */
@@ -60,6 +68,13 @@ struct tbt_tls {
     int ems;       /* Extended Master Secret negotiated */
     int has_tls_unique;
     uint8_t tls_unique[TB_TLS_UNIQUE_LEN]; /* valid when has_tls_unique (TLS 1.2) */
+    int reneg;  /* secure renegotiation (renegotiation_info) negotiated */
+    int has_ekm;
+    uint8_t ekm[TB_EKM_LEN]; /* RFC 8471 EKM, valid when has_ekm (always after a handshake) */
+    int tb_rfc_result; /* with opts.tb_ext: tb_ext_client_result (0: rfc Token Binding on;
+                          TB_EUNSUPPORTED: not answered; TB_EPARSE: answered where it must not) */
+    int tb_rfc;        /* tb_rfc_result == 0 */
+    struct tb_ext_params tb_answer; /* the server's answer when tb_rfc */
     /* reading */
     unsigned char *rbuf; /* received, not yet consumed bytes */
     size_t rlen, rcap;
@@ -151,6 +166,21 @@ int tbt_tb_header(int key_params, EVP_PKEY *key, int referred_params, EVP_PKEY *
 /* tbt_tb_header over the connection's tls_unique (-1 when it has none: not TLS 1.2). */
 int tbt_tls_tb_header(struct tbt_tls *c, int key_params, EVP_PKEY *key, int referred_params,
                       EVP_PKEY *referred_key, char *out, size_t cap);
+
+/*
+ * tbt_tb_header for either version: a Token-Binding (draft) or Sec-Token-Binding (rfc) value.
+ */
+int tbt_tb_header_v(enum tb_version version, int key_params, EVP_PKEY *key, int referred_params,
+                    EVP_PKEY *referred_key, const uint8_t *channel, size_t channel_len, char *out,
+                    size_t cap, char *err, size_t errlen);
+
+/* A Sec-Token-Binding value (rfc) over the connection's EKM. */
+int tbt_tls_tb_header_rfc(struct tbt_tls *c, int key_params, EVP_PKEY *key, int referred_params,
+                          EVP_PKEY *referred_key, char *out, size_t cap);
+
+/* base64url (no padding) of key's TBID of either version (rfc: TokenBindingID). Its length or
+ * -1. */
+int tbt_tb_id_b64_v(enum tb_version version, int key_params, EVP_PKEY *key, char *out, size_t cap);
 
 /*
  * base64url (no padding) of the draft TBID of key, as tbproxy forwards it in
