@@ -38,11 +38,11 @@ struct tbp_cli {
  * Parses argv[1..argc-1]: -c/--config FILE, -t/--test, --listen A, --upstream A, --cert FILE,
  * --key FILE (quick mode: all four, exclusive with -c), --admin A (quick mode only; may be
  * empty), --client-cert MODE, --client-ca FILE, --client-crl FILE, --tb-version V (quick mode
- * only; checked by tbp_cli_config), --pid-file PATH (ignored with -t), -h/--help, -v/--version. Short options
- * may be clustered ("-tc FILE") and take their value attached or next ("-cFILE", "-c FILE");
- * long ones "--opt VALUE" or "--opt=VALUE"; "--" ends options. -h and -v win over everything
- * else that parses. Returns 0 and fills *out, or TB_EINVAL with a one-line message in err
- * (the daemon prints it with the usage hint and exits 2). Reentrant: no getopt state.
+ * only; checked by tbp_cli_config), --pid-file PATH (ignored with -t), -h/--help, -v/--version.
+ * Short options may be clustered ("-tc FILE") and take their value attached or next ("-cFILE", "-c
+ * FILE"); long ones "--opt VALUE" or "--opt=VALUE"; "--" ends options. -h and -v win over
+ * everything else that parses. Returns 0 and fills *out, or TB_EINVAL with a one-line message in
+ * err (the daemon prints it with the usage hint and exits 2). Reentrant: no getopt state.
  */
 int tbp_cli_parse(int argc, char **argv, struct tbp_cli *out, char *err, size_t errlen);
 

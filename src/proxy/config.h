@@ -144,10 +144,11 @@ struct tbp_listener {
 
 struct tbp_tb_config {
     int enabled;                                    /* offer Token Binding at all: 1 */
-    enum tb_version version; /* the default codec: TB_VERSION_RFC when versions is rfc only,
-                                else TB_VERSION_DRAFT */
-    unsigned versions; /* `version` ("draft", "rfc", "both"): TBP_TBV_* bits, the listeners'
-                          default: TBP_TBV_DRAFT */
+    enum tb_version version;                        /* the default codec: TB_VERSION_RFC when
+                                                       versions is rfc only, else DRAFT */
+    unsigned versions;                              /* `version` ("draft", "rfc", "both"):
+                                                       TBP_TBV_* bits, the listeners' default:
+                                                       TBP_TBV_DRAFT */
     size_t n_key_types;                             /* >= 1 */
     int key_types[TBP_TB_MAX_KEY_TYPES];            /* enum tb_key_params, preferred first:
                                                        TB_KP_ECDSAP256, TB_KP_RSA2048_PKCS1 */
@@ -319,10 +320,10 @@ int tbp_config_load(const char *path, struct tbp_config **out, char *err, size_t
 /*
  * Quick mode (`--listen A --upstream A --cert F --key F`): one listener, one upstream pool
  * "default" with that one server, one route "*" "/" to it, Token Binding on (draft, p256 then
- * rsa2048, for h2 and http/1.1; tbp_config_quick_tb_version changes the version), tickets on, the admin server on TBP_DEF_ADMIN_LISTEN, no
- * `user`, every other option at its default. Same contract as tbp_config_load; messages name
- * the option ("--listen: bad address \"x\" ..."). The admin address is not checked against the
- * listener here: tbp_config_quick_admin (`--admin`) does that.
+ * rsa2048, for h2 and http/1.1; tbp_config_quick_tb_version changes the version), tickets on, the
+ * admin server on TBP_DEF_ADMIN_LISTEN, no `user`, every other option at its default. Same contract
+ * as tbp_config_load; messages name the option ("--listen: bad address \"x\" ..."). The admin
+ * address is not checked against the listener here: tbp_config_quick_admin (`--admin`) does that.
  */
 int tbp_config_quick(const char *listen, const char *upstream, const char *cert, const char *key,
                      struct tbp_config **out, char *err, size_t errlen);

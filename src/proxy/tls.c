@@ -80,8 +80,8 @@ struct tbp_tls {
     struct ticket_key keys[2];    /* [0] current, [1] previous */
     unsigned char alpn_pref[128]; /* server preference, wire format */
     size_t alpn_pref_len;
-    unsigned versions;  /* TBP_TLS_TB_* this listener speaks; 0 when Token Binding is off */
-    int rfc_prefs[4];   /* rfc key parameters, server preference first (from tb_key_types) */
+    unsigned versions; /* TBP_TLS_TB_* this listener speaks; 0 when Token Binding is off */
+    int rfc_prefs[4];  /* rfc key parameters, server preference first (from tb_key_types) */
     size_t n_rfc_prefs;
 };
 
@@ -263,8 +263,8 @@ static int ext_add(SSL *ssl, unsigned int type, unsigned int context, const unsi
 static int ext_parse(SSL *ssl, unsigned int type, unsigned int context, const unsigned char *in,
                      size_t inlen, X509 *x, size_t chainidx, int *al, void *arg)
 {
-    (void)ssl, (void)type, (void)context, (void)in, (void)inlen, (void)x, (void)chainidx,
-        (void)al, (void)arg;
+    (void)ssl, (void)type, (void)context, (void)in, (void)inlen, (void)x, (void)chainidx, (void)al,
+        (void)arg;
     return 1;
 }
 

@@ -4,11 +4,12 @@
  *
  * tbt_h2_connect() makes the TLS connection (tlsclient.h: ALPN list, EMS, version, so
  * "h2_tb_p256,h2" negotiates Token Binding and the connection's tls_unique signs the
- * Token-Binding header; opts.tb_ext offers the rfc extension and the EKM signs Sec-Token-Binding) and a client session on it: the connection preface and SETTINGS are
- * queued, not yet sent. Requests are submitted with tbt_h2_submit() (extra header fields, an
- * optional body sent as DATA frames with no content-length unless the caller adds one) and
- * nothing moves until tbt_h2_run() drives the connection until the given streams are closed,
- * the connection ends, or the time is up. Several streams run concurrently on one connection.
+ * Token-Binding header; opts.tb_ext offers the rfc extension and the EKM signs Sec-Token-Binding)
+ * and a client session on it: the connection preface and SETTINGS are queued, not yet sent.
+ * Requests are submitted with tbt_h2_submit() (extra header fields, an optional body sent as DATA
+ * frames with no content-length unless the caller adds one) and nothing moves until tbt_h2_run()
+ * drives the connection until the given streams are closed, the connection ends, or the time is up.
+ * Several streams run concurrently on one connection.
  *
  * Per stream the client keeps the response: :status, the header fields (and trailer fields),
  * the body (up to a cap; the full length is still counted), the error code of a RST_STREAM

@@ -68,12 +68,12 @@ struct tbt_tls {
     int ems;       /* Extended Master Secret negotiated */
     int has_tls_unique;
     uint8_t tls_unique[TB_TLS_UNIQUE_LEN]; /* valid when has_tls_unique (TLS 1.2) */
-    int reneg;  /* secure renegotiation (renegotiation_info) negotiated */
+    int reneg; /* secure renegotiation (renegotiation_info) negotiated */
     int has_ekm;
     uint8_t ekm[TB_EKM_LEN]; /* RFC 8471 EKM, valid when has_ekm (always after a handshake) */
-    int tb_rfc_result; /* with opts.tb_ext: tb_ext_client_result (0: rfc Token Binding on;
-                          TB_EUNSUPPORTED: not answered; TB_EPARSE: answered where it must not) */
-    int tb_rfc;        /* tb_rfc_result == 0 */
+    int tb_rfc_result;       /* with opts.tb_ext: tb_ext_client_result (0: rfc Token Binding on;
+                                TB_EUNSUPPORTED: not answered; TB_EPARSE: answered where it must not) */
+    int tb_rfc;              /* tb_rfc_result == 0 */
     struct tb_ext_params tb_answer; /* the server's answer when tb_rfc */
     /* reading */
     unsigned char *rbuf; /* received, not yet consumed bytes */

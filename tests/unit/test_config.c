@@ -788,9 +788,13 @@ Test(config, token_binding_errors)
 /* token_binding.version and a listener's token_binding_version: draft, rfc, both */
 #define LISTEN2(v0, v1)                                                                            \
     "listen = ( { address = \"127.0.0.1:8443\"; " v0 "\n"                                          \
-    "  tls = { cert = \"cert.pem\"; key = \"key.pem\"; }; },\n"                                   \
+    "  tls = { cert = \"cert.pem\"; key = \"key.pem\"; }; },\n"                                    \
     "  { address = \"127.0.0.1:8444\"; " v1 "\n"                                                   \
     "  tls = { cert = \"cert.pem\"; key = \"key.pem\"; }; } );\n" UPS ROUTES
+
+#define TB_OFF_GROUP "token_binding = { enabled = false; };\n"
+#define TB_VERSION_CONF                                                                            \
+    LISTEN2("", "token_binding_version = \"draft\";") "token_binding = { version = \"%s\"; };\n"
 
 Test(config, token_binding_versions)
 {
@@ -811,8 +815,7 @@ Test(config, token_binding_versions)
     cr_expect_eq(c->listeners[1].tb_versions, TBP_TBV_DRAFT);
     tbp_config_free(c);
     for (i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
-        snprintf(text, sizeof(text), LISTEN2("", "token_binding_version = \"draft\";")
-                 "token_binding = { version = \"%s\"; };\n", v[i].word);
+        snprintf(text, sizeof(text), TB_VERSION_CONF, v[i].word);
         c = load_ok(text);
         cr_expect_eq(c->tb.versions, v[i].bits, "%s", v[i].word);
         cr_expect_eq(c->tb.version, v[i].codec, "%s", v[i].word);
@@ -834,9 +837,8 @@ Test(config, token_binding_versions)
                  "rfc, both)");
     expect_error(LISTEN2("token_binding_version = true;", ""), 1,
                  "listen[0].token_binding_version: expected a string");
-    expect_error(LISTEN2("token_binding_version = \"rfc\";", "")
-                 "token_binding = { enabled = false; };\n",
-                 1, "listen[0].token_binding_version: needs token_binding.enabled = true");
+    expect_error(LISTEN2("token_binding_version = \"rfc\";", "") TB_OFF_GROUP, 1,
+                 "listen[0].token_binding_version: needs token_binding.enabled = true");
     expect_error(LISTEN2("tb_version = \"rfc\";", ""), 1, "listen[0].tb_version: unknown setting");
 }
 

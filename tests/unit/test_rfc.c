@@ -125,8 +125,8 @@ static void start(void)
             cr_assert_gt(port[i], 0, "no free port: %s", strerror(errno));
         }
         write_conf();
-        rc = tbt_proc_start(&px, tbt_world_bin(&w, "tbproxy"), args, w.dir, "rfc", err,
-                            sizeof(err));
+        rc =
+            tbt_proc_start(&px, tbt_world_bin(&w, "tbproxy"), args, w.dir, "rfc", err, sizeof(err));
         cr_assert_eq(rc, 0, "%s", err);
         for (i = 0; i < N_LISTENERS && rc == 0; i++)
             rc = tbt_proc_wait_port(&px, (uint16_t)port[i], TBT_WORLD_START_TIMEOUT_MS, err,
@@ -151,16 +151,15 @@ static struct tb_ext_params offer(uint8_t major, uint8_t minor, const int *kps, 
 static const int KP_EC[] = {TB_KP_ECDSAP256};
 
 /* Connects to listener l offering ext (NULL: no extension) and ALPN alpn (NULL: http/1.1). */
-static void connect_ext(struct tbt_tls *c, int l, const struct tb_ext_params *ext,
-                        const char *alpn, int no_ems, SSL_SESSION *resume)
+static void connect_ext(struct tbt_tls *c, int l, const struct tb_ext_params *ext, const char *alpn,
+                        int no_ems, SSL_SESSION *resume)
 {
     struct tbt_tls_opts o = {.alpn = alpn != NULL ? alpn : "http/1.1",
                              .tb_ext = ext,
                              .no_ems = no_ems,
                              .resume = resume};
 
-    cr_assert_eq(tbt_tls_connect(c, (uint16_t)port[l], &o), 0, "connect: %s\n%s", c->err,
-                 px_log());
+    cr_assert_eq(tbt_tls_connect(c, (uint16_t)port[l], &o), 0, "connect: %s\n%s", c->err, px_log());
 }
 
 /* Connects to the rfc listener with 1.0 [ecdsap256] and checks rfc was negotiated. */
@@ -173,8 +172,7 @@ static void connect_rfc(struct tbt_tls *c)
 }
 
 /* A Sec-Token-Binding value over c's EKM. */
-static void rfc_header(struct tbt_tls *c, int kp, EVP_PKEY *key, int rkp, EVP_PKEY *rkey,
-                       char *out)
+static void rfc_header(struct tbt_tls *c, int kp, EVP_PKEY *key, int rkp, EVP_PKEY *rkey, char *out)
 {
     int n = tbt_tls_tb_header_rfc(c, kp, key, rkp, rkey, out, HDR_CAP);
 
@@ -220,8 +218,7 @@ static const char *head_value(const char *head, const char *name, char *out, siz
         const char *start = line + 2, *end = strstr(start, "\r\n");
         if (end == NULL)
             break;
-        if ((size_t)(end - start) > n + 1 && strncasecmp(start, name, n) == 0 &&
-            start[n] == ':') {
+        if ((size_t)(end - start) > n + 1 && strncasecmp(start, name, n) == 0 && start[n] == ':') {
             const char *val = start + n + 1;
             while (*val == ' ')
                 val++;
@@ -442,8 +439,8 @@ static int raw_handshake(int l, const unsigned char *ext, size_t len)
     raw_ext = ext;
     raw_ext_len = len;
     cr_assert_eq(SSL_CTX_add_custom_ext(ctx, TB_EXT_TYPE,
-                                        SSL_EXT_CLIENT_HELLO | SSL_EXT_TLS1_2_SERVER_HELLO,
-                                        raw_add, NULL, NULL, raw_parse, NULL),
+                                        SSL_EXT_CLIENT_HELLO | SSL_EXT_TLS1_2_SERVER_HELLO, raw_add,
+                                        NULL, NULL, raw_parse, NULL),
                  1);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
     cr_assert_eq(SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION), 1);
@@ -486,8 +483,7 @@ Test(rfc, malformed_extension_fails_the_handshake)
 /* --- the answer's version and key parameters ------------------------------------------------- */
 
 /* Connects to the rfc listener offering major.minor with kps; returns whether rfc is on. */
-static int connect_offer(struct tbt_tls *c, uint8_t major, uint8_t minor, const int *kps,
-                         size_t n)
+static int connect_offer(struct tbt_tls *c, uint8_t major, uint8_t minor, const int *kps, size_t n)
 {
     struct tb_ext_params o = offer(major, minor, kps, n);
 
@@ -519,8 +515,7 @@ Test(rfc, version_downgrade,
     start();
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         cr_expect(connect_offer(&c, cases[i].major, cases[i].minor, KP_EC, 1),
-                  "%u.%u: no Token Binding (%d)", cases[i].major, cases[i].minor,
-                  c.tb_rfc_result);
+                  "%u.%u: no Token Binding (%d)", cases[i].major, cases[i].minor, c.tb_rfc_result);
         cr_expect_eq(c.tb_answer.major, cases[i].want_major, "%u.%u", cases[i].major,
                      cases[i].minor);
         cr_expect_eq(c.tb_answer.minor, cases[i].want_minor, "%u.%u", cases[i].major,
@@ -600,8 +595,8 @@ Test(rfc, draft_listener_ignores_the_extension)
     connect_ext(&c, L_DRAFT, &o, "http/1.1_tb_p256,http/1.1", 0, NULL);
     cr_expect_not(c.tb_rfc);
     cr_expect_str_eq(c.alpn, "http/1.1_tb_p256");
-    cr_assert_gt(tbt_tls_tb_header(&c, TB_KP_ECDSAP256, keys.p256_a, 0, NULL, hdr, sizeof(hdr)),
-                 0, "%s", c.err);
+    cr_assert_gt(tbt_tls_tb_header(&c, TB_KP_ECDSAP256, keys.p256_a, 0, NULL, hdr, sizeof(hdr)), 0,
+                 "%s", c.err);
     cr_expect_eq(get(&c, "Token-Binding", hdr, NULL), 200, "%s", px_log());
     tbt_tls_close(&c);
 }
@@ -626,8 +621,8 @@ Test(rfc, both_listener,
     cr_expect_not(c.tb_rfc);
     cr_expect_eq(c.version, TLS1_2_VERSION);
     cr_expect_str_eq(c.alpn, "http/1.1_tb_p256");
-    cr_assert_gt(tbt_tls_tb_header(&c, TB_KP_ECDSAP256, keys.p256_a, 0, NULL, hdr, sizeof(hdr)),
-                 0, "%s", c.err);
+    cr_assert_gt(tbt_tls_tb_header(&c, TB_KP_ECDSAP256, keys.p256_a, 0, NULL, hdr, sizeof(hdr)), 0,
+                 "%s", c.err);
     cr_assert_gt(tbt_tb_id_b64(TB_KP_ECDSAP256, keys.p256_a, id, sizeof(id)), 0);
     cr_expect_eq(get(&c, "Token-Binding", hdr, &v), 200, "%s", px_log());
     expect_ids(&v, id, NULL);
