@@ -13,7 +13,9 @@
  * Covered: rfc negotiated with EMS (pinned to TLS 1.2 although the client allows 1.3), the
  * answer's version (1.0; 0.13 / 0.16 answered as offered; 1.1 answered 1.0; 0.12 not answered)
  * and key parameters (the server's preference among the client's); Sec-Provided- and
- * Sec-Referred-Token-Binding-ID forwarded as the rfc TBIDs, Sec-Token-Binding not forwarded;
+ * Sec-Referred-Token-Binding-ID forwarded as the rfc TBIDs, Sec-Token-Binding not forwarded,
+ * Authentication-Results in RFC terms, Sec-Token-Binding-Context on a token_binding_context route
+ * (base64url of the version, key parameters and EKM; none for a draft connection);
  * 400 for a bad signature, a signature over another connection's EKM, key parameters other than
  * negotiated, a missing header; no Token Binding without EMS (a header then is "unexpected"); a
  * malformed extension fails the handshake; a draft listener does not answer the extension; a
@@ -97,7 +99,8 @@ static void write_conf(void)
         "token_binding = { enabled = true; version = \"rfc\";\n"
         "                  key_types = [ \"p256\", \"rsa2048\" ]; };\n"
         "upstreams = { app = { servers = [ \"127.0.0.1:%d\" ]; }; };\n"
-        "routes = ( { upstream = \"app\"; } );\n"
+        "routes = ( { prefix = \"/ctx/\"; upstream = \"app\"; token_binding_context = true; },\n"
+        "           { upstream = \"app\"; } );\n"
         "log = { error = \"-\"; level = \"info\"; };\n"
         "admin = { listen = \"\"; };\n",
         port[L_RFC], port[L_DRAFT], port[L_BOTH], port[L_RFC_IDS], rec.port);
@@ -185,16 +188,17 @@ static void rfc_id(int kp, EVP_PKEY *key, char *out, size_t cap)
 }
 
 /*
- * GET / on c with the header `name: value` (name NULL: none). Returns the status (-1: no
+ * GET path on c with the header `name: value` (name NULL: none). Returns the status (-1: no
  * response); the origin's view of the request in *v when v is not NULL.
  */
-static int get(struct tbt_tls *c, const char *name, const char *value, struct tbt_rec_view *v)
+static int get_path(struct tbt_tls *c, const char *path, const char *name, const char *value,
+                    struct tbt_rec_view *v)
 {
     struct tbt_http_response r = {0};
     char req[HDR_CAP + 256];
     int status = -1;
 
-    snprintf(req, sizeof(req), "GET / HTTP/1.1\r\nHost: localhost\r\n%s%s%s%s\r\n",
+    snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: localhost\r\n%s%s%s%s\r\n", path,
              name != NULL ? name : "", name != NULL ? ": " : "", name != NULL ? value : "",
              name != NULL ? "\r\n" : "");
     tbt_recorigin_mark(&rec);
@@ -206,6 +210,11 @@ static int get(struct tbt_tls *c, const char *name, const char *value, struct tb
         tbt_recorigin_view(&rec, v);
     }
     return status;
+}
+
+static int get(struct tbt_tls *c, const char *name, const char *value, struct tbt_rec_view *v)
+{
+    return get_path(c, "/", name, value, v);
 }
 
 /* The value of field name in a request head (first one; case-insensitive), or NULL. */
@@ -275,7 +284,8 @@ static void expect_400(struct tbt_tls *c, const char *name, const char *value, c
 Test(rfc, negotiated_pinned_and_forwarded,
      .description = "extension + EMS: rfc 1.0 on TLS 1.2; provided and referred IDs forwarded")
 {
-    char hdr[HDR_CAP], pid[512], rid[512];
+    char hdr[HDR_CAP], pid[512], rid[512], ar[HDR_CAP], ctx[128];
+    uint8_t ctx_raw[3 + TB_EKM_LEN];
     struct tbt_rec_view v;
     struct tbt_tls c;
 
@@ -297,6 +307,24 @@ Test(rfc, negotiated_pinned_and_forwarded,
     rfc_id(TB_KP_ECDSAP256, keys.p256_b, rid, sizeof(rid));
     cr_assert_eq(get(&c, "Sec-Token-Binding", hdr, &v), 200, "%s", px_log());
     expect_ids(&v, pid, rid);
+    /* Authentication-Results names the version and the key in RFC terms; no context header on
+     * a route without token_binding_context */
+    cr_expect(strstr(field(&v, "Authentication-Results", ar, sizeof(ar)),
+                     "tokenbinding=pass tb.version=rfc tb.key=ecdsap256 tb.referred=yes") != NULL,
+              "%s", v.first_head);
+    cr_expect_not(
+        tbt_rec_has_field(v.first_head, strlen(v.first_head), "Sec-Token-Binding-Context"), "%s",
+        v.first_head);
+    /* a token_binding_context route: base64url(major, minor, key_parameters, EKM) */
+    ctx_raw[0] = 1;
+    ctx_raw[1] = 0;
+    ctx_raw[2] = TB_KP_ECDSAP256;
+    memcpy(ctx_raw + 3, c.ekm, sizeof(c.ekm));
+    cr_assert_gt(tb_base64url_encode(ctx_raw, sizeof(ctx_raw), ctx, sizeof(ctx)), 0);
+    cr_assert_eq(get_path(&c, "/ctx/a", "Sec-Token-Binding", hdr, &v), 200, "%s", px_log());
+    expect_ids(&v, pid, rid);
+    cr_expect_str_eq(field(&v, "Sec-Token-Binding-Context", ar, sizeof(ar)), ctx, "%s",
+                     v.first_head);
     /* the draft TBID is not what is forwarded */
     cr_assert_gt(tbt_tb_id_b64(TB_KP_ECDSAP256, keys.p256_a, rid, sizeof(rid)), 0);
     cr_expect_str_neq(pid, rid);
@@ -624,8 +652,11 @@ Test(rfc, both_listener,
     cr_assert_gt(tbt_tls_tb_header(&c, TB_KP_ECDSAP256, keys.p256_a, 0, NULL, hdr, sizeof(hdr)), 0,
                  "%s", c.err);
     cr_assert_gt(tbt_tb_id_b64(TB_KP_ECDSAP256, keys.p256_a, id, sizeof(id)), 0);
-    cr_expect_eq(get(&c, "Token-Binding", hdr, &v), 200, "%s", px_log());
+    cr_expect_eq(get_path(&c, "/ctx/", "Token-Binding", hdr, &v), 200, "%s", px_log());
     expect_ids(&v, id, NULL);
+    cr_expect_not(
+        tbt_rec_has_field(v.first_head, strlen(v.first_head), "Sec-Token-Binding-Context"),
+        "draft connections have no context: %s", v.first_head);
     tbt_tls_close(&c);
 
     connect_ext(&c, L_BOTH, &o, "http/1.1_tb_p256,http/1.1", 0, NULL);
