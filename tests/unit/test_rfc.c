@@ -11,7 +11,8 @@
  * extension glue (tbt_tls_opts.tb_ext) and libtb's builder for the headers.
  *
  * Covered: rfc negotiated with EMS (pinned to TLS 1.2 although the client allows 1.3), the
- * answer's version (1.0; 0.13 / 0.16 answered as offered; 1.1 answered 1.0; 0.12 not answered)
+ * answer's version (1.0; 0.13 / 0.16 answered as offered; 1.1 answered 1.0; 0.12 and 0.17 not
+ * answered)
  * and key parameters (the server's preference among the client's); Sec-Provided- and
  * Sec-Referred-Token-Binding-ID forwarded as the rfc TBIDs, Sec-Token-Binding not forwarded,
  * Authentication-Results in RFC terms, Sec-Token-Binding-Context on a token_binding_context route
@@ -532,7 +533,7 @@ static void expect_verifies(struct tbt_tls *c, int kp, EVP_PKEY *key, const char
 }
 
 Test(rfc, version_downgrade,
-     .description = "0.13 and 0.16 answered as offered, 1.1 answered 1.0, 0.12 not answered")
+     .description = "0.13, 0.16 answered as offered, 1.1 answered 1.0, 0.12 and 0.17 not answered")
 {
     static const struct {
         uint8_t major, minor, want_major, want_minor;
@@ -552,11 +553,14 @@ Test(rfc, version_downgrade,
             expect_verifies(&c, TB_KP_ECDSAP256, keys.p256_a, "negotiated version");
         tbt_tls_close(&c);
     }
-    cr_expect_not(connect_offer(&c, 0, 12, KP_EC, 1), "0.12 answered");
-    cr_expect_eq(c.tb_rfc_result, TB_EUNSUPPORTED);
-    cr_expect_eq(c.version, TLS1_3_VERSION, "not answered, not pinned");
-    cr_expect_eq(get(&c, NULL, NULL, NULL), 200);
-    tbt_tls_close(&c);
+    for (i = 0; i < 2; i++) {
+        uint8_t minor = i == 0 ? 12 : 17; /* below 0.13; a draft above ours, not 1.0 */
+        cr_expect_not(connect_offer(&c, 0, minor, KP_EC, 1), "0.%u answered", minor);
+        cr_expect_eq(c.tb_rfc_result, TB_EUNSUPPORTED);
+        cr_expect_eq(c.version, TLS1_3_VERSION, "0.%u: not answered, not pinned", minor);
+        cr_expect_eq(get(&c, NULL, NULL, NULL), 200);
+        tbt_tls_close(&c);
+    }
 }
 
 Test(rfc, key_parameters,
