@@ -12,8 +12,7 @@
  *
  * Covered: rfc negotiated with EMS (pinned to TLS 1.2 although the client allows 1.3), the
  * answer's version (1.0; 0.13 / 0.16 answered as offered; 1.1 answered 1.0; 0.12 and 0.17 not
- * answered)
- * and key parameters (the server's preference among the client's); Sec-Provided- and
+ * answered) and key parameters (the server's preference among the client's); Sec-Provided- and
  * Sec-Referred-Token-Binding-ID forwarded as the rfc TBIDs, Sec-Token-Binding not forwarded,
  * Authentication-Results in RFC terms, Sec-Token-Binding-Context on a token_binding_context route
  * (base64url of the version, key parameters and EKM; none for a draft connection);
