@@ -3,7 +3,7 @@
  *
  *   tbbench [-c CONNS] [-m STREAMS] [-d DURATION] [-n REQUESTS [--hold]] [-t THREADS]
  *           [--http1.1|--http2] [--new-conn] [--idle] [--ramp D] [--no-tb] [--rate R]
- *           [--key-type p256|rsa2048]
+ *           [--tb-version draft|rfc] [--key-type p256|rsa2048|ecdsap256|rsa2048_pss|rsa2048_pkcs1.5]
  *           [--timeout D] [--tls-max 1.2|1.3] [--ciphers LIST] [-H 'Name: value']... [--json] URL
  *
  * Design. One worker thread per core (at most one per connection), each an epoll loop over
@@ -13,7 +13,10 @@
  * ("h2_tb_p256", "http/1.1_tb_p256", ...) before the plain ones, with Extended Master Secret
  * and TLS 1.2 at most (tls_unique does not exist in 1.3), and after the handshake signs a fresh
  * Token-Binding header over its own tls_unique with its worker's key; the header is reused for
- * every request on that connection. Keys are generated before the clock starts. Sessions are
+ * every request on that connection. With --tb-version rfc (RFC 8471-8473) the ALPN ids are the
+ * plain ones and each connection offers the token_binding TLS extension instead (version 1.0,
+ * the --key-type's key parameters; libtb's tb/tlsext.h), and signs Sec-Token-Binding over its
+ * EKM. Keys are generated before the clock starts. Sessions are
  * never resumed: with --new-conn every request pays a full handshake (and the server a full TB
  * verify).
  *
@@ -104,7 +107,7 @@ static void usage(FILE *f)
             "usage: tbbench [options] URL\n"
             "\n"
             "Loads an HTTPS (or HTTP) server with HTTP/1.1 or HTTP/2 requests, signing a Token\n"
-            "Binding (draft, tls_unique) per connection.\n"
+            "Binding per connection (draft: over tls_unique; rfc: over the EKM).\n"
             "\n"
             "  -c, --connections N  connections (with --new-conn: at once)          [10]\n"
             "  -m, --max-streams N  HTTP/2 requests in flight per connection        [1]\n"
@@ -120,7 +123,10 @@ static void usage(FILE *f)
             "      --ramp D         open the connections over D (not all at once)      [0]\n"
             "      --no-tb          plain client: no Token Binding ALPN ids, no header\n"
             "      --rate R         open loop: R requests/s in total (latency from due time)\n"
-            "      --key-type K     p256 | rsa2048                                  [p256]\n"
+            "      --tb-version V   draft (TB ALPN ids, Token-Binding) | rfc (RFC 8471-8473:\n"
+            "                       token_binding TLS extension, Sec-Token-Binding)   [draft]\n"
+            "      --key-type K     p256 | rsa2048; with rfc also ecdsap256 |\n"
+            "                       rsa2048_pss (= rsa2048) | rsa2048_pkcs1.5          [p256]\n"
             "      --timeout D      connect+handshake, and each response            [10s]\n"
             "      --tls-max V      1.2 | 1.3 (Token Binding forces 1.2)\n"
             "      --ciphers LIST   TLS 1.2 cipher list (OpenSSL syntax)\n"
@@ -312,6 +318,7 @@ enum {
     OPT_IDLE,
     OPT_RAMP,
     OPT_HOLD,
+    OPT_TB_VERSION,
 };
 
 static const struct option long_opts[] = {
@@ -330,6 +337,7 @@ static const struct option long_opts[] = {
     {"no-tb", no_argument, NULL, OPT_NO_TB},
     {"rate", required_argument, NULL, OPT_RATE},
     {"key-type", required_argument, NULL, OPT_KEY_TYPE},
+    {"tb-version", required_argument, NULL, OPT_TB_VERSION},
     {"json", no_argument, NULL, OPT_JSON},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"tls-max", required_argument, NULL, OPT_TLS_MAX},
@@ -349,7 +357,6 @@ static int bad(char *err, size_t errlen, const char *opt, const char *arg)
 static int parse_opt(struct tbb_opts *o, int c, const char *arg, char *err, size_t errlen)
 {
     double v;
-    int kp;
 
     switch (c) {
     case 'c':
@@ -397,11 +404,12 @@ static int parse_opt(struct tbb_opts *o, int c, const char *arg, char *err, size
         o->rate = v;
         return 0;
     case OPT_KEY_TYPE:
-        kp = tb_key_params_parse(TB_VERSION_DRAFT, arg);
-        if (kp != TB_KP_ECDSAP256 && kp != TB_KP_RSA2048_PKCS1)
-            return bad(err, errlen, "--key-type (p256 or rsa2048)", arg);
-        o->key_params = kp;
-        o->key_name = kp == TB_KP_ECDSAP256 ? "p256" : "rsa2048";
+        o->key_type = arg; /* its meaning depends on --tb-version, which may come later */
+        return 0;
+    case OPT_TB_VERSION:
+        if ((v = tb_version_parse(arg)) < 0)
+            return bad(err, errlen, "--tb-version (draft or rfc)", arg);
+        o->tb_version = (enum tb_version)v;
         return 0;
     case OPT_JSON:
         o->json = 1;
@@ -433,6 +441,28 @@ static int parse_opt(struct tbb_opts *o, int c, const char *arg, char *err, size
     }
 }
 
+/* --key-type for --tb-version (tokbind.h's names), and what the version needs per connection. */
+static int set_key_type(struct tbb_opts *o, char *err, size_t errlen)
+{
+    const char *name = o->key_type != NULL ? o->key_type : "p256";
+    int kp = tbc_tb_key_type(o->tb_version, name);
+
+    if (kp < 0) {
+        snprintf(err, errlen, "bad --key-type: %s (%s)", name,
+                 o->tb_version == TB_VERSION_RFC
+                     ? "p256, rsa2048, ecdsap256, rsa2048_pss or rsa2048_pkcs1.5"
+                     : "p256 or rsa2048; the RFC names need --tb-version rfc");
+        return -1;
+    }
+    o->key_params = kp;
+    /* draft keeps its own names in the report; rfc shows the RFC name of what is offered */
+    o->key_name = o->tb_version == TB_VERSION_RFC ? tbc_tb_key_name(TB_VERSION_RFC, kp) : name;
+    tbc_tb_offer(kp, &o->tb_offer);
+    o->tb_field = tbc_tb_header_name(o->tb_version);
+    o->tb_field_lower = o->tb_version == TB_VERSION_RFC ? "sec-token-binding" : "token-binding";
+    return 0;
+}
+
 static int parse_args(int argc, char **argv, struct tbb_opts *o, char *err, size_t errlen)
 {
     long cores;
@@ -443,8 +473,7 @@ static int parse_args(int argc, char **argv, struct tbb_opts *o, char *err, size
     o->duration = 10;
     o->timeout_ms = 10000;
     o->tb = 1;
-    o->key_params = TB_KP_ECDSAP256;
-    o->key_name = "p256";
+    o->tb_version = TB_VERSION_DRAFT;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "c:m:d:n:t:H:hV", long_opts, NULL)) != -1) {
         if (c == '?') {
@@ -459,7 +488,7 @@ static int parse_args(int argc, char **argv, struct tbb_opts *o, char *err, size
         return -1;
     }
     o->url = argv[optind];
-    if (parse_url(o, o->url, err, errlen) != 0)
+    if (parse_url(o, o->url, err, errlen) != 0 || set_key_type(o, err, errlen) != 0)
         return -1;
     if (!o->use_tls)
         o->tb = 0; /* Token Binding lives in TLS */
@@ -493,18 +522,21 @@ static int parse_args(int argc, char **argv, struct tbb_opts *o, char *err, size
 
 /* --- TLS ------------------------------------------------------------------------------------ */
 
-/* The ALPN offer in wire format: Token Binding ids first (unless --no-tb), then plain ones. */
+/* The ALPN offer in wire format: draft Token Binding ids first (unless --no-tb or rfc), then
+ * plain ones. */
 static size_t alpn_offer(const struct tbb_opts *o, unsigned char *out, size_t cap)
 {
     const char *ids[4];
     char tb_h2[32], tb_h1[32];
     size_t n = 0, len = 0, i, l;
 
+    int draft_tb = o->tb && o->tb_version == TB_VERSION_DRAFT; /* rfc: the extension */
+
     snprintf(tb_h2, sizeof(tb_h2), "h2_tb_%s", o->key_name);
     snprintf(tb_h1, sizeof(tb_h1), "http/1.1_tb_%s", o->key_name);
-    if (o->tb && o->proto != TBB_PROTO_H1)
+    if (draft_tb && o->proto != TBB_PROTO_H1)
         ids[n++] = tb_h2;
-    if (o->tb && o->proto != TBB_PROTO_H2)
+    if (draft_tb && o->proto != TBB_PROTO_H2)
         ids[n++] = tb_h1;
     if (o->proto != TBB_PROTO_H1)
         ids[n++] = "h2";
@@ -543,6 +575,8 @@ static SSL_CTX *make_ctx(const struct tbb_opts *o, char *err, size_t errlen)
     if (o->ciphers != NULL && SSL_CTX_set_cipher_list(ctx, o->ciphers) != 1)
         goto Fail;
     if (SSL_CTX_set_alpn_protos(ctx, alpn, (unsigned)alpn_len) != 0)
+        goto Fail;
+    if (o->tb && o->tb_version == TB_VERSION_RFC && tb_ext_client_ctx_init(ctx) != 0)
         goto Fail;
     return ctx;
 Fail:
@@ -625,10 +659,12 @@ static void report_text(const struct tbb_opts *o, const struct tbb_stats *s, dou
     size_t i;
 
     printf("tbbench %s: %s\n", TBB_VERSION, o->url);
-    printf("  %.2f s, %u thread%s, %u connection%s%s, %s, %u stream%s per connection, %s%s%s", secs,
+    printf("  %.2f s, %u thread%s, %u connection%s%s, %s, %u stream%s per connection, %s%s%s%s%s",
+           secs,
            o->threads, o->threads == 1 ? "" : "s", o->conns, o->conns == 1 ? "" : "s",
            o->new_conn ? " (new connection per request)" : " (keep-alive)", proto_name(o),
            o->streams, o->streams == 1 ? "" : "s", o->tb ? "Token Binding " : "no Token Binding",
+           o->tb ? tb_version_name(o->tb_version) : "", o->tb ? " " : "",
            o->tb ? o->key_name : "", o->rate > 0 ? "" : "\n");
     if (o->rate > 0)
         printf(", rate %.0f/s\n", o->rate);
@@ -692,6 +728,8 @@ static int report_json(const struct tbb_opts *o, const struct tbb_stats *s, doub
     json_object_set_new(j, "protocol", json_string(proto_name(o)));
     json_object_set_new(j, "token_binding", json_boolean(o->tb));
     json_object_set_new(j, "key_type", o->tb ? json_string(o->key_name) : json_null());
+    json_object_set_new(j, "tb_version",
+                        o->tb ? json_string(tb_version_name(o->tb_version)) : json_null());
     json_object_set_new(j, "new_conn", json_boolean(o->new_conn));
     json_object_set_new(j, "threads", json_integer(o->threads));
     json_object_set_new(j, "connections", json_integer(o->conns));

@@ -24,12 +24,13 @@
 #include "loop.h"
 #include "tb/tb.h"
 #include "tbbench_hist.h"
+#include "tokbind.h"
 
 #define TBB_VERSION "0.1.0"
 #define TBB_MAX_HEADERS 16         /* -H options */
 #define TBB_MAX_CONNS 100000       /* -c */
 #define TBB_MAX_STREAMS 1000       /* -m */
-#define TBB_TB_HEADER_MAX 2048     /* a draft RSA-2048 binding is ~720 characters */
+#define TBB_TB_HEADER_MAX 2048     /* an RSA-2048 binding is ~720 characters (draft or rfc) */
 #define TBB_READ_CHUNK (64 * 1024) /* one SSL_read / recv */
 #define TBB_WBUF_MAX (1024 * 1024) /* hard cap on a connection's pending output */
 #define TBB_FIRST_ERR 200          /* characters kept of the first error of each kind */
@@ -47,7 +48,8 @@ enum tbb_proto {
 enum tbb_err_kind {
     TBB_ERR_CONNECT = 0,    /* TCP connect failed (refused, unreachable, no ports) */
     TBB_ERR_TLS = 1,        /* TLS handshake failed */
-    TBB_ERR_TB = 2,         /* Token Binding not negotiated (no TB ALPN id, no EMS) or not signed */
+    TBB_ERR_TB = 2,         /* Token Binding not negotiated (no TB ALPN id or no token_binding
+                               answer, no EMS) or not signed */
     TBB_ERR_STATUS_4XX = 3, /* a response with status 400..499 */
     TBB_ERR_STATUS_5XX = 4, /* a response with status 500..599 */
     TBB_ERR_PROTOCOL = 5,   /* bad HTTP/1.1 response, HTTP/2 error, stream reset, ALPN mismatch */
@@ -79,9 +81,14 @@ struct tbb_opts {
     double ramp;           /* --ramp: seconds over which the connections are first opened */
     uint64_t max_requests; /* -n: end the run after this many responses (0: -d only) */
     int hold;              /* --hold: after -n, hold the connections open until a signal or -d */
-    int tb;                /* Token Binding on (not --no-tb, and https) */
-    int key_params;        /* --key-type: TB_KP_ECDSAP256 or TB_KP_RSA2048_PKCS1 */
-    const char *key_name;  /* "p256" / "rsa2048" */
+    int tb;                     /* Token Binding on (not --no-tb, and https) */
+    enum tb_version tb_version; /* --tb-version: draft (TB ALPN ids) or rfc (the extension) */
+    int key_params;             /* --key-type: an enum tb_key_params value of tb_version */
+    const char *key_name;       /* its name: "p256", "rsa2048", "ecdsap256", "rsa2048_pss", .. */
+    const char *key_type;       /* --key-type as given (NULL: p256), resolved after parsing */
+    struct tb_ext_params tb_offer; /* rfc: the token_binding extension offered per connection */
+    const char *tb_field;          /* "Token-Binding" / "Sec-Token-Binding" (HTTP/1.1) */
+    const char *tb_field_lower;    /* "token-binding" / "sec-token-binding" (HTTP/2) */
     int json;              /* --json */
     int tls_max;           /* --tls-max: 0 (OpenSSL's), TLS1_2_VERSION or TLS1_3_VERSION */
     const char *ciphers;   /* --ciphers: TLS 1.2 cipher list, NULL: OpenSSL's */
@@ -172,6 +179,7 @@ struct tbb_slot {
     size_t wlen, woff, wcap;
     /* Token-Binding header value of this connection ("" when none) */
     char tb_header[TBB_TB_HEADER_MAX];
+    int tb_kp; /* rfc: the key parameters the server chose (the one offered) */
     /* HTTP/1.1 */
     struct tbp_h1_parser h1;
     struct tbb_req *h1_cur; /* the request in flight */

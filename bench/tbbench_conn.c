@@ -9,9 +9,12 @@
  * handled, so an event read for a slot's previous socket can never reach its new one.
  *
  * A slot goes IDLE -> CONNECTING -> HANDSHAKE -> READY [-> DRAINING] -> IDLE. At READY the
- * connection has negotiated its protocol by ALPN and, when it negotiated Token Binding, signed
- * one Token-Binding header over its own tls_unique with the worker's key (generated before the
- * run); every request on the connection carries that header.
+ * connection has negotiated its protocol by ALPN and, when it negotiated Token Binding (draft: a
+ * TB ALPN id; rfc: the server's token_binding extension answer), signed one header over its own
+ * channel value with the worker's key (generated before the run): draft Token-Binding over
+ * tls_unique, rfc Sec-Token-Binding over the EKM; every request on the connection carries it.
+ * The rfc offer is made per connection with the SSL (one small allocation beside SSL_new's);
+ * requests allocate nothing either way.
  *
  * Two schedules. Closed loop (no --rate): a READY slot is kept full (1 request in flight for
  * HTTP/1.1, -m for HTTP/2), and with --new-conn every slot makes one connection per request,
@@ -464,6 +467,7 @@ static void conn_release(struct tbb_slot *s, int graceful)
     s->fail_kind = -1;
     s->fail_msg[0] = '\0';
     s->h2 = s->tb_on = 0;
+    s->tb_kp = -1;
     OPENSSL_cleanse(s->tb_header, sizeof(s->tb_header));
     s->tb_header[0] = '\0';
     s->state = TBB_SLOT_IDLE;
@@ -498,33 +502,58 @@ static void slot_close(struct tbb_slot *s, int kind, const char *msg)
     tbp_timer_set(&w->loop, &s->timer, kind >= 0 ? TBB_RETRY_MS : 0);
 }
 
-/* Signs this connection's Token-Binding header over its tls_unique. 0 or -1 with msg. */
+/* Signs this connection's header over its channel value (draft: Token-Binding over tls_unique;
+ * rfc: Sec-Token-Binding over the EKM). 0 or -1 with msg. */
 static int sign_binding(struct tbb_slot *s, char *msg, size_t cap)
 {
     struct tbb_worker *w = s->w;
-    uint8_t tu[TB_TLS_UNIQUE_LEN];
+    enum tb_version v = w->o->tb_version;
+    uint8_t ch[TB_EKM_LEN];
     int n, rc;
 
     if (SSL_version(s->ssl) != TLS1_2_VERSION || SSL_get_extms_support(s->ssl) != 1) {
         snprintf(msg, cap, "Token Binding negotiated without TLS 1.2 + EMS");
         return -1;
     }
-    if ((n = tb_channel_tls_unique(s->ssl, tu, sizeof(tu))) < 0) {
-        snprintf(msg, cap, "tls_unique: %s", tb_strerror(n));
+    n = v == TB_VERSION_RFC ? tb_channel_ekm(s->ssl, ch, sizeof(ch))
+                            : tb_channel_tls_unique(s->ssl, ch, sizeof(ch));
+    if (n < 0) {
+        snprintf(msg, cap, "%s: %s", v == TB_VERSION_RFC ? "EKM" : "tls_unique", tb_strerror(n));
         return -1;
     }
-    tb_builder_init(&w->builder, TB_VERSION_DRAFT);
-    rc = tb_builder_add_signed(&w->builder, TB_TYPE_PROVIDED, w->o->key_params, w->key, tu,
-                               (size_t)n);
+    tb_builder_init(&w->builder, v);
+    rc = tb_builder_add_signed(&w->builder, TB_TYPE_PROVIDED, s->tb_kp, w->key, ch, (size_t)n);
     if (rc >= 0)
         rc = tb_builder_header(&w->builder, s->tb_header, sizeof(s->tb_header));
-    OPENSSL_cleanse(tu, sizeof(tu));
+    OPENSSL_cleanse(ch, sizeof(ch));
     if (rc < 0) {
-        snprintf(msg, cap, "signing the Token-Binding header: %s", tb_strerror(rc));
+        snprintf(msg, cap, "signing the %s header: %s", w->o->tb_field, tb_strerror(rc));
         return -1;
     }
     if (w->running)
         w->stats.tb_signed++;
+    return 0;
+}
+
+/* rfc: the token_binding extension's outcome into s->tb_on / s->tb_kp. */
+static int check_tb_ext(struct tbb_slot *s, int *kind, char *msg, size_t cap)
+{
+    struct tb_ext_params answer;
+    int rc = tb_ext_client_result(s->ssl, &answer);
+
+    *kind = TBB_ERR_TB;
+    if (rc == TB_EPARSE) {
+        snprintf(msg, cap, "the server answered token_binding on a connection without TLS 1.2, "
+                           "EMS and secure renegotiation");
+        return -1;
+    }
+    if (rc != 0) {
+        snprintf(msg, cap, "Token Binding not negotiated (no token_binding extension in the "
+                           "ServerHello): try --no-tb or --tb-version draft");
+        return -1;
+    }
+    s->tb_on = 1;
+    s->tb_kp = answer.key_params[0]; /* one of the offer's (tb_ext_client_check) */
     return 0;
 }
 
@@ -541,12 +570,15 @@ static int check_alpn(struct tbb_slot *s, int *kind, char *msg, size_t cap)
         count_alpn(s->w, p, n);
     s->h2 = n == 0 ? (s->ssl == NULL && o->proto == TBB_PROTO_H2)
                    : (n >= 2 && p[0] == 'h' && p[1] == '2');
-    s->tb_on = n > 4 && memmem(p, n, "_tb_", 4) != NULL;
     if (o->proto == TBB_PROTO_H2 && !s->h2) {
         *kind = TBB_ERR_PROTOCOL;
         snprintf(msg, cap, "the server did not select h2 (ALPN \"%.*s\")", (int)n, (const char *)p);
         return -1;
     }
+    if (o->tb && o->tb_version == TB_VERSION_RFC)
+        return check_tb_ext(s, kind, msg, cap);
+    s->tb_on = n > 4 && memmem(p, n, "_tb_", 4) != NULL;
+    s->tb_kp = o->key_params;
     if (o->tb && !s->tb_on) {
         *kind = TBB_ERR_TB;
         snprintf(msg, cap, "Token Binding not negotiated (ALPN \"%.*s\"): try --no-tb", (int)n,
@@ -624,7 +656,9 @@ static void connected(struct tbb_slot *s)
         return;
     }
     if ((s->ssl = SSL_new(s->w->ctx)) == NULL || SSL_set_fd(s->ssl, s->io.fd) != 1 ||
-        (o->sni && SSL_set_tlsext_host_name(s->ssl, o->host) != 1)) {
+        (o->sni && SSL_set_tlsext_host_name(s->ssl, o->host) != 1) ||
+        (o->tb && o->tb_version == TB_VERSION_RFC &&
+         tb_ext_client_offer(s->ssl, &o->tb_offer) != 0)) {
         ssl_msg(msg, sizeof(msg), "SSL_new", 0);
         slot_close(s, TBB_ERR_TLS, msg);
         return;

@@ -2,7 +2,7 @@
  * tbbench_proto: the HTTP side of a tbbench connection, HTTP/1.1 or HTTP/2.
  *
  * HTTP/1.1: one request in flight per connection (keep-alive, no pipelining). The request bytes
- * (GET, Host, User-Agent, -H headers, the connection's Token-Binding header, and Connection:
+ * (GET, Host, User-Agent, -H headers, the connection's Token Binding header, and Connection:
  * close with --new-conn) are built once per connection and copied out for every request. The
  * response goes through the proxy's own strict parser (src/proxy/h1parse.h, llhttp underneath),
  * kept per slot and reset for each connection; a response that does not keep the connection
@@ -97,7 +97,7 @@ static int h1_build(struct tbb_slot *s)
     for (i = 0; rc == 0 && i < o->n_headers; i++)
         rc = appendf(b, cap, &len, "%s: %s\r\n", o->headers[i].name, o->headers[i].value);
     if (rc == 0 && s->tb_on)
-        rc = appendf(b, cap, &len, "Token-Binding: %s\r\n", s->tb_header);
+        rc = appendf(b, cap, &len, "%s: %s\r\n", s->w->o->tb_field, s->tb_header);
     if (rc == 0 && o->new_conn)
         rc = appendf(b, cap, &len, "Connection: close\r\n");
     if (rc == 0)
@@ -237,7 +237,7 @@ static int h2_start(struct tbb_slot *s, char *msg, size_t cap)
     for (i = 0; i < o->n_headers; i++)
         nv_add(s, o->headers[i].lower, o->headers[i].value);
     if (s->tb_on)
-        nv_add(s, "token-binding", s->tb_header);
+        nv_add(s, s->w->o->tb_field_lower, s->tb_header);
     return 0;
 }
 

@@ -102,36 +102,54 @@ static int origin_key(struct fetch *f, const char *origin, int kp, EVP_PKEY **ke
     return 0;
 }
 
-static void note_id(struct fetch *f, const char *role, EVP_PKEY *key)
+static void note_id(struct fetch *f, const char *role, int kp, EVP_PKEY *key)
 {
     char id[TBC_TB_MAX_ID_B64], tbh[TB_TBH_LEN + 1];
 
-    if (f->o->verbose != NULL && tbc_tb_describe(f->tb_kp, key, id, tbh) == 0)
+    if (f->o->verbose != NULL && tbc_tb_describe(f->o->tb_version, kp, key, id, tbh) == 0)
         note(f, "* Token Binding %s ID: %s\n* Token Binding %s tbh: %s\n", role, id, role, tbh);
 }
 
-/* After a handshake that selected a Token Binding id: checks, key, provided header. */
+/* The connection's channel value: draft tls_unique, rfc EKM. */
+static const uint8_t *channel_of(struct fetch *f, size_t *len)
+{
+    if (f->o->tb_version == TB_VERSION_RFC) {
+        *len = TB_EKM_LEN;
+        return f->tls.ekm;
+    }
+    *len = TB_TLS_UNIQUE_LEN;
+    return f->tls.tls_unique;
+}
+
+/* After a handshake that negotiated Token Binding (a TB ALPN id, or the token_binding
+ * extension's answer): checks, key, provided header. */
 static int start_binding(struct fetch *f, int kp)
 {
+    enum tb_version v = f->o->tb_version;
     char origin[TBC_URL_MAX_HOST + 16];
+    const uint8_t *ch;
+    size_t ch_len;
     int rc;
 
     if (kp != f->o->key_params)
         return fail(f, TBC_ETLS, "the server selected Token Binding key type %s, not offered",
-                    tb_key_params_name(TB_VERSION_DRAFT, kp));
-    if (f->tls.version != TLS1_2_VERSION || !f->tls.ems || !f->tls.has_tls_unique)
+                    tbc_tb_key_name(v, kp));
+    if (v == TB_VERSION_DRAFT &&
+        (f->tls.version != TLS1_2_VERSION || !f->tls.ems || !f->tls.has_tls_unique))
         return fail(f, TBC_ETLS,
                     "the server selected Token Binding without TLS 1.2 and "
                     "Extended Master Secret");
+    if (v == TB_VERSION_RFC && !f->tls.has_ekm)
+        return fail(f, TBC_ETLS, "Token Binding negotiated without an EKM");
     tbc_url_origin(&f->url, origin, sizeof(origin));
     if ((rc = origin_key(f, origin, kp, &f->key)) != 0)
         return rc;
     f->tb_kp = kp;
-    rc = tbc_tb_header(kp, f->key, -1, NULL, f->tls.tls_unique, TB_TLS_UNIQUE_LEN, f->tb_header,
-                       sizeof(f->tb_header));
+    ch = channel_of(f, &ch_len);
+    rc = tbc_tb_header(v, kp, f->key, -1, NULL, ch, ch_len, f->tb_header, sizeof(f->tb_header));
     if (rc < 0)
-        return fail(f, rc, "cannot sign the Token-Binding header");
-    note_id(f, "provided", f->key);
+        return fail(f, rc, "cannot sign the %s header", tbc_tb_header_name(v));
+    note_id(f, "provided", kp, f->key);
     return 0;
 }
 
@@ -167,29 +185,43 @@ static void note_tls(struct fetch *f)
 static int connect_origin(struct fetch *f)
 {
     unsigned char alpn[TBC_ALPN_MAX];
+    struct tb_ext_params offer;
     long long cd = f->deadline;
-    int alen, kp, rc;
+    int alen, kp, rc, rfc = f->o->tb_version == TB_VERSION_RFC;
 
     if (f->o->connect_timeout_ms > 0) {
         long long c = tbc_now_ms() + f->o->connect_timeout_ms;
 
         cd = cd == 0 || c < cd ? c : cd;
     }
-    alen = tbc_tb_alpn(f->o->proto, f->o->tb ? f->o->key_params : -1, alpn, sizeof(alpn));
+    /* rfc: plain ALPN ids, Token Binding in the token_binding extension */
+    alen = tbc_tb_alpn(f->o->proto, f->o->tb && !rfc ? f->o->key_params : -1, alpn, sizeof(alpn));
     if (alen < 0)
         return fail(f, TBC_EINTERNAL, "ALPN offer");
+    if (f->o->tb && rfc)
+        tbc_tb_offer(f->o->key_params, &offer);
     note(f, "* Connecting to %s port %u\n", f->url.host, (unsigned)f->url.port);
-    if ((rc = tbc_tls_connect(&f->tls, f->ctx, &f->url, alpn, (size_t)alen, cd)) != 0)
+    rc = tbc_tls_connect(&f->tls, f->ctx, &f->url, alpn, (size_t)alen,
+                         f->o->tb && rfc ? &offer : NULL, cd);
+    if (rc != 0)
         return fail(f, rc, "%s", f->tls.err);
     f->connected = 1;
     f->conn_url = f->url;
     note_tls(f);
     f->tb_kp = -1;
-    if (tbc_tb_selected(f->tls.alpn, &kp, &f->is_h2)) {
+    if (tbc_tb_selected(f->tls.alpn, &kp, &f->is_h2) && !rfc) {
         if ((rc = start_binding(f, kp)) != 0)
             return rc;
+    } else if (f->o->tb && rfc && f->tls.tb_rfc) {
+        note(f, "* Token Binding: RFC 8471 version %u.%u, key parameters %s (signed over the EKM)\n",
+             f->tls.tb_answer.major, f->tls.tb_answer.minor,
+             tbc_tb_key_name(TB_VERSION_RFC, f->tls.tb_answer.key_params[0]));
+        if ((rc = start_binding(f, f->tls.tb_answer.key_params[0])) != 0)
+            return rc;
     } else if (f->o->tb) {
-        note(f, "* Token Binding: not negotiated (the server did not select a TB protocol)\n");
+        note(f, rfc ? "* Token Binding: not negotiated (the server did not answer the "
+                      "token_binding extension)\n"
+                    : "* Token Binding: not negotiated (the server did not select a TB protocol)\n");
     }
     if (f->o->proto == TBC_PROTO_H2 && !f->is_h2)
         return fail(f, TBC_EH2, "the server did not select HTTP/2");
@@ -280,11 +312,15 @@ static int cookie_field(struct fetch *f, struct tbc_headers *req)
     return tbc_headers_set(req, "Cookie", joined);
 }
 
-/* Token-Binding: the connection's header, or one with a referred binding too. */
+/* Token-Binding (draft) / Sec-Token-Binding (rfc): the connection's header, or one with a
+ * referred binding too. */
 static int binding_field(struct fetch *f, struct tbc_headers *req)
 {
+    const char *name = tbc_tb_header_name(f->o->tb_version);
     char *hdr = f->tb_header;
     EVP_PKEY *rkey = NULL;
+    const uint8_t *ch;
+    size_t ch_len;
     int rc;
 
     if (f->tb_kp < 0) {
@@ -292,8 +328,8 @@ static int binding_field(struct fetch *f, struct tbc_headers *req)
             note(f, "* Token Binding: no referred binding (not negotiated on this connection)\n");
         return 0;
     }
-    if (tbc_headers_get(req, "token-binding") != NULL) {
-        note(f, "* Token Binding: sending the Token-Binding field given with -H instead\n");
+    if (tbc_headers_get(req, name) != NULL) {
+        note(f, "* Token Binding: sending the %s field given with -H instead\n", name);
         return 0;
     }
     if (f->want_referred) {
@@ -303,17 +339,18 @@ static int binding_field(struct fetch *f, struct tbc_headers *req)
             EVP_PKEY_free(rkey);
             return TBC_ENOMEM;
         }
-        rc = tbc_tb_header(f->tb_kp, f->key, f->referred_kp, rkey, f->tls.tls_unique, TB_TLS_UNIQUE_LEN, hdr,
-                           TB_MAX_HEADER + 1);
+        ch = channel_of(f, &ch_len);
+        rc = tbc_tb_header(f->o->tb_version, f->tb_kp, f->key, f->referred_kp, rkey, ch, ch_len,
+                           hdr, TB_MAX_HEADER + 1);
         note(f, "* Token Binding referred origin: %s\n", f->referred_origin);
-        note_id(f, "referred", rkey);
+        note_id(f, "referred", f->referred_kp, rkey);
         EVP_PKEY_free(rkey);
         if (rc < 0) {
             free(hdr);
-            return fail(f, rc, "cannot sign the Token-Binding header");
+            return fail(f, rc, "cannot sign the %s header", name);
         }
     }
-    rc = tbc_headers_add_str(req, "Token-Binding", hdr);
+    rc = tbc_headers_add_str(req, name, hdr);
     if (hdr != f->tb_header)
         free(hdr);
     return rc;
@@ -330,7 +367,8 @@ static void note_request(struct fetch *f, const struct tbc_request *rq)
     for (i = 0; i < rq->headers->n; i++) {
         const struct tbc_header *h = &rq->headers->h[i];
 
-        if (strcasecmp(h->name, "token-binding") == 0)
+        if (strcasecmp(h->name, "token-binding") == 0 ||
+            strcasecmp(h->name, "sec-token-binding") == 0)
             note(f, "> %s: [%zu characters]\n", h->name, strlen(h->value));
         else
             note(f, "> %s: %s\n", h->name, h->value);
@@ -383,7 +421,10 @@ static int wrap_head(void *arg, const struct tbc_response *r)
         if ((rc = tbc_url_resolve(&f->url, loc, &f->next)) != 0)
             return fail(f, rc, "cannot follow the redirect to \"%.200s\": %s", loc,
                         tbc_strerror(rc));
-        inc = tbc_headers_get(r->headers, "include-referer-token-binding-id");
+        /* draft-balfanz: Include-Referer-...; RFC 8473 section 5.3: Include-Referred-... */
+        inc = tbc_headers_get(r->headers, f->o->tb_version == TB_VERSION_RFC
+                                              ? "include-referred-token-binding-id"
+                                              : "include-referer-token-binding-id");
         /* any redirect (RFC 8473 section 5.3 lists 301, 302, 303, 307, 308), from an origin
            this client has a Token Binding key for */
         f->want_referred = f->tb_kp >= 0 && inc != NULL && strcasecmp(inc, "true") == 0;
@@ -490,6 +531,7 @@ static int run(struct fetch *f)
 int tbc_fetch(const struct tbc_fetch_opts *o, struct tbc_fetch_result *res)
 {
     struct fetch *f = calloc(1, sizeof(*f));
+    struct tbc_tls_ctx_opts tls;
     long long start = tbc_now_ms();
     int rc;
 
@@ -509,7 +551,9 @@ int tbc_fetch(const struct tbc_fetch_opts *o, struct tbc_fetch_result *res)
         goto Exit;
     }
     f->first = f->url;
-    if ((f->ctx = tbc_tls_ctx_new(&o->tls, &rc, res->err, sizeof(res->err))) == NULL)
+    tls = o->tls;
+    tls.tb_ext = o->tb && o->tb_version == TB_VERSION_RFC;
+    if ((f->ctx = tbc_tls_ctx_new(&tls, &rc, res->err, sizeof(res->err))) == NULL)
         goto Exit;
     rc = run(f);
 Exit:

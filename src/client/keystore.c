@@ -57,9 +57,15 @@ int tbc_keystore_home(char *out, size_t cap)
     return n < 0 || (size_t)n >= cap ? TBC_EKEY : n;
 }
 
+/* The key a key_params value needs, as the draft names it: RSA-2048 for both paddings. */
+static int key_kind(int key_params)
+{
+    return key_params == TB_KP_RSA2048_PSS ? TB_KP_RSA2048_PKCS1 : key_params;
+}
+
 int tbc_keystore_path(const char *origin, int key_params, char *out, size_t cap)
 {
-    const char *type = tb_key_params_name(TB_VERSION_DRAFT, key_params);
+    const char *type = tb_key_params_name(TB_VERSION_DRAFT, key_kind(key_params));
     char home[TBC_KEYSTORE_MAX_PATH];
     size_t i;
     int n;
@@ -208,7 +214,7 @@ int tbc_key_matches(EVP_PKEY *key, int key_params)
 {
     uint8_t id[1024];
 
-    return tb_id_encode(TB_VERSION_DRAFT, key_params, key, id, sizeof(id)) > 0;
+    return tb_id_encode(TB_VERSION_DRAFT, key_kind(key_params), key, id, sizeof(id)) > 0;
 }
 
 int tbc_key_file_get(const char *path, int key_params, EVP_PKEY **key, int *created, FILE *msg)
@@ -224,12 +230,12 @@ int tbc_key_file_get(const char *path, int key_params, EVP_PKEY **key, int *crea
             if (tbc_key_matches(*key, key_params))
                 return 0;
             say(msg, "tbclient: key %s is not a %s key\n", path,
-                tb_key_params_name(TB_VERSION_DRAFT, key_params));
+                tb_key_params_name(TB_VERSION_DRAFT, key_kind(key_params)));
             EVP_PKEY_free(*key);
             *key = NULL;
             return TBC_EKEY;
         }
-        if (tb_key_generate(key_params, key) != 0) {
+        if (tb_key_generate(key_kind(key_params), key) != 0) {
             say(msg, "tbclient: %s: %s\n", path, "key generation failed");
             return TBC_EKEY;
         }

@@ -4,7 +4,10 @@
  * A key lives in <home>/keys/<host>:<port>.<keytype>.pem, where <home> is $TBCLIENT_HOME when
  * set and not empty, else ~/.tbclient ($HOME, else the password database), <host>:<port> is the
  * origin as tbc_url_origin() writes it and <keytype> the draft key type name ("p256",
- * "rsa2048"). The directories are created with mode 0700 and key files with mode 0600 (written
+ * "rsa2048"). The file holds a key, not a key parameters value, so both Token Binding versions
+ * share it: an origin's P-256 key serves draft p256 and rfc ecdsap256, its RSA-2048 key draft
+ * rsa2048 and rfc rsa2048_pss and rsa2048_pkcs1.5 alike (one RSA key per origin; the padding is
+ * the signature's, not the key's), so a site sees the same identity over both versions. The directories are created with mode 0700 and key files with mode 0600 (written
  * to a temporary file in the same directory, then renamed, so a reader never sees half a key).
  * A key file whose mode lets group or others read it still loads, with a warning: refusing
  * would lock the user out of an identity, and the warning says what to fix.
@@ -37,10 +40,10 @@
 int tbc_keystore_home(char *out, size_t cap);
 
 /*
- * The path of the key for origin (host:port) and key_params (TB_KP_ECDSAP256 or
- * TB_KP_RSA2048_PKCS1) into out. TBC_EKEY when the origin holds a character that has no place
- * in a file name ('/', a control, a leading '.'), the key type is not a draft one, or cap is
- * too small. Returns the length.
+ * The path of the key for origin (host:port) and key_params (any enum tb_key_params value:
+ * TB_KP_RSA2048_PSS shares TB_KP_RSA2048_PKCS1's file) into out. TBC_EKEY when the origin holds
+ * a character that has no place in a file name ('/', a control, a leading '.'), the key type is
+ * unknown, or cap is too small. Returns the length.
  */
 int tbc_keystore_path(const char *origin, int key_params, char *out, size_t cap);
 
@@ -59,7 +62,7 @@ int tbc_key_load_file(const char *path, EVP_PKEY **key, FILE *msg);
  */
 int tbc_key_save_file(const char *path, EVP_PKEY *key, FILE *msg);
 
-/* Does key fit key_params (a P-256 EC key; an RSA key of 2048 bits)? 1 or 0. */
+/* Does key fit key_params (a P-256 EC key; an RSA key of 2048 bits for either padding)? 1 or 0. */
 int tbc_key_matches(EVP_PKEY *key, int key_params);
 
 /*

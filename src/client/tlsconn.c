@@ -21,11 +21,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
 #include "errors.h"
 #include "tb/channel.h"
+#include "tb/error.h"
 #include "tlsconn.h"
 
 long long tbc_now_ms(void)
@@ -73,6 +75,8 @@ SSL_CTX *tbc_tls_ctx_new(const struct tbc_tls_ctx_opts *o, int *rc, char *err, s
         if (o->cafile == NULL && SSL_CTX_set_default_verify_paths(ctx) != 1)
             goto Fail;
     }
+    if (o->tb_ext && tb_ext_client_ctx_init(ctx) != 0)
+        goto Fail;
     *rc = 0;
     return ctx;
 Fail:
@@ -189,7 +193,8 @@ static int tcp_connect(struct tbc_tls *c, const struct tbc_url *u, long long dea
 }
 
 static int setup_ssl(struct tbc_tls *c, SSL_CTX *ctx, const struct tbc_url *u,
-                     const unsigned char *alpn, size_t alpn_len)
+                     const unsigned char *alpn, size_t alpn_len,
+                     const struct tb_ext_params *tb_offer)
 {
     if ((c->ssl = SSL_new(ctx)) == NULL || SSL_set_fd(c->ssl, c->fd) != 1)
         return -1;
@@ -202,6 +207,8 @@ static int setup_ssl(struct tbc_tls *c, SSL_CTX *ctx, const struct tbc_url *u,
     }
     /* SSL_set_alpn_protos returns 0 on success */
     if (alpn != NULL && alpn_len > 0 && SSL_set_alpn_protos(c->ssl, alpn, (unsigned)alpn_len) != 0)
+        return -1;
+    if (tb_offer != NULL && tb_ext_client_offer(c->ssl, tb_offer) != 0)
         return -1;
     return 0;
 }
@@ -238,6 +245,29 @@ static int handshake(struct tbc_tls *c, long long deadline)
     }
 }
 
+/* The token_binding extension's outcome. 0, or TBC_ETLS: the server answered on a connection
+ * that cannot carry Token Binding (RFC 8472 section 4: the client must close it). */
+static int record_tb(struct tbc_tls *c)
+{
+    int rc = tb_ext_client_result(c->ssl, &c->tb_answer);
+
+    if (rc == TB_EPARSE) {
+        snprintf(c->err, sizeof(c->err),
+                 "the server negotiated Token Binding (token_binding extension) on a connection "
+                 "without TLS 1.2, Extended Master Secret and secure renegotiation: closed");
+        return TBC_ETLS;
+    }
+    if (rc != 0)
+        return 0; /* not negotiated: a plain connection */
+    if (tb_channel_ekm(c->ssl, c->ekm, sizeof(c->ekm)) != TB_EKM_LEN) {
+        snprintf(c->err, sizeof(c->err), "Token Binding negotiated but no EKM: %s",
+                 ssl_reason("exporter failed"));
+        return TBC_ETLS;
+    }
+    c->tb_rfc = c->has_ekm = 1;
+    return 0;
+}
+
 static void record_negotiated(struct tbc_tls *c)
 {
     const unsigned char *p = NULL;
@@ -256,7 +286,8 @@ static void record_negotiated(struct tbc_tls *c)
 }
 
 int tbc_tls_connect(struct tbc_tls *c, SSL_CTX *ctx, const struct tbc_url *u,
-                    const unsigned char *alpn, size_t alpn_len, long long connect_deadline)
+                    const unsigned char *alpn, size_t alpn_len,
+                    const struct tb_ext_params *tb_offer, long long connect_deadline)
 {
     int rc;
 
@@ -264,7 +295,7 @@ int tbc_tls_connect(struct tbc_tls *c, SSL_CTX *ctx, const struct tbc_url *u,
     c->fd = -1;
     if ((rc = tcp_connect(c, u, connect_deadline)) != 0)
         goto Fail;
-    if (setup_ssl(c, ctx, u, alpn, alpn_len) != 0) {
+    if (setup_ssl(c, ctx, u, alpn, alpn_len, tb_offer) != 0) {
         snprintf(c->err, sizeof(c->err), "TLS setup: %s", ssl_reason("failed"));
         rc = TBC_EINTERNAL;
         goto Fail;
@@ -272,6 +303,8 @@ int tbc_tls_connect(struct tbc_tls *c, SSL_CTX *ctx, const struct tbc_url *u,
     if ((rc = handshake(c, connect_deadline)) != 0)
         goto Fail;
     record_negotiated(c);
+    if (tb_offer != NULL && (rc = record_tb(c)) != 0)
+        goto Fail;
     return 0;
 Fail : {
     char keep[sizeof(c->err)];
@@ -296,6 +329,7 @@ void tbc_tls_close(struct tbc_tls *c)
     }
     if (c->fd != -1)
         close(c->fd);
+    OPENSSL_cleanse(c->ekm, sizeof(c->ekm));
     memset(c, 0, sizeof(*c));
     c->fd = -1;
 }

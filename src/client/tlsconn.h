@@ -5,7 +5,10 @@
  * draft Token Binding server selects a TB protocol only when it was offered, and caps the
  * connection at TLS 1.2 so that tls_unique exists), refuses renegotiation, and verifies the
  * server by default: the system trust store (or --cacert) and the host name (or IP address) of
- * the URL. A plain FIN from the server counts as the end of the stream: message framing
+ * the URL. With tb_ext it also carries libtb's token_binding extension (RFC 8472) for the
+ * connections that offer it (tbc_tls_connect's tb_offer); the server's answer is checked as it
+ * arrives (an answer the client must reject aborts the handshake) and again after it (Token
+ * Binding only on TLS 1.2 with EMS and secure renegotiation). A plain FIN from the server counts as the end of the stream: message framing
  * (Content-Length, chunked, HTTP/2 END_STREAM) is what detects a truncated response.
  *
  * I/O is non-blocking underneath. tbc_tls_read / tbc_tls_write wait with poll() up to an
@@ -22,11 +25,14 @@
 
 #include <openssl/ssl.h>
 
+#include "tb/channel.h"
+#include "tb/tlsext.h"
 #include "url.h"
 
 struct tbc_tls_ctx_opts {
     int insecure;       /* -k: no certificate or name check */
     const char *cafile; /* --cacert: trust anchors instead of the system store */
+    int tb_ext;         /* register the token_binding extension (--tb-version rfc) */
 };
 
 /*
@@ -48,6 +54,10 @@ struct tbc_tls {
     int ems;            /* Extended Master Secret negotiated */
     int has_tls_unique; /* TLS 1.2: tls_unique is defined */
     uint8_t tls_unique[12];
+    int tb_rfc;                     /* the server answered the token_binding extension */
+    struct tb_ext_params tb_answer; /* its answer (version, one key parameters) when tb_rfc */
+    int has_ekm;                    /* tb_rfc: the EKM below is the channel value */
+    uint8_t ekm[TB_EKM_LEN];
     char err[512];
 };
 
@@ -56,13 +66,16 @@ long long tbc_now_ms(void);
 
 /*
  * Resolves u->host, connects to its port (each address in turn until one accepts) and runs the
- * handshake, offering alpn (wire format: length-prefixed ids; NULL/0: no ALPN). The TCP connect
- * and the handshake end by connect_deadline; the whole call by deadline (0: none). Returns 0,
- * or TBC_ERESOLVE, TBC_ECONNECT, TBC_ETIMEOUT, TBC_ECERT (verification failed: c->err says
- * why), TBC_ETLS, TBC_ENOMEM. On failure the connection is closed.
+ * handshake, offering alpn (wire format: length-prefixed ids; NULL/0: no ALPN) and, when
+ * tb_offer is not NULL (ctx made with tb_ext), the token_binding extension; c->tb_rfc then says
+ * whether the server answered it (with c->tb_answer and c->ekm). The TCP connect and the
+ * handshake end by connect_deadline. Returns 0, or TBC_ERESOLVE, TBC_ECONNECT, TBC_ETIMEOUT,
+ * TBC_ECERT (verification failed: c->err says why), TBC_ETLS (also a Token Binding answer on a
+ * connection that cannot carry it), TBC_ENOMEM. On failure the connection is closed.
  */
 int tbc_tls_connect(struct tbc_tls *c, SSL_CTX *ctx, const struct tbc_url *u,
-                    const unsigned char *alpn, size_t alpn_len, long long connect_deadline);
+                    const unsigned char *alpn, size_t alpn_len,
+                    const struct tb_ext_params *tb_offer, long long connect_deadline);
 
 /* Sends close_notify (without waiting for the server's) and frees everything. Idempotent on a
  * zeroed or closed connection (fd -1). */

@@ -1,5 +1,6 @@
 /*
- * tbclient: a curl-like HTTPS client that speaks Token Binding (draft), for people.
+ * tbclient: a curl-like HTTPS client that speaks Token Binding (the 2014 drafts, or RFC
+ * 8471-8473 with --tb-version rfc), for people.
  *
  *   tbclient [options] URL
  *
@@ -57,6 +58,7 @@ struct cli {
     const char *cookie_out; /* -c FILE */
     struct tbc_jar jar;
     int include, fail, silent;
+    const char *key_type; /* --key-type, resolved once --tb-version is known */
 };
 
 /* Where the response goes. */
@@ -93,8 +95,13 @@ static int usage(const char *why)
         "      --cacert FILE         trust the CA certificates in FILE (PEM)\n"
         "      --http1.1 | --http2   HTTP/1.1 only | HTTP/2 only (default: the server picks)\n"
         "      --no-tb               do not offer Token Binding\n"
-        "      --tb-version draft    Token Binding version (rfc: not supported yet)\n"
-        "      --key-type p256|rsa2048  Token Binding key type (default p256)\n"
+        "      --tb-version draft|rfc  Token Binding version (default draft): draft offers the\n"
+        "                            TB ALPN ids and signs Token-Binding over tls_unique; rfc\n"
+        "                            (RFC 8471-8473) offers the token_binding TLS extension\n"
+        "                            (version 1.0) and signs Sec-Token-Binding over the EKM\n"
+        "      --key-type TYPE       Token Binding key type (default p256): p256 | rsa2048;\n"
+        "                            with rfc also ecdsap256 | rsa2048_pss (= rsa2048) |\n"
+        "                            rsa2048_pkcs1.5 (one RSA key per origin serves both)\n"
         "      --key FILE            this key for every origin (made if missing) instead of\n"
         "                            ~/.tbclient/keys/HOST:PORT.KEYTYPE.pem ($TBCLIENT_HOME)\n"
         "  -A, --user-agent UA       User-Agent (default " TBC_USER_AGENT ")\n"
@@ -168,22 +175,33 @@ static int set_tb_option(struct cli *c, int opt, const char *arg)
     if (opt == OPT_TB_VERSION) {
         if ((v = tb_version_parse(arg)) < 0)
             return usage("--tb-version is draft or rfc");
-        if (v == TB_VERSION_RFC) {
-            fprintf(stderr, "tbclient: --tb-version rfc is not supported yet (RFC 8471-8473 "
-                            "negotiate with a TLS extension tbclient does not send); use draft, "
-                            "which tbproxy speaks\n");
-            return EXIT_USAGE;
-        }
+        c->fo.tb_version = (enum tb_version)v;
     } else if (opt == OPT_KEY_TYPE) {
-        if ((v = tb_key_params_parse(TB_VERSION_DRAFT, arg)) < 0)
-            return usage("--key-type is p256 or rsa2048");
-        c->fo.key_params = v;
+        c->key_type = arg; /* its meaning depends on --tb-version, which may come later */
     } else if (opt == OPT_NO_TB) {
         c->fo.tb = 0;
     } else if (opt == OPT_KEY) {
         c->fo.key_file = arg;
     }
     return 0;
+}
+
+/* --key-type for the version: default p256; the rfc names only with --tb-version rfc. */
+static int set_key_type(struct cli *c)
+{
+    int kp = tbc_tb_key_type(c->fo.tb_version, c->key_type != NULL ? c->key_type : "p256");
+
+    if (kp >= 0) {
+        c->fo.key_params = kp;
+        return 0;
+    }
+    if (c->fo.tb_version == TB_VERSION_DRAFT &&
+        tbc_tb_key_type(TB_VERSION_RFC, c->key_type) >= 0)
+        return usage("--key-type: ecdsap256, rsa2048_pss and rsa2048_pkcs1.5 need "
+                     "--tb-version rfc (draft: p256 or rsa2048)");
+    return usage(c->fo.tb_version == TB_VERSION_RFC
+                     ? "--key-type is p256, rsa2048, ecdsap256, rsa2048_pss or rsa2048_pkcs1.5"
+                     : "--key-type is p256 or rsa2048");
 }
 
 static const struct option long_opts[] = {
@@ -280,6 +298,7 @@ static int parse_args(struct cli *c, int argc, char **argv)
     int opt, rc;
 
     c->fo.tb = 1;
+    c->fo.tb_version = TB_VERSION_DRAFT;
     c->fo.key_params = TB_KP_ECDSAP256;
     c->fo.max_redirs = TBC_DEFAULT_MAX_REDIRS;
     c->fo.connect_timeout_ms = 30000;
@@ -293,7 +312,7 @@ static int parse_args(struct cli *c, int argc, char **argv)
             return -1;
         }
         if (opt == 'V') {
-            printf("tbclient " TB_VERSION_STRING " (Token Binding draft; %s)\n",
+            printf("tbclient " TB_VERSION_STRING " (Token Binding draft and RFC 8471-8473; %s)\n",
                    OpenSSL_version(OPENSSL_VERSION));
             return -1;
         }
@@ -303,7 +322,7 @@ static int parse_args(struct cli *c, int argc, char **argv)
     if (optind != argc - 1)
         return usage(optind == argc ? "no URL" : "one URL only");
     c->fo.url = argv[optind];
-    return 0;
+    return set_key_type(c);
 }
 
 /* --- output ---------------------------------------------------------------------------------- */

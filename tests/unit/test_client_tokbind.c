@@ -69,23 +69,23 @@ static void round_trip(int kp, const char *pem_a, const char *pem_b)
     struct tb_verifier *ver = tb_verifier_new(0);
     int n;
 
-    n = tbc_tb_header(kp, a, kp, b, channel, sizeof(channel), header, sizeof(header));
+    n = tbc_tb_header(TB_VERSION_DRAFT, kp, a, kp, b, channel, sizeof(channel), header, sizeof(header));
     cr_assert_gt(n, 0);
     cr_assert_eq(tb_verify_header(ver, TB_VERSION_DRAFT, kp, header, (size_t)n, channel,
                                   sizeof(channel), &v),
                  0);
     cr_assert_not_null(v.roles.referred);
-    cr_assert_eq(tbc_tb_describe(kp, a, id, tbh), 0);
+    cr_assert_eq(tbc_tb_describe(TB_VERSION_DRAFT, kp, a, id, tbh), 0);
     tb_base64url_encode(v.roles.provided->id.p, v.roles.provided->id.len, got, sizeof(got));
     cr_assert_str_eq(got, id);
     cr_assert_eq(tb_tbh(v.roles.provided->id.p, v.roles.provided->id.len, got, sizeof(got)),
                  TB_TBH_LEN);
     cr_assert_str_eq(got, tbh);
-    cr_assert_eq(tbc_tb_describe(kp, b, id, tbh), 0);
+    cr_assert_eq(tbc_tb_describe(TB_VERSION_DRAFT, kp, b, id, tbh), 0);
     tb_base64url_encode(v.roles.referred->id.p, v.roles.referred->id.len, got, sizeof(got));
     cr_assert_str_eq(got, id);
     /* provided only, and over another channel it fails */
-    n = tbc_tb_header(kp, a, -1, NULL, channel, sizeof(channel), header, sizeof(header));
+    n = tbc_tb_header(TB_VERSION_DRAFT, kp, a, -1, NULL, channel, sizeof(channel), header, sizeof(header));
     cr_assert_gt(n, 0);
     cr_assert_eq(tb_verify_header(ver, TB_VERSION_DRAFT, kp, header, (size_t)n, channel,
                                   sizeof(channel), &v),
@@ -120,18 +120,18 @@ Test(client_tokbind, referred_of_another_key_type)
     struct tb_verifier *ver = tb_verifier_new(0);
     int n;
 
-    n = tbc_tb_header(TB_KP_ECDSAP256, p, TB_KP_RSA2048_PKCS1, r, channel, sizeof(channel), header,
+    n = tbc_tb_header(TB_VERSION_DRAFT, TB_KP_ECDSAP256, p, TB_KP_RSA2048_PKCS1, r, channel, sizeof(channel), header,
                       sizeof(header));
     cr_assert_gt(n, 0);
     cr_assert_eq(tb_verify_header(ver, TB_VERSION_DRAFT, TB_KP_ECDSAP256, header, (size_t)n,
                                   channel, sizeof(channel), &v),
                  0);
     cr_assert_not_null(v.roles.referred);
-    cr_assert_eq(tbc_tb_describe(TB_KP_RSA2048_PKCS1, r, id, tbh), 0);
+    cr_assert_eq(tbc_tb_describe(TB_VERSION_DRAFT, TB_KP_RSA2048_PKCS1, r, id, tbh), 0);
     tb_base64url_encode(v.roles.referred->id.p, v.roles.referred->id.len, got, sizeof(got));
     cr_assert_str_eq(got, id);
     /* the referred key given with the provided key's type does not fit */
-    cr_assert_eq(tbc_tb_header(TB_KP_ECDSAP256, p, TB_KP_ECDSAP256, r, channel, sizeof(channel),
+    cr_assert_eq(tbc_tb_header(TB_VERSION_DRAFT, TB_KP_ECDSAP256, p, TB_KP_ECDSAP256, r, channel, sizeof(channel),
                                header, sizeof(header)),
                  TBC_EKEY);
     tb_verifier_free(ver);
@@ -145,9 +145,9 @@ Test(client_tokbind, key_of_the_wrong_type)
     EVP_PKEY *p = tbt_key_load(TBT_PEM_P256_A);
     char header[TB_MAX_HEADER + 1], id[TBC_TB_MAX_ID_B64], tbh[TB_TBH_LEN + 1];
 
-    cr_assert_eq(tbc_tb_header(TB_KP_RSA2048_PKCS1, p, -1, NULL, channel, sizeof(channel), header,
+    cr_assert_eq(tbc_tb_header(TB_VERSION_DRAFT, TB_KP_RSA2048_PKCS1, p, -1, NULL, channel, sizeof(channel), header,
                                sizeof(header)),
                  TBC_EKEY);
-    cr_assert_eq(tbc_tb_describe(TB_KP_RSA2048_PKCS1, p, id, tbh), TBC_EKEY);
+    cr_assert_eq(tbc_tb_describe(TB_VERSION_DRAFT, TB_KP_RSA2048_PKCS1, p, id, tbh), TBC_EKEY);
     EVP_PKEY_free(p);
 }
