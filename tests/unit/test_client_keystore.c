@@ -66,7 +66,11 @@ Test(client_keystore, paths)
     cr_assert_gt(tbc_keystore_path("[::1]:443", TB_KP_RSA2048_PKCS1, out, sizeof(out)), 0);
     snprintf(want, sizeof(want), "%s/home/keys/[::1]:443.rsa2048.pem", dir);
     cr_assert_str_eq(out, want);
-    cr_assert_eq(tbc_keystore_path("h:1", TB_KP_RSA2048_PSS, out, sizeof(out)), TBC_EKEY);
+    /* rfc rsa2048_pss (and pkcs1.5) use the origin's one RSA key; unknown kinds have no file */
+    cr_assert_gt(tbc_keystore_path("[::1]:443", TB_KP_RSA2048_PSS, out, sizeof(out)), 0);
+    cr_assert_str_eq(out, want);
+    cr_assert_eq(tbc_keystore_path("h:1", TB_KP_UNSUPPORTED, out, sizeof(out)), TBC_EKEY);
+    cr_assert_eq(tbc_keystore_path("h:1", 7, out, sizeof(out)), TBC_EKEY);
     cr_assert_eq(tbc_keystore_path("h:1", TB_KP_ECDSAP256, out, 10), TBC_EKEY);
 }
 
@@ -186,9 +190,34 @@ Test(client_keystore, key_file_get)
     cr_assert_eq(tbc_key_save_file(path, rsa, NULL), 0);
     cr_assert_eq(tbc_key_file_get(path, TB_KP_RSA2048_PKCS1, &k2, &created, NULL), 0);
     cr_assert_eq(created, 0);
-    EVP_PKEY_free(k1);
     EVP_PKEY_free(k2);
+    /* ... and for rfc rsa2048_pss: one RSA key serves both paddings; not for ecdsap256 */
+    cr_assert_eq(tbc_key_file_get(path, TB_KP_RSA2048_PSS, &k2, &created, NULL), 0);
+    cr_assert_eq(EVP_PKEY_eq(k2, rsa), 1);
+    cr_assert(tbc_key_matches(k2, TB_KP_RSA2048_PSS));
+    cr_assert(!tbc_key_matches(k1, TB_KP_RSA2048_PSS));
+    EVP_PKEY_free(k2);
+    cr_assert_eq(tbc_key_file_get(path, TB_KP_ECDSAP256, &k2, NULL, NULL), TBC_EKEY);
+    EVP_PKEY_free(k1);
     EVP_PKEY_free(rsa);
+}
+
+/* The store keeps keys, not key parameters: rsa2048_pss finds the key made for rsa2048 (and the
+ * other way round), so an origin sees one RSA identity over draft and rfc. */
+Test(client_keystore, rsa_paddings_share_one_key)
+{
+    EVP_PKEY *a = NULL, *b = NULL;
+    int created = -1;
+
+    use_home();
+    cr_assert_eq(tbc_keystore_get("h:2", TB_KP_RSA2048_PSS, &a, &created, NULL, NULL), 0);
+    cr_assert_eq(created, 1);
+    cr_assert_eq(tbc_keystore_get("h:2", TB_KP_RSA2048_PKCS1, &b, &created, NULL, NULL), 0);
+    cr_assert_eq(created, 0);
+    cr_assert_eq(EVP_PKEY_eq(a, b), 1);
+    cr_assert_eq(EVP_PKEY_get_bits(a), 2048);
+    EVP_PKEY_free(a);
+    EVP_PKEY_free(b);
 }
 
 Test(client_keystore, load_refusals_and_warning)
