@@ -10,6 +10,12 @@
  * or bad Token-Binding header on a TB connection, so "no status_4xx" also says every signature
  * verified.
  *
+ * RFC 8471-8473 (--tb-version rfc): a second tbproxy in quick mode with `--tb-version rfc` (or
+ * `both`), started by this file beside the world's draft one (same origin, certificate and
+ * directory), takes the runs; tbbench then offers the token_binding extension and plain ALPN
+ * ids and signs Sec-Token-Binding over the EKM; the proxy answers 400 to a bad one, so "no
+ * status_4xx" again says every signature verified.
+ *
  * Binaries: $TB_BIN/tbbench (make test sets TB_BIN), else build/rel/bin.
  */
 #include <stdio.h>
@@ -27,10 +33,50 @@
 #define MAX_ARGS 16
 
 static struct tbt_world w;
+static struct tbt_proc rfcp; /* the rfc proxy, when a test starts one */
+static int rfc_port;         /* its port; 0: runs go to the world's proxy */
 
 static void teardown(void)
 {
+    if (rfcp.pid > 0) {
+        tbt_proc_stop(&rfcp);
+        tbt_world_check_log(&rfcp);
+    }
+    memset(&rfcp, 0, sizeof(rfcp));
+    rfc_port = 0;
     tbt_world_teardown(&w);
+}
+
+/*
+ * The world, and a tbproxy in quick mode with `--tb-version version` ("rfc" or "both") on a
+ * free port of its own, for the world's origin; later runs go to it. Retried on another port
+ * when the proxy exits before accepting (its port taken meanwhile).
+ */
+static void start_rfc(const char *version)
+{
+    char err[TBT_PROC_ERRLEN], listen[64], upstream[64];
+    int attempt, rc = -1;
+
+    tbt_world_start(&w, NULL);
+    snprintf(upstream, sizeof(upstream), "127.0.0.1:%d", w.origin_port);
+    for (attempt = 0; attempt < TBT_WORLD_START_ATTEMPTS && rc != 0; attempt++) {
+        const char *args[] = {"--listen", listen,   "--upstream",   upstream, "--cert",
+                              w.cert,     "--key",  w.key,          "--admin", "",
+                              "--tb-version", version, NULL};
+
+        tbt_proc_stop(&rfcp);
+        rfc_port = tbt_port_free();
+        cr_assert_gt(rfc_port, 0);
+        snprintf(listen, sizeof(listen), "127.0.0.1:%d", rfc_port);
+        rc = tbt_proc_start(&rfcp, tbt_world_bin(&w, "tbproxy"), args, w.dir, "tbproxy-rfc", err,
+                            sizeof(err));
+        cr_assert_eq(rc, 0, "%s", err);
+        rc = tbt_proc_wait_port(&rfcp, (uint16_t)rfc_port, TBT_WORLD_START_TIMEOUT_MS, err,
+                                sizeof(err));
+        if (rc != 0 && tbt_proc_alive(&rfcp))
+            break;
+    }
+    cr_assert_eq(rc, 0, "tbproxy --tb-version %s did not start: %s", version, err);
 }
 
 TestSuite(tbbench, .fini = teardown, .timeout = SUITE_TIMEOUT_S);
@@ -131,7 +177,7 @@ static json_t *bench(const char *path, int want_status, const char *const *extra
     size_t n = 0;
     int st;
 
-    snprintf(url, sizeof(url), "https://127.0.0.1:%d%s", w.proxy_port, path);
+    snprintf(url, sizeof(url), "https://127.0.0.1:%d%s", rfc_port ? rfc_port : w.proxy_port, path);
     args[n++] = "-c";
     args[n++] = "4";
     args[n++] = "-d";
@@ -143,6 +189,12 @@ static json_t *bench(const char *path, int want_status, const char *const *extra
     args[n] = NULL;
     st = tbt_world_run(&w, tbt_world_bin(&w, "tbbench"), args, "tbbench", RUN_MS, &log);
     cr_assert_not_null(log);
+    if (st != want_status && rfc_port) {
+        char *plog = tbt_proc_log(&rfcp, 2000);
+
+        cr_assert_eq(st, want_status, "tbbench exit status %d: %.2000s; rfc proxy log: %s", st,
+                     log, plog);
+    }
     cr_assert_eq(st, want_status, "tbbench exit status %d: %.2000s; proxy log: %s", st, log,
                  tbt_world_proxy_log(&w));
     doc = find_json(log);
@@ -289,13 +341,72 @@ Test(tbbench, connect_errors, .description = "a refused port: connect errors, ex
     json_decref(doc);
 }
 
+/* --- RFC 8471-8473 ---------------------------------------------------------------------------- */
+
+/* The JSON says rfc and the key parameters offered. */
+static json_t *expect_rfc(json_t *doc, const char *key_type)
+{
+    cr_expect_str_eq(json_string_value(json_object_get(doc, "tb_version")), "rfc");
+    cr_expect_str_eq(json_string_value(json_object_get(doc, "key_type")), key_type);
+    cr_expect_null(json_object_get(json_object_get(doc, "alpn"), "h2_tb_p256"));
+    return doc;
+}
+
+Test(tbbench, rfc_h1, .description = "rfc: HTTP/1.1 keep-alive, the extension, Sec-Token-Binding")
+{
+    start_rfc("rfc");
+    expect_clean(expect_rfc(RUN("/healthz", "--http1.1", "--tb-version", "rfc"), "ecdsap256"),
+                 "http/1.1", 1, 0);
+}
+
+Test(tbbench, rfc_h2, .description = "rfc: HTTP/2 keep-alive, 4 streams")
+{
+    start_rfc("rfc");
+    expect_clean(expect_rfc(RUN("/healthz", "--tb-version", "rfc", "--http2", "-m", "4"),
+                            "ecdsap256"),
+                 "h2", 1, 0);
+}
+
+Test(tbbench, rfc_new_conn_rsa, .description = "rfc: a new connection per request, RSA paddings")
+{
+    start_rfc("both");
+    expect_clean(expect_rfc(RUN("/healthz", "--http2", "--new-conn", "--key-type", "rsa2048",
+                                "--tb-version", "rfc"),
+                            "rsa2048_pss"),
+                 "h2", 1, 1);
+    expect_clean(expect_rfc(RUN("/healthz", "--http1.1", "--new-conn", "--tb-version", "rfc",
+                                "--key-type", "rsa2048_pkcs1.5"),
+                            "rsa2048_pkcs1.5"),
+                 "http/1.1", 1, 1);
+    /* the same proxy still speaks draft */
+    expect_clean(RUN("/healthz", "--http2"), "h2_tb_p256", 1, 0);
+}
+
+Test(tbbench, rfc_against_draft_proxy, .description = "rfc offer unanswered: tb errors, exit 1")
+{
+    json_t *doc;
+
+    tbt_world_start(&w, NULL); /* draft only: the extension is not answered */
+    doc = bench("/healthz", 1, (const char *const[]){"--tb-version", "rfc", NULL});
+    cr_expect_eq(num(doc, "requests", NULL), 0);
+    cr_expect_gt(num(doc, "errors", "tb"), 0);
+    cr_expect_eq(num(doc, "errors", "total"), num(doc, "errors", "tb"));
+    cr_expect_eq(num(doc, "tb_signatures", NULL), 0);
+    json_decref(doc);
+}
+
 Test(tbbench, usage, .description = "bad usage exits 2")
 {
-    const char *bad[][4] = {
+    const char *bad[][6] = {
         {"-c", "0", "https://127.0.0.1:1/", NULL},
         {"--key-type", "p384", "https://127.0.0.1:1/", NULL},
         {"--tls-max", "1.3", "https://127.0.0.1:1/", NULL},
         {"ftp://127.0.0.1/", NULL, NULL, NULL},
+        {"--tb-version", "rfc8471", "https://127.0.0.1:1/", NULL},
+        {"--key-type", "rsa2048_pss", "https://127.0.0.1:1/", NULL}, /* rfc names need rfc */
+        {"--key-type", "ecdsap256", "--tb-version", "draft", "https://127.0.0.1:1/", NULL},
+        {"--tb-version", "rfc", "--key-type", "rsa2048_pkcs1", "https://127.0.0.1:1/", NULL},
+        {"--tb-version", "rfc", "--tls-max", "1.3", "https://127.0.0.1:1/", NULL},
     };
     char *log = NULL;
     size_t i;

@@ -8,6 +8,11 @@
  * run has -m (its own limit) and a harness timeout, so nothing waits unbounded. The body goes to
  * a file with -o where the test reads JSON, so -v output (stderr, in the run's log) never mixes
  * with it.
+ *
+ * RFC 8471-8473 (--tb-version rfc): a second tbproxy in quick mode with `--tb-version rfc` (or
+ * `both`), started here beside the world's draft one (same origin, certificate, directory), so
+ * tbclient's token_binding extension, Sec-Token-Binding over the EKM and rfc TBIDs meet the real
+ * verifier; /echo shows what the proxy forwarded.
  */
 #include <ftw.h>
 #include <stdio.h>
@@ -26,7 +31,9 @@
 #define MAX_ARGS 40
 
 static struct tbt_world w;
-static char home[512]; /* $TBCLIENT_HOME of the test */
+static char home[512];       /* $TBCLIENT_HOME of the test */
+static struct tbt_proc rfcp; /* the rfc proxy, when a test starts one */
+static int rfc_port;
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
@@ -38,6 +45,12 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 
 static void teardown(void)
 {
+    if (rfcp.pid > 0) {
+        tbt_proc_stop(&rfcp);
+        tbt_world_check_log(&rfcp);
+    }
+    memset(&rfcp, 0, sizeof(rfcp));
+    rfc_port = 0;
     tbt_world_teardown(&w);
     if (home[0] != '\0' && getenv("TBT_KEEP") == NULL)
         nftw(home, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
@@ -55,6 +68,48 @@ static void start(void)
     cr_assert_eq(tbt_tempdir("tbclient-home", home, sizeof(home)), 0);
     snprintf(dir, sizeof(dir), "%s/tb", home); /* created by tbclient, mode 0700 */
     cr_assert_eq(setenv("TBCLIENT_HOME", dir, 1), 0);
+}
+
+/*
+ * start(), and a tbproxy in quick mode with `--tb-version version` ("rfc" or "both") on a free
+ * port of its own for the world's origin (rfc_url() addresses it). Retried on another port
+ * when the proxy exits before accepting.
+ */
+static void start_rfc(const char *version)
+{
+    char err[TBT_PROC_ERRLEN], listen[64], upstream[64];
+    int attempt, rc = -1;
+
+    start();
+    snprintf(upstream, sizeof(upstream), "127.0.0.1:%d", w.origin_port);
+    for (attempt = 0; attempt < TBT_WORLD_START_ATTEMPTS && rc != 0; attempt++) {
+        const char *args[] = {"--listen", listen,   "--upstream",   upstream, "--cert",
+                              w.cert,     "--key",  w.key,          "--admin", "",
+                              "--tb-version", version, NULL};
+
+        tbt_proc_stop(&rfcp);
+        rfc_port = tbt_port_free();
+        cr_assert_gt(rfc_port, 0);
+        snprintf(listen, sizeof(listen), "127.0.0.1:%d", rfc_port);
+        rc = tbt_proc_start(&rfcp, tbt_world_bin(&w, "tbproxy"), args, w.dir, "tbproxy-rfc", err,
+                            sizeof(err));
+        cr_assert_eq(rc, 0, "%s", err);
+        rc = tbt_proc_wait_port(&rfcp, (uint16_t)rfc_port, TBT_WORLD_START_TIMEOUT_MS, err,
+                                sizeof(err));
+        if (rc != 0 && tbt_proc_alive(&rfcp))
+            break;
+    }
+    cr_assert_eq(rc, 0, "tbproxy --tb-version %s did not start: %s", version, err);
+}
+
+static const char *rfc_url(const char *host, const char *path)
+{
+    static char buf[4][1024];
+    static int next;
+    char *b = buf[next++ % 4];
+
+    snprintf(b, sizeof(buf[0]), "https://%.64s:%d%.900s", host, rfc_port, path);
+    return b;
 }
 
 static const char *url(const char *host, const char *path)
@@ -521,8 +576,23 @@ Test(tbclient, exit_codes)
     free(log);
     cr_assert_eq(RUN(&log, "-k", "https://a b/"), 3, "%s", log);
     free(log);
-    cr_assert_eq(RUN(&log, "-k", "--tb-version", "rfc", url("localhost", "/echo")), 2, "%s", log);
-    cr_assert_not_null(strstr(log, "not supported yet"), "%s", log);
+    cr_assert_eq(RUN(&log, "-k", "--tb-version", "rfc8471", url("localhost", "/echo")), 2, "%s",
+                 log);
+    cr_assert_not_null(strstr(log, "--tb-version is draft or rfc"), "%s", log);
+    free(log);
+    /* the RFC key names need --tb-version rfc, wherever --key-type comes */
+    cr_assert_eq(RUN(&log, "-k", "--key-type", "rsa2048_pss", url("localhost", "/echo")), 2, "%s",
+                 log);
+    cr_assert_not_null(strstr(log, "need --tb-version rfc"), "%s", log);
+    free(log);
+    cr_assert_eq(RUN(&log, "-k", "--key-type", "ecdsap256", "--tb-version", "draft",
+                     url("localhost", "/echo")),
+                 2, "%s", log);
+    free(log);
+    cr_assert_eq(RUN(&log, "-k", "--tb-version", "rfc", "--key-type", "p384",
+                     url("localhost", "/echo")),
+                 2, "%s", log);
+    cr_assert_not_null(strstr(log, "rsa2048_pkcs1.5"), "the rfc names are listed: %s", log);
     free(log);
     cr_assert_eq(RUN(&log, "-k", "--bogus", url("localhost", "/echo")), 2);
     free(log);
@@ -556,6 +626,116 @@ Test(tbclient, headers_method_and_data)
     cr_assert_null(json_object_get(h, "accept"));
     cr_assert_str_eq(json_string_value(json_object_get(h, "content-type")),
                      "application/x-www-form-urlencoded");
+    json_decref(doc);
+    free(log);
+}
+
+/* --- RFC 8471-8473 --------------------------------------------------------------------------- */
+
+/* GET /echo with --tb-version rfc over proto at the rfc proxy; the ID -v printed is the one the
+ * origin got, signed over the EKM of a TLS 1.2 connection with plain ALPN ids. */
+static char *echo_rfc(const char *proto, const char *key_type, const char *alpn, const char *kp)
+{
+    char *log = NULL, *id, *tbh, want[64];
+    json_t *doc;
+    int st;
+
+    st = RUN(&log, "-v", proto, "--tb-version", "rfc", "--key-type", key_type, "--cacert", w.cert,
+             "-o", path_in("rfc.json"), rfc_url("localhost", "/echo"));
+    cr_assert_eq(st, 0, "exit %d: %s", st, log);
+    cr_assert_not_null(strstr(log, alpn), "%s", log);
+    cr_assert_null(strstr(log, "_tb_"), "no draft ALPN ids with rfc: %s", log);
+    cr_assert_not_null(strstr(log, "TLSv1.2"), "%s", log);
+    snprintf(want, sizeof(want), "RFC 8471 version 1.0, key parameters %s", kp);
+    cr_assert_not_null(strstr(log, want), "%s", log);
+    cr_assert_not_null(strstr(log, "> Sec-Token-Binding: ["), "%s", log);
+    id = line_value(log, "* Token Binding provided ID: ");
+    tbh = line_value(log, "* Token Binding provided tbh: ");
+    cr_assert(id != NULL && tbh != NULL, "%s", log);
+    doc = load_json(path_in("rfc.json"));
+    cr_assert_str_eq(echo_header(doc, "sec-provided-token-binding-id"), id);
+    cr_assert_null(echo_header(doc, "sec-token-binding"), "the proxy strips the header");
+    cr_assert_null(echo_header(doc, "token-binding"));
+    cr_assert_null(strstr(log, "PRIVATE KEY"));
+    json_decref(doc);
+    free(tbh);
+    free(log);
+    return id;
+}
+
+Test(tbclient, rfc_echo_h1)
+{
+    start_rfc("rfc");
+    free(echo_rfc("--http1.1", "p256", "ALPN http/1.1,", "ecdsap256"));
+}
+
+Test(tbclient, rfc_echo_h2)
+{
+    start_rfc("rfc");
+    free(echo_rfc("--http2", "ecdsap256", "ALPN h2,", "ecdsap256"));
+}
+
+/* rsa2048 is rsa2048_pss with rfc; rsa2048_pkcs1.5 on request; one RSA key per origin serves
+ * both paddings and the draft too (a proxy speaking both versions). */
+Test(tbclient, rfc_rsa_paddings_and_shared_key)
+{
+    char *pss, *pkcs, *log = NULL, key[700];
+
+    start_rfc("both");
+    pss = echo_rfc("--http2", "rsa2048", "ALPN h2,", "rsa2048_pss");
+    pkcs = echo_rfc("--http1.1", "rsa2048_pkcs1.5", "ALPN http/1.1,", "rsa2048_pkcs1.5");
+    cr_assert_str_neq(pss, pkcs, "the key parameters are part of the TBID");
+    cr_assert_str_eq(pss + 4, pkcs + 4, "one RSA key: the same modulus and exponent");
+    cr_assert_eq(RUN(&log, "-v", "-k", "--key-type", "rsa2048", "-o", path_in("d.json"),
+                     rfc_url("localhost", "/echo")),
+                 0, "%s", log);
+    cr_assert_not_null(strstr(log, "ALPN h2_tb_rsa2048"), "draft on the same proxy: %s", log);
+    cr_assert_not_null(strstr(log, ".rsa2048.pem (loaded)"), "%s", log);
+    snprintf(key, sizeof(key), "%s/tb/keys/localhost:%d.rsa2048.pem", home, rfc_port);
+    cr_assert_eq(mode_of(key), 0600);
+    free(log);
+    free(pss);
+    free(pkcs);
+}
+
+/* An rfc offer the server does not answer: a plain connection, no ID forwarded, no key made. */
+Test(tbclient, rfc_against_a_draft_proxy)
+{
+    char *log = NULL, keys[600];
+    json_t *doc;
+
+    start();
+    cr_assert_eq(RUN(&log, "-v", "-k", "--tb-version", "rfc", "-o", path_in("n.json"),
+                     url("localhost", "/echo")),
+                 0, "%s", log);
+    cr_assert_not_null(strstr(log, "did not answer the token_binding extension"), "%s", log);
+    cr_assert_null(strstr(log, "Token Binding provided ID"), "%s", log);
+    doc = load_json(path_in("n.json"));
+    cr_assert_null(echo_header(doc, "sec-provided-token-binding-id"));
+    cr_assert_null(echo_header(doc, "sec-token-binding"));
+    json_decref(doc);
+    snprintf(keys, sizeof(keys), "%s/tb", home);
+    cr_assert_eq(access(keys, F_OK), -1, "no key store without Token Binding");
+    free(log);
+}
+
+/* A draft redirect header does not ask an rfc client for a referred binding (RFC 8473 names it
+ * Include-Referred-Token-Binding-ID); tborigin's /redirect sends the draft one. */
+Test(tbclient, rfc_ignores_the_draft_redirect_header)
+{
+    char *log = NULL, target[1100];
+    json_t *doc;
+
+    start_rfc("rfc");
+    snprintf(target, sizeof(target), "/redirect?to=%s", rfc_url("127.0.0.1", "/echo"));
+    cr_assert_eq(RUN(&log, "-v", "-k", "-L", "--tb-version", "rfc", "-o", path_in("r.json"),
+                     rfc_url("localhost", target)),
+                 0, "%s", log);
+    cr_assert_not_null(strstr(log, " 302"), "%s", log);
+    cr_assert_null(strstr(log, "* Token Binding referred ID: "), "%s", log);
+    doc = load_json(path_in("r.json"));
+    cr_assert_not_null(echo_header(doc, "sec-provided-token-binding-id"));
+    cr_assert_null(echo_header(doc, "sec-referred-token-binding-id"));
     json_decref(doc);
     free(log);
 }
