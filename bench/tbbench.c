@@ -3,7 +3,8 @@
  *
  *   tbbench [-c CONNS] [-m STREAMS] [-d DURATION] [-n REQUESTS [--hold]] [-t THREADS]
  *           [--http1.1|--http2] [--new-conn] [--idle] [--ramp D] [--no-tb] [--rate R]
- *           [--tb-version draft|rfc] [--key-type p256|rsa2048|ecdsap256|rsa2048_pss|rsa2048_pkcs1.5]
+ *           [--tb-version draft|rfc] [--key-type
+ * p256|rsa2048|ecdsap256|rsa2048_pss|rsa2048_pkcs1.5]
  *           [--timeout D] [--tls-max 1.2|1.3] [--ciphers LIST] [-H 'Name: value']... [--json] URL
  *
  * Design. One worker thread per core (at most one per connection), each an epoll loop over
@@ -660,12 +661,11 @@ static void report_text(const struct tbb_opts *o, const struct tbb_stats *s, dou
 
     printf("tbbench %s: %s\n", TBB_VERSION, o->url);
     printf("  %.2f s, %u thread%s, %u connection%s%s, %s, %u stream%s per connection, %s%s%s%s%s",
-           secs,
-           o->threads, o->threads == 1 ? "" : "s", o->conns, o->conns == 1 ? "" : "s",
+           secs, o->threads, o->threads == 1 ? "" : "s", o->conns, o->conns == 1 ? "" : "s",
            o->new_conn ? " (new connection per request)" : " (keep-alive)", proto_name(o),
            o->streams, o->streams == 1 ? "" : "s", o->tb ? "Token Binding " : "no Token Binding",
-           o->tb ? tb_version_name(o->tb_version) : "", o->tb ? " " : "",
-           o->tb ? o->key_name : "", o->rate > 0 ? "" : "\n");
+           o->tb ? tb_version_name(o->tb_version) : "", o->tb ? " " : "", o->tb ? o->key_name : "",
+           o->rate > 0 ? "" : "\n");
     if (o->rate > 0)
         printf(", rate %.0f/s\n", o->rate);
     printf("  ALPN:");

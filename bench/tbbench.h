@@ -81,17 +81,17 @@ struct tbb_opts {
     double ramp;           /* --ramp: seconds over which the connections are first opened */
     uint64_t max_requests; /* -n: end the run after this many responses (0: -d only) */
     int hold;              /* --hold: after -n, hold the connections open until a signal or -d */
-    int tb;                     /* Token Binding on (not --no-tb, and https) */
-    enum tb_version tb_version; /* --tb-version: draft (TB ALPN ids) or rfc (the extension) */
-    int key_params;             /* --key-type: an enum tb_key_params value of tb_version */
-    const char *key_name;       /* its name: "p256", "rsa2048", "ecdsap256", "rsa2048_pss", .. */
-    const char *key_type;       /* --key-type as given (NULL: p256), resolved after parsing */
+    int tb;                /* Token Binding on (not --no-tb, and https) */
+    enum tb_version tb_version;    /* --tb-version: draft (TB ALPN ids) or rfc (the extension) */
+    int key_params;                /* --key-type: an enum tb_key_params value of tb_version */
+    const char *key_name;          /* its name: "p256", "rsa2048", "ecdsap256", "rsa2048_pss", .. */
+    const char *key_type;          /* --key-type as given (NULL: p256), resolved after parsing */
     struct tb_ext_params tb_offer; /* rfc: the token_binding extension offered per connection */
     const char *tb_field;          /* "Token-Binding" / "Sec-Token-Binding" (HTTP/1.1) */
     const char *tb_field_lower;    /* "token-binding" / "sec-token-binding" (HTTP/2) */
-    int json;              /* --json */
-    int tls_max;           /* --tls-max: 0 (OpenSSL's), TLS1_2_VERSION or TLS1_3_VERSION */
-    const char *ciphers;   /* --ciphers: TLS 1.2 cipher list, NULL: OpenSSL's */
+    int json;                      /* --json */
+    int tls_max;                   /* --tls-max: 0 (OpenSSL's), TLS1_2_VERSION or TLS1_3_VERSION */
+    const char *ciphers;           /* --ciphers: TLS 1.2 cipher list, NULL: OpenSSL's */
     size_t n_headers;
     struct tbb_header headers[TBB_MAX_HEADERS];
     /* the URL */

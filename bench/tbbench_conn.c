@@ -543,13 +543,15 @@ static int check_tb_ext(struct tbb_slot *s, int *kind, char *msg, size_t cap)
 
     *kind = TBB_ERR_TB;
     if (rc == TB_EPARSE) {
-        snprintf(msg, cap, "the server answered token_binding on a connection without TLS 1.2, "
-                           "EMS and secure renegotiation");
+        snprintf(msg, cap,
+                 "the server answered token_binding on a connection without TLS 1.2, "
+                 "EMS and secure renegotiation");
         return -1;
     }
     if (rc != 0) {
-        snprintf(msg, cap, "Token Binding not negotiated (no token_binding extension in the "
-                           "ServerHello): try --no-tb or --tb-version draft");
+        snprintf(msg, cap,
+                 "Token Binding not negotiated (no token_binding extension in the "
+                 "ServerHello): try --no-tb or --tb-version draft");
         return -1;
     }
     s->tb_on = 1;

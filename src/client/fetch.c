@@ -213,15 +213,17 @@ static int connect_origin(struct fetch *f)
         if ((rc = start_binding(f, kp)) != 0)
             return rc;
     } else if (f->o->tb && rfc && f->tls.tb_rfc) {
-        note(f, "* Token Binding: RFC 8471 version %u.%u, key parameters %s (signed over the EKM)\n",
+        note(f,
+             "* Token Binding: RFC 8471 version %u.%u, key parameters %s (signed over the EKM)\n",
              f->tls.tb_answer.major, f->tls.tb_answer.minor,
              tbc_tb_key_name(TB_VERSION_RFC, f->tls.tb_answer.key_params[0]));
         if ((rc = start_binding(f, f->tls.tb_answer.key_params[0])) != 0)
             return rc;
     } else if (f->o->tb) {
-        note(f, rfc ? "* Token Binding: not negotiated (the server did not answer the "
-                      "token_binding extension)\n"
-                    : "* Token Binding: not negotiated (the server did not select a TB protocol)\n");
+        note(f,
+             rfc ? "* Token Binding: not negotiated (the server did not answer the "
+                   "token_binding extension)\n"
+                 : "* Token Binding: not negotiated (the server did not select a TB protocol)\n");
     }
     if (f->o->proto == TBC_PROTO_H2 && !f->is_h2)
         return fail(f, TBC_EH2, "the server did not select HTTP/2");

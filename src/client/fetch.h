@@ -6,11 +6,11 @@
  * plain ALPN ids and the token_binding extension); when the server agreed, the origin's key
  * (from the key store, or --key) and a header signed over this connection's channel value
  * (draft: Token-Binding over tls_unique; rfc: Sec-Token-Binding over the EKM), made once per
- * connection and sent with each of its requests. The request fields are the defaults (User-Agent, Accept), the
- * user's (-H, which replace defaults of the same name; a removal list drops defaults), the
- * body's Content-Type and Content-Length, the matching cookies of the jar, and the Token Binding
- * header (unless the user gave one of that name: then theirs goes, for testing servers). Every Set-Cookie of every
- * response goes into the jar.
+ * connection and sent with each of its requests. The request fields are the defaults (User-Agent,
+ * Accept), the user's (-H, which replace defaults of the same name; a removal list drops defaults),
+ * the body's Content-Type and Content-Length, the matching cookies of the jar, and the Token
+ * Binding header (unless the user gave one of that name: then theirs goes, for testing servers).
+ * Every Set-Cookie of every response goes into the jar.
  *
  * Redirects (follow): 301, 302, 303, 307 and 308 with a Location, at most max_redirs. 303 turns
  * every method but HEAD into GET without body, 301 and 302 turn POST into GET without body (what
@@ -58,7 +58,7 @@ struct tbc_fetch_opts {
     enum tbc_proto proto;
     int tb;                     /* offer Token Binding */
     enum tb_version tb_version; /* draft: TB ALPN ids; rfc: the token_binding extension */
-    int key_params; /* draft: TB_KP_ECDSAP256 or TB_KP_RSA2048_PKCS1; rfc: any enum value */
+    int key_params;       /* draft: TB_KP_ECDSAP256 or TB_KP_RSA2048_PKCS1; rfc: any enum value */
     const char *key_file; /* --key: this key for every origin; NULL: key store */
     struct tbc_tls_ctx_opts tls;
     int follow, max_redirs;

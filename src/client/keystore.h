@@ -7,10 +7,11 @@
  * "rsa2048"). The file holds a key, not a key parameters value, so both Token Binding versions
  * share it: an origin's P-256 key serves draft p256 and rfc ecdsap256, its RSA-2048 key draft
  * rsa2048 and rfc rsa2048_pss and rsa2048_pkcs1.5 alike (one RSA key per origin; the padding is
- * the signature's, not the key's), so a site sees the same identity over both versions. The directories are created with mode 0700 and key files with mode 0600 (written
- * to a temporary file in the same directory, then renamed, so a reader never sees half a key).
- * A key file whose mode lets group or others read it still loads, with a warning: refusing
- * would lock the user out of an identity, and the warning says what to fix.
+ * the signature's, not the key's), so a site sees the same identity over both versions. The
+ * directories are created with mode 0700 and key files with mode 0600 (written to a temporary file
+ * in the same directory, then renamed, so a reader never sees half a key). A key file whose mode
+ * lets group or others read it still loads, with a warning: refusing would lock the user out of an
+ * identity, and the warning says what to fix.
  *
  * Keys are private keys in PKCS#8 PEM, unencrypted, like ~/.ssh keys without a passphrase: the
  * file mode is the protection. Nothing in this module prints key material.

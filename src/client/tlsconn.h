@@ -8,8 +8,9 @@
  * the URL. With tb_ext it also carries libtb's token_binding extension (RFC 8472) for the
  * connections that offer it (tbc_tls_connect's tb_offer); the server's answer is checked as it
  * arrives (an answer the client must reject aborts the handshake) and again after it (Token
- * Binding only on TLS 1.2 with EMS and secure renegotiation). A plain FIN from the server counts as the end of the stream: message framing
- * (Content-Length, chunked, HTTP/2 END_STREAM) is what detects a truncated response.
+ * Binding only on TLS 1.2 with EMS and secure renegotiation). A plain FIN from the server counts as
+ * the end of the stream: message framing (Content-Length, chunked, HTTP/2 END_STREAM) is what
+ * detects a truncated response.
  *
  * I/O is non-blocking underneath. tbc_tls_read / tbc_tls_write wait with poll() up to an
  * absolute deadline (tbc_now_ms() clock; 0 means no deadline) for the blocking style of

@@ -195,8 +195,7 @@ static int set_key_type(struct cli *c)
         c->fo.key_params = kp;
         return 0;
     }
-    if (c->fo.tb_version == TB_VERSION_DRAFT &&
-        tbc_tb_key_type(TB_VERSION_RFC, c->key_type) >= 0)
+    if (c->fo.tb_version == TB_VERSION_DRAFT && tbc_tb_key_type(TB_VERSION_RFC, c->key_type) >= 0)
         return usage("--key-type: ecdsap256, rsa2048_pss and rsa2048_pkcs1.5 need "
                      "--tb-version rfc (draft: p256 or rsa2048)");
     return usage(c->fo.tb_version == TB_VERSION_RFC

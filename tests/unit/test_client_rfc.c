@@ -100,8 +100,8 @@ static int srv_parse_cb(SSL *ssl, unsigned int type, unsigned int context, const
     if (tb_ext_server_select(&S.offer, prefs, 3, &S.answer) != 0)
         return 1;
     if (S.mode == SRV_WRONG_KP)
-        S.answer.key_params[0] = S.answer.key_params[0] == TB_KP_ECDSAP256 ? TB_KP_RSA2048_PSS
-                                                                            : TB_KP_ECDSAP256;
+        S.answer.key_params[0] =
+            S.answer.key_params[0] == TB_KP_ECDSAP256 ? TB_KP_RSA2048_PSS : TB_KP_ECDSAP256;
     S.answer_len = (size_t)tb_ext_encode(&S.answer, S.answer_wire, sizeof(S.answer_wire));
     return 1;
 }
@@ -171,11 +171,10 @@ static void verdict(SSL *ssl, const char *head, char *body, size_t cap)
     if (rc == 0) {
         tb_base64url_encode(v.roles.provided->id.p, v.roles.provided->id.len, pid, sizeof(pid));
         if (v.roles.referred != NULL)
-            tb_base64url_encode(v.roles.referred->id.p, v.roles.referred->id.len, rid,
-                                sizeof(rid));
+            tb_base64url_encode(v.roles.referred->id.p, v.roles.referred->id.len, rid, sizeof(rid));
     }
-    snprintf(body, cap, "tb=%s\nprovided=%s\nreferred=%s\n", rc == 0 ? "ok" : tb_strerror(rc),
-             pid, rid);
+    snprintf(body, cap, "tb=%s\nprovided=%s\nreferred=%s\n", rc == 0 ? "ok" : tb_strerror(rc), pid,
+             rid);
     tb_verifier_free(ver);
 }
 
@@ -299,8 +298,8 @@ static int on_body(void *ctx, const char *p, size_t n)
 }
 
 /* GET https://host:port/path with rfc Token Binding of key_type; returns tbc_fetch's result. */
-static int fetch(const char *host, const char *path, const char *key_type, struct got *g,
-                 char *err, size_t errlen)
+static int fetch(const char *host, const char *path, const char *key_type, struct got *g, char *err,
+                 size_t errlen)
 {
     struct tbc_fetch_opts o;
     struct tbc_fetch_result *res = calloc(1, sizeof(*res));
@@ -434,8 +433,8 @@ Test(client_rfc, redirect_carries_referred_binding)
     cr_assert_not_null(strstr(g.verbose, "* Token Binding referred ID: "), "%s", g.verbose);
     free(g.verbose);
     /* the draft header does not ask an rfc client for anything */
-    cr_assert_eq(fetch("localhost", "/redirect-draft", "ecdsap256", &g, err, sizeof(err)), 0,
-                 "%s", err);
+    cr_assert_eq(fetch("localhost", "/redirect-draft", "ecdsap256", &g, err, sizeof(err)), 0, "%s",
+                 err);
     cr_assert_not_null(strstr(g.body, "tb=ok\n"), "%s", g.body);
     cr_assert_not_null(strstr(g.body, "referred=none\n"), "%s", g.body);
     free(g.verbose);

@@ -69,7 +69,8 @@ static void round_trip(int kp, const char *pem_a, const char *pem_b)
     struct tb_verifier *ver = tb_verifier_new(0);
     int n;
 
-    n = tbc_tb_header(TB_VERSION_DRAFT, kp, a, kp, b, channel, sizeof(channel), header, sizeof(header));
+    n = tbc_tb_header(TB_VERSION_DRAFT, kp, a, kp, b, channel, sizeof(channel), header,
+                      sizeof(header));
     cr_assert_gt(n, 0);
     cr_assert_eq(tb_verify_header(ver, TB_VERSION_DRAFT, kp, header, (size_t)n, channel,
                                   sizeof(channel), &v),
@@ -85,7 +86,8 @@ static void round_trip(int kp, const char *pem_a, const char *pem_b)
     tb_base64url_encode(v.roles.referred->id.p, v.roles.referred->id.len, got, sizeof(got));
     cr_assert_str_eq(got, id);
     /* provided only, and over another channel it fails */
-    n = tbc_tb_header(TB_VERSION_DRAFT, kp, a, -1, NULL, channel, sizeof(channel), header, sizeof(header));
+    n = tbc_tb_header(TB_VERSION_DRAFT, kp, a, -1, NULL, channel, sizeof(channel), header,
+                      sizeof(header));
     cr_assert_gt(n, 0);
     cr_assert_eq(tb_verify_header(ver, TB_VERSION_DRAFT, kp, header, (size_t)n, channel,
                                   sizeof(channel), &v),
@@ -120,8 +122,8 @@ Test(client_tokbind, referred_of_another_key_type)
     struct tb_verifier *ver = tb_verifier_new(0);
     int n;
 
-    n = tbc_tb_header(TB_VERSION_DRAFT, TB_KP_ECDSAP256, p, TB_KP_RSA2048_PKCS1, r, channel, sizeof(channel), header,
-                      sizeof(header));
+    n = tbc_tb_header(TB_VERSION_DRAFT, TB_KP_ECDSAP256, p, TB_KP_RSA2048_PKCS1, r, channel,
+                      sizeof(channel), header, sizeof(header));
     cr_assert_gt(n, 0);
     cr_assert_eq(tb_verify_header(ver, TB_VERSION_DRAFT, TB_KP_ECDSAP256, header, (size_t)n,
                                   channel, sizeof(channel), &v),
@@ -131,8 +133,8 @@ Test(client_tokbind, referred_of_another_key_type)
     tb_base64url_encode(v.roles.referred->id.p, v.roles.referred->id.len, got, sizeof(got));
     cr_assert_str_eq(got, id);
     /* the referred key given with the provided key's type does not fit */
-    cr_assert_eq(tbc_tb_header(TB_VERSION_DRAFT, TB_KP_ECDSAP256, p, TB_KP_ECDSAP256, r, channel, sizeof(channel),
-                               header, sizeof(header)),
+    cr_assert_eq(tbc_tb_header(TB_VERSION_DRAFT, TB_KP_ECDSAP256, p, TB_KP_ECDSAP256, r, channel,
+                               sizeof(channel), header, sizeof(header)),
                  TBC_EKEY);
     tb_verifier_free(ver);
     EVP_PKEY_free(p);
@@ -145,8 +147,8 @@ Test(client_tokbind, key_of_the_wrong_type)
     EVP_PKEY *p = tbt_key_load(TBT_PEM_P256_A);
     char header[TB_MAX_HEADER + 1], id[TBC_TB_MAX_ID_B64], tbh[TB_TBH_LEN + 1];
 
-    cr_assert_eq(tbc_tb_header(TB_VERSION_DRAFT, TB_KP_RSA2048_PKCS1, p, -1, NULL, channel, sizeof(channel), header,
-                               sizeof(header)),
+    cr_assert_eq(tbc_tb_header(TB_VERSION_DRAFT, TB_KP_RSA2048_PKCS1, p, -1, NULL, channel,
+                               sizeof(channel), header, sizeof(header)),
                  TBC_EKEY);
     cr_assert_eq(tbc_tb_describe(TB_VERSION_DRAFT, TB_KP_RSA2048_PKCS1, p, id, tbh), TBC_EKEY);
     EVP_PKEY_free(p);
@@ -170,8 +172,7 @@ static void rfc_round_trip(int kp, const char *pem_a, const char *pem_b)
         ekm[i] = (uint8_t)(0xa0 + i);
     n = tbc_tb_header(TB_VERSION_RFC, kp, a, kp, b, ekm, sizeof(ekm), header, sizeof(header));
     cr_assert_gt(n, 0);
-    cr_assert_eq(tb_verify_header(ver, TB_VERSION_RFC, kp, header, (size_t)n, ekm, sizeof(ekm),
-                                  &v),
+    cr_assert_eq(tb_verify_header(ver, TB_VERSION_RFC, kp, header, (size_t)n, ekm, sizeof(ekm), &v),
                  0, "kp %d", kp);
     cr_assert_not_null(v.roles.referred);
     cr_assert_eq(v.roles.provided->key_params, kp);
@@ -191,17 +192,16 @@ static void rfc_round_trip(int kp, const char *pem_a, const char *pem_b)
     /* over another EKM, as a draft message, or under other key parameters: refused */
     n = tbc_tb_header(TB_VERSION_RFC, kp, a, -1, NULL, ekm, sizeof(ekm), header, sizeof(header));
     cr_assert_gt(n, 0);
-    cr_assert_eq(tb_verify_header(ver, TB_VERSION_RFC, kp, header, (size_t)n, ekm, sizeof(ekm),
-                                  &v),
+    cr_assert_eq(tb_verify_header(ver, TB_VERSION_RFC, kp, header, (size_t)n, ekm, sizeof(ekm), &v),
                  0);
     cr_assert_null(v.roles.referred);
     ekm[0] ^= 1;
-    cr_assert_eq(tb_verify_header(ver, TB_VERSION_RFC, kp, header, (size_t)n, ekm, sizeof(ekm),
-                                  &v),
+    cr_assert_eq(tb_verify_header(ver, TB_VERSION_RFC, kp, header, (size_t)n, ekm, sizeof(ekm), &v),
                  TB_ESIGNATURE);
     ekm[0] ^= 1;
-    cr_assert_neq(tb_verify_header(ver, TB_VERSION_DRAFT, kp == TB_KP_RSA2048_PSS ? TB_KP_RSA2048_PKCS1 : kp,
-                                   header, (size_t)n, ekm, sizeof(ekm), &v),
+    cr_assert_neq(tb_verify_header(ver, TB_VERSION_DRAFT,
+                                   kp == TB_KP_RSA2048_PSS ? TB_KP_RSA2048_PKCS1 : kp, header,
+                                   (size_t)n, ekm, sizeof(ekm), &v),
                   0);
     cr_assert_eq(tb_verify_header(ver, TB_VERSION_RFC,
                                   kp == TB_KP_ECDSAP256 ? TB_KP_RSA2048_PSS : TB_KP_ECDSAP256,

@@ -60,8 +60,8 @@ static void start_rfc(const char *version)
     tbt_world_start(&w, NULL);
     snprintf(upstream, sizeof(upstream), "127.0.0.1:%d", w.origin_port);
     for (attempt = 0; attempt < TBT_WORLD_START_ATTEMPTS && rc != 0; attempt++) {
-        const char *args[] = {"--listen", listen,   "--upstream",   upstream, "--cert",
-                              w.cert,     "--key",  w.key,          "--admin", "",
+        const char *args[] = {"--listen",     listen,  "--upstream", upstream,  "--cert",
+                              w.cert,         "--key", w.key,        "--admin", "",
                               "--tb-version", version, NULL};
 
         tbt_proc_stop(&rfcp);
@@ -192,8 +192,8 @@ static json_t *bench(const char *path, int want_status, const char *const *extra
     if (st != want_status && rfc_port) {
         char *plog = tbt_proc_log(&rfcp, 2000);
 
-        cr_assert_eq(st, want_status, "tbbench exit status %d: %.2000s; rfc proxy log: %s", st,
-                     log, plog);
+        cr_assert_eq(st, want_status, "tbbench exit status %d: %.2000s; rfc proxy log: %s", st, log,
+                     plog);
     }
     cr_assert_eq(st, want_status, "tbbench exit status %d: %.2000s; proxy log: %s", st, log,
                  tbt_world_proxy_log(&w));
@@ -362,9 +362,9 @@ Test(tbbench, rfc_h1, .description = "rfc: HTTP/1.1 keep-alive, the extension, S
 Test(tbbench, rfc_h2, .description = "rfc: HTTP/2 keep-alive, 4 streams")
 {
     start_rfc("rfc");
-    expect_clean(expect_rfc(RUN("/healthz", "--tb-version", "rfc", "--http2", "-m", "4"),
-                            "ecdsap256"),
-                 "h2", 1, 0);
+    expect_clean(
+        expect_rfc(RUN("/healthz", "--tb-version", "rfc", "--http2", "-m", "4"), "ecdsap256"), "h2",
+        1, 0);
 }
 
 Test(tbbench, rfc_new_conn_rsa, .description = "rfc: a new connection per request, RSA paddings")

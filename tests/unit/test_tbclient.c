@@ -83,8 +83,8 @@ static void start_rfc(const char *version)
     start();
     snprintf(upstream, sizeof(upstream), "127.0.0.1:%d", w.origin_port);
     for (attempt = 0; attempt < TBT_WORLD_START_ATTEMPTS && rc != 0; attempt++) {
-        const char *args[] = {"--listen", listen,   "--upstream",   upstream, "--cert",
-                              w.cert,     "--key",  w.key,          "--admin", "",
+        const char *args[] = {"--listen",     listen,  "--upstream", upstream,  "--cert",
+                              w.cert,         "--key", w.key,        "--admin", "",
                               "--tb-version", version, NULL};
 
         tbt_proc_stop(&rfcp);
@@ -589,9 +589,9 @@ Test(tbclient, exit_codes)
                      url("localhost", "/echo")),
                  2, "%s", log);
     free(log);
-    cr_assert_eq(RUN(&log, "-k", "--tb-version", "rfc", "--key-type", "p384",
-                     url("localhost", "/echo")),
-                 2, "%s", log);
+    cr_assert_eq(
+        RUN(&log, "-k", "--tb-version", "rfc", "--key-type", "p384", url("localhost", "/echo")), 2,
+        "%s", log);
     cr_assert_not_null(strstr(log, "rsa2048_pkcs1.5"), "the rfc names are listed: %s", log);
     free(log);
     cr_assert_eq(RUN(&log, "-k", "--bogus", url("localhost", "/echo")), 2);
