@@ -23,6 +23,11 @@
 
 #include <criterion/criterion.h>
 #include <jansson.h>
+#include <openssl/evp.h>
+
+#include "tb/base64url.h"
+#include "tb/sign.h"
+#include "tb/tbh.h"
 
 #include "world.h"
 
@@ -34,6 +39,7 @@ static struct tbt_world w;
 static char home[512];       /* $TBCLIENT_HOME of the test */
 static struct tbt_proc rfcp; /* the rfc proxy, when a test starts one */
 static int rfc_port;
+static struct tbt_proc fedo; /* the federation origin (IdP and RP at once), when one runs */
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
@@ -49,7 +55,12 @@ static void teardown(void)
         tbt_proc_stop(&rfcp);
         tbt_world_check_log(&rfcp);
     }
+    if (fedo.pid > 0) {
+        tbt_proc_stop(&fedo);
+        tbt_world_check_log(&fedo);
+    }
     memset(&rfcp, 0, sizeof(rfcp));
+    memset(&fedo, 0, sizeof(fedo));
     rfc_port = 0;
     tbt_world_teardown(&w);
     if (home[0] != '\0' && getenv("TBT_KEEP") == NULL)
@@ -738,4 +749,129 @@ Test(tbclient, rfc_ignores_the_draft_redirect_header)
     cr_assert_null(echo_header(doc, "sec-referred-token-binding-id"));
     json_decref(doc);
     free(log);
+}
+
+/*
+ * Federation over rfc through the real proxy: one tborigin is both the demo IdP (--idp-key) and
+ * RP (--idp-url https://127.0.0.1:PORT, the proxy under its other name: another origin for the
+ * client), behind one rfc proxy whose /login and /callback routes have refer_token_binding; on
+ * rfc connections the proxy adds Include-Referred-Token-Binding-ID to their redirects.
+ */
+static void start_rfc_federation(void)
+{
+    char err[TBT_PROC_ERRLEN], idp_url[64], idp_key[700], origin_l[32], conf[700], *text = NULL;
+    char pem[4096];
+    const char *oargs[] = {"--listen",  "127.0.0.1:0", "--idp-key", idp_key,
+                           "--idp-url", idp_url,       NULL};
+    const char *pargs[] = {"-c", conf, NULL};
+    EVP_PKEY *k = NULL;
+    int attempt, rc = -1, n, oport;
+
+    start();
+    cr_assert_eq(tb_key_generate(TB_KP_ECDSAP256, &k), 0);
+    n = tb_key_to_pem(k, pem, sizeof(pem));
+    EVP_PKEY_free(k);
+    cr_assert_gt(n, 0);
+    cr_assert_eq(tbt_write_file(w.dir, "idp.pem", pem, (size_t)n), 0);
+    snprintf(idp_key, sizeof(idp_key), "%s/idp.pem", w.dir);
+    snprintf(conf, sizeof(conf), "%s/fed.conf", w.dir);
+    for (attempt = 0; attempt < TBT_WORLD_START_ATTEMPTS && rc != 0; attempt++) {
+        tbt_proc_stop(&rfcp);
+        tbt_proc_stop(&fedo);
+        rfc_port = tbt_port_free();
+        cr_assert_gt(rfc_port, 0);
+        snprintf(idp_url, sizeof(idp_url), "https://127.0.0.1:%d", rfc_port);
+        cr_assert_eq(tbt_proc_start(&fedo, tbt_world_bin(&w, "tborigin"), oargs, w.dir,
+                                    "tborigin-fed", err, sizeof(err)),
+                     0, "%s", err);
+        oport = tbt_proc_wait_listen_line(&fedo, "tborigin listening on ",
+                                          TBT_WORLD_START_TIMEOUT_MS, err, sizeof(err));
+        cr_assert_gt(oport, 0, "%s", err);
+        snprintf(origin_l, sizeof(origin_l), "127.0.0.1:%d", oport);
+        n = asprintf(&text,
+                     "workers = 2;\n"
+                     "listen = ( { address = \"127.0.0.1:%d\";\n"
+                     "             tls = { cert = \"cert.pem\"; key = \"key.pem\"; }; } );\n"
+                     "token_binding = { enabled = true; version = \"rfc\";\n"
+                     "                  key_types = [ \"p256\", \"rsa2048\" ]; };\n"
+                     "upstreams = { app = { servers = [ \"%s\" ]; connect_timeout = \"2s\"; }; };\n"
+                     "routes = (\n"
+                     "  { host = \"*\"; prefix = \"/login\"; upstream = \"app\";\n"
+                     "    refer_token_binding = true; },\n"
+                     "  { host = \"*\"; prefix = \"/callback\"; upstream = \"app\";\n"
+                     "    refer_token_binding = true; },\n"
+                     "  { host = \"*\"; prefix = \"/\"; upstream = \"app\"; } );\n"
+                     "log = { error = \"-\"; level = \"info\"; };\n"
+                     "admin = { listen = \"\"; };\n",
+                     rfc_port, origin_l);
+        cr_assert(n > 0 && text != NULL);
+        cr_assert_eq(tbt_write_file(w.dir, "fed.conf", text, (size_t)n), 0);
+        free(text);
+        text = NULL;
+        cr_assert_eq(tbt_proc_start(&rfcp, tbt_world_bin(&w, "tbproxy"), pargs, w.dir,
+                                    "tbproxy-fed", err, sizeof(err)),
+                     0, "%s", err);
+        rc = tbt_proc_wait_port(&rfcp, (uint16_t)rfc_port, TBT_WORLD_START_TIMEOUT_MS, err,
+                                sizeof(err));
+        if (rc != 0 && tbt_proc_alive(&rfcp))
+            break;
+    }
+    cr_assert_eq(rc, 0, "the federation proxy did not start: %s", err);
+}
+
+/* The tbh of a base64url Token Binding ID. */
+static void tbh_of_b64(const char *id64, char out[TB_TBH_LEN + 1])
+{
+    uint8_t id[1024];
+    int n = tb_base64url_decode(id64, strlen(id64), id, sizeof(id));
+
+    cr_assert_gt(n, 0, "not base64url: %s", id64);
+    cr_assert_eq(tb_tbh(id, (size_t)n, out, TB_TBH_LEN + 1), TB_TBH_LEN);
+}
+
+Test(tbclient, rfc_federation_referred_binding)
+{
+    char *log = NULL, *rp_id, *ref_id, want[TB_TBH_LEN + 1], buf[4096];
+    const char *tok, *p, *end;
+    json_t *doc, *claims;
+    int n;
+
+    start_rfc_federation();
+    /* the client's rfc ID with the RP (localhost) */
+    cr_assert_eq(RUN(&log, "-v", "-k", "--tb-version", "rfc", "-o", path_in("e.json"),
+                     rfc_url("localhost", "/echo")),
+                 0, "%s", log);
+    rp_id = line_value(log, "* Token Binding provided ID: ");
+    cr_assert_not_null(rp_id, "%s", log);
+    free(log);
+    tbh_of_b64(rp_id, want);
+    /* RP /login -> IdP authorize -> RP /callback -> IdP token, each IdP request with a referred
+     * binding for the RP key, asked for by the proxy's Include-Referred-Token-Binding-ID */
+    cr_assert_eq(RUN(&log, "-v", "-k", "-L", "--tb-version", "rfc", "-o", path_in("token.json"),
+                     rfc_url("localhost", "/login?user=alice")),
+                 0, "%s", log);
+    cr_assert_not_null(strstr(log, "< include-referred-token-binding-id: true"), "%s", log);
+    cr_assert_null(strstr(log, "include-referer-token-binding-id"), "%s", log);
+    cr_assert_not_null(strstr(log, "* Token Binding referred origin: localhost"), "%s", log);
+    ref_id = line_value(log, "* Token Binding referred ID: ");
+    cr_assert_not_null(ref_id, "%s", log);
+    cr_assert_str_eq(ref_id, rp_id, "the referred binding is the RP key's");
+    free(ref_id);
+    free(log);
+    /* the token is bound to the RP key: cnf.tbh is the tbh of its rfc ID */
+    doc = load_json(path_in("token.json"));
+    tok = json_string_value(json_object_get(doc, "access_token"));
+    cr_assert_not_null(tok);
+    p = strchr(tok, '.');
+    end = p != NULL ? strchr(p + 1, '.') : NULL;
+    cr_assert(p != NULL && end != NULL, "not a JWT: %s", tok);
+    n = tb_base64url_decode(p + 1, (size_t)(end - p - 1), (uint8_t *)buf, sizeof(buf) - 1);
+    cr_assert_gt(n, 0);
+    claims = json_loadb(buf, (size_t)n, 0, NULL);
+    cr_assert_not_null(claims);
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(claims, "cnf"), "tbh")),
+                     want);
+    json_decref(claims);
+    json_decref(doc);
+    free(rp_id);
 }
