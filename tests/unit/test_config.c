@@ -249,6 +249,12 @@ Test(config, shipped_conf_values_are_the_defaults)
 
     cr_expect_eq(memcmp(&s->timeouts, &m->timeouts, sizeof(s->timeouts)), 0);
     cr_expect_eq(memcmp(&s->limits, &m->limits, sizeof(s->limits)), 0);
+    /* the dev file speaks both versions (marked "dev"): the rest of the group is the default */
+    cr_expect_eq(s->tb.versions, TBP_TBV_DRAFT | TBP_TBV_RFC);
+    cr_expect_eq(m->tb.versions, TBP_TBV_DRAFT);
+    cr_expect_eq(s->listeners[0].tb_versions, TBP_TBV_DRAFT | TBP_TBV_RFC);
+    s->tb.versions = m->tb.versions;
+    s->tb.version = m->tb.version;
     cr_expect_eq(memcmp(&s->tb, &m->tb, sizeof(s->tb)), 0);
     cr_expect_eq(s->workers, m->workers);
     cr_expect_eq(s->n_trusted, m->n_trusted);
