@@ -5,12 +5,18 @@
  * out is borrowed from it, so the only allocations are the document itself and three arrays
  * (keys, cases, the other_ids pointers of each case); tbt_vectors_free() releases them all.
  * Shape errors are reported on stderr with the file and the case, and fail the whole load.
+ *
+ * tbt_vector_params() builds the parameter array of the tests that run once per case; the array
+ * comes from cr_malloc, the allocator whose memory Criterion's test processes share, so this
+ * file links with Criterion (it calls no assertion).
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <criterion/alloc.h>
+#include <criterion/parameterized.h>
 #include <jansson.h>
 
 #include "vectors.h"
@@ -246,6 +252,43 @@ struct tbt_vectors *tbt_vectors_load_name(const char *name)
     if ((size_t)snprintf(path, sizeof(path), "%s/%s.json", tbt_vector_dir(), name) >= sizeof(path))
         return NULL;
     return tbt_vectors_load(path);
+}
+
+size_t tbt_vector_params(const char *const *names, int n_names, struct tbt_vector_param **out)
+{
+    struct tbt_vectors *v[TBT_VECTOR_PARAM_FILES] = {NULL};
+    struct tbt_vector_param *params;
+    size_t n = 0, i, k = 0;
+    int f, ok = n_names > 0 && n_names <= TBT_VECTOR_PARAM_FILES;
+
+    if (!ok)
+        n_names = 0;
+    for (f = 0; f < n_names; f++) {
+        v[f] = tbt_vectors_load_name(names[f]);
+        ok = ok && v[f] != NULL;
+        n += v[f] != NULL ? v[f]->n_cases : 0;
+    }
+    params = cr_malloc(sizeof(*params) * (ok ? n : 1));
+    if (params != NULL && !ok) {
+        params[0] = (struct tbt_vector_param){.file = -1, .name = "(vector files did not load)"};
+        n = 1;
+    }
+    for (f = 0; params != NULL && ok && f < n_names; f++) {
+        for (i = 0; i < v[f]->n_cases; i++, k++) {
+            params[k] = (struct tbt_vector_param){.file = f, .index = i};
+            snprintf(params[k].name, sizeof(params[k].name), "%s/%s", names[f],
+                     v[f]->cases[i].name);
+        }
+    }
+    for (f = 0; f < n_names; f++)
+        tbt_vectors_free(v[f]);
+    *out = params;
+    return params != NULL ? n : 0;
+}
+
+void tbt_vector_params_free(struct criterion_test_params *crp)
+{
+    cr_free(crp->params);
 }
 
 void tbt_vectors_free(struct tbt_vectors *v)

@@ -51,6 +51,18 @@ struct tbt_vectors {
     struct tbt_case *cases;
 };
 
+#define TBT_VECTOR_PARAM_FILES 8 /* the most files one tbt_vector_params() call takes */
+
+/*
+ * One parameter of a Criterion test run once per vector case (ParameterizedTest). file < 0:
+ * the vector files did not load, and name says so; the test should fail on it.
+ */
+struct tbt_vector_param {
+    int file;      /* index into the file names given to tbt_vector_params() */
+    size_t index;  /* the case's index in that file's cases */
+    char name[80]; /* "<file>/<case name>", truncated to fit */
+};
+
 /* "tests/vectors": the vector directory, relative to the repository root the tests run from. */
 const char *tbt_vector_dir(void);
 
@@ -62,6 +74,27 @@ struct tbt_vectors *tbt_vectors_load(const char *path);
 
 /* tbt_vectors_load of "<tbt_vector_dir()>/<name>.json", e.g. name "draft" or "rfc". */
 struct tbt_vectors *tbt_vectors_load_name(const char *name);
+
+/*
+ * The parameters of a test run once per case of the vector files names[0..n_names-1] (each
+ * loaded with tbt_vectors_load_name), in file order then case order, for
+ * ParameterizedTestParameters:
+ *
+ *     struct tbt_vector_param *params;
+ *     size_t n = tbt_vector_params(file_names, N_FILES, &params);
+ *     return cr_make_param_array(struct tbt_vector_param, params, n, tbt_vector_params_free);
+ *
+ * When a file does not load (or n_names is not 1..TBT_VECTOR_PARAM_FILES), a single parameter with
+ * file -1 and the name "(vector files did not load)", so that the test runs and fails instead of
+ * silently running nothing. *out is allocated with cr_malloc (Criterion hands it to the test
+ * processes); NULL with a count of 0 when that fails. The files are freed again before returning.
+ */
+size_t tbt_vector_params(const char *const *names, int n_names, struct tbt_vector_param **out);
+
+struct criterion_test_params;
+
+/* The cleanup for cr_make_param_array: cr_frees the array tbt_vector_params made. */
+void tbt_vector_params_free(struct criterion_test_params *crp);
 
 /* Frees v and everything borrowed from it. tbt_vectors_free(NULL) is a no-op. */
 void tbt_vectors_free(struct tbt_vectors *v);

@@ -31,13 +31,6 @@
 
 static const char *const file_names[N_FILES] = {"draft", "rfc"};
 
-/* One parameter of binding::vector. file < 0: the vector files did not load. */
-struct param {
-    int file;
-    size_t index;
-    char name[80];
-};
-
 static struct tbt_vectors *vec[N_FILES];
 
 static void setup(void)
@@ -167,41 +160,15 @@ static const char *others_of(const struct tbt_case *c, char *buf, size_t cap)
     return buf;
 }
 
-static void free_params(struct criterion_test_params *crp)
-{
-    cr_free(crp->params);
-}
-
 ParameterizedTestParameters(binding, vector)
 {
-    struct tbt_vectors *v[N_FILES];
-    struct param *params;
-    size_t n = 0, i, k = 0;
-    int f, ok = 1;
+    struct tbt_vector_param *params;
+    size_t n = tbt_vector_params(file_names, N_FILES, &params);
 
-    for (f = 0; f < N_FILES; f++) {
-        v[f] = tbt_vectors_load_name(file_names[f]);
-        ok = ok && v[f] != NULL;
-        n += v[f] != NULL ? v[f]->n_cases : 0;
-    }
-    params = cr_malloc(sizeof(*params) * (ok ? n : 1));
-    if (params != NULL && !ok) {
-        params[0] = (struct param){.file = -1, .name = "(vector files did not load)"};
-        n = 1;
-    }
-    for (f = 0; params != NULL && ok && f < N_FILES; f++) {
-        for (i = 0; i < v[f]->n_cases; i++, k++) {
-            params[k] = (struct param){.file = f, .index = i};
-            snprintf(params[k].name, sizeof(params[k].name), "%s/%s", file_names[f],
-                     v[f]->cases[i].name);
-        }
-    }
-    for (f = 0; f < N_FILES; f++)
-        tbt_vectors_free(v[f]);
-    return cr_make_param_array(struct param, params, params != NULL ? n : 0, free_params);
+    return cr_make_param_array(struct tbt_vector_param, params, n, tbt_vector_params_free);
 }
 
-ParameterizedTest(struct param *p, binding, vector, .init = setup, .fini = teardown)
+ParameterizedTest(struct tbt_vector_param *p, binding, vector, .init = setup, .fini = teardown)
 {
     const char *file, *reason = NULL;
     const struct tbt_case *c;
