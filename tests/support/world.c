@@ -3,11 +3,13 @@
  *
  * The certificate is made in memory (EVP_PKEY_Q_keygen, an X509 signed by its own key) and
  * written as PEM through a memory BIO, so no openssl command and no shell is involved. The
- * config file mirrors what quick mode sets up (two workers, both key types, draft TB, one
- * upstream, one catch-all route, the error log on stderr) so that tests may switch between the
- * two without changing what the proxy does, plus the upstream read timeout and the caller's
- * extra top-level settings. The admin server is off unless asked for (world.h): a proxy on the
- * default 127.0.0.1:9901 would collide with every other proxy that tests run in parallel.
+ * config file mirrors what quick mode sets up (both key types, the Token Binding version asked
+ * for, one upstream, one catch-all route, the error log on stderr) so that tests may switch
+ * between the two without changing what the proxy does, plus the upstream read timeout and the
+ * caller's extra top-level settings. One difference: quick mode runs one worker per online core
+ * (tbp_config_quick in src/proxy/config.c), while the file pins workers = 2. The admin server is
+ * off unless asked for (world.h): a proxy on the default 127.0.0.1:9901 would collide with every
+ * other proxy that tests run in parallel.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -115,6 +117,12 @@ static void start_origin(struct tbt_world *w)
     cr_assert_gt(w->origin_port, 0, "%s", err);
 }
 
+/* The Token Binding version the proxy is to speak: opts.tb_version, "draft" by default. */
+static const char *tb_version(const struct tbt_world_opts *o)
+{
+    return o->tb_version != NULL ? o->tb_version : "draft";
+}
+
 static void write_config(struct tbt_world *w, const struct tbt_world_opts *o, const char *admin)
 {
     char *text = NULL;
@@ -125,7 +133,7 @@ static void write_config(struct tbt_world *w, const struct tbt_world_opts *o, co
                  "workers = 2;\n"
                  "listen = ( { address = \"127.0.0.1:%d\";\n"
                  "             tls = { cert = \"cert.pem\"; key = \"key.pem\"; }; } );\n"
-                 "token_binding = { enabled = true; version = \"draft\";\n"
+                 "token_binding = { enabled = true; version = \"%s\";\n"
                  "                  key_types = [ \"p256\", \"rsa2048\" ]; };\n"
                  "upstreams = { app = { servers = [ \"127.0.0.1:%d\" ];\n"
                  "                      connect_timeout = \"2s\"; read_timeout = \"%s\"; }; };\n"
@@ -133,8 +141,9 @@ static void write_config(struct tbt_world *w, const struct tbt_world_opts *o, co
                  "log = { error = \"-\"; level = \"info\"; };\n"
                  "admin = { listen = \"%s\"; };\n"
                  "%s\n",
-                 w->proxy_port, w->origin_port, o->read_timeout != NULL ? o->read_timeout : "60s",
-                 admin, o->extra_config != NULL ? o->extra_config : "");
+                 w->proxy_port, tb_version(o), w->origin_port,
+                 o->read_timeout != NULL ? o->read_timeout : "60s", admin,
+                 o->extra_config != NULL ? o->extra_config : "");
     cr_assert(n > 0 && text != NULL);
     cr_assert_eq(tbt_write_file(w->dir, "tbproxy.conf", text, (size_t)n), 0);
     free(text);
@@ -170,8 +179,9 @@ static void start_proxy(struct tbt_world *w, const struct tbt_world_opts *o)
             rc = tbt_proc_start(&w->proxy, tbt_world_bin(w, "tbproxy"), args, w->dir, "tbproxy",
                                 err, sizeof(err));
         } else {
-            const char *args[] = {"--listen", listen, "--upstream", upstream, "--cert", w->cert,
-                                  "--key",    w->key, "--admin",    admin,    NULL};
+            const char *args[] = {"--listen",     listen,        "--upstream", upstream,  "--cert",
+                                  w->cert,        "--key",       w->key,       "--admin", admin,
+                                  "--tb-version", tb_version(o), NULL};
 
             rc = tbt_proc_start(&w->proxy, tbt_world_bin(w, "tbproxy"), args, w->dir, "tbproxy",
                                 err, sizeof(err));

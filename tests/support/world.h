@@ -4,8 +4,9 @@
  * A world lives in a temporary directory: a self-signed P-256 certificate for CN localhost
  * (made in memory, written there as cert.pem and key.pem), the demo origin
  * `tborigin --listen 127.0.0.1:0` (its port read from its "tborigin listening on" line) and
- * `tbproxy` on a free port, either in quick mode (`--listen --upstream --cert --key`) or from a
- * config file tbproxy.conf written there. Readiness is the proxy accepting TCP connections; a
+ * `tbproxy` on a free port, either in quick mode (`--listen --upstream --cert --key
+ * --tb-version`) or from a config file tbproxy.conf written there, speaking the Token Binding
+ * version opts.tb_version (draft by default). Readiness is the proxy accepting TCP connections; a
  * proxy that exits before that (its free port taken meanwhile) is retried on another port.
  * With origin_down there is no origin: the upstream is a port that refuses connections.
  * The proxy's admin server is off (`--admin ""`, `admin = { listen = ""; };`) unless the test
@@ -49,6 +50,9 @@ struct tbt_world_opts {
     const char *extra_config;
     int origin_down; /* 1: no origin; the upstream is a port that refuses connections */
     int admin;       /* 1: the admin server on a free port (w->admin_port); 0: none */
+    /* the Token Binding version the proxy speaks, "draft", "rfc" or "both": quick mode passes
+     * `--tb-version X`, the config file has token_binding.version = "X"; NULL: "draft" */
+    const char *tb_version;
 };
 
 /* One test's world. Zero-initialised before the first start (a static is); reusable after

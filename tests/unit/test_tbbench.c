@@ -10,11 +10,10 @@
  * or bad Token-Binding header on a TB connection, so "no status_4xx" also says every signature
  * verified.
  *
- * RFC 8471-8473 (--tb-version rfc): a second tbproxy in quick mode with `--tb-version rfc` (or
- * `both`), started by this file beside the world's draft one (same origin, certificate and
- * directory), takes the runs; tbbench then offers the token_binding extension and plain ALPN
- * ids and signs Sec-Token-Binding over the EKM; the proxy answers 400 to a bad one, so "no
- * status_4xx" again says every signature verified.
+ * RFC 8471-8473 (--tb-version rfc): the world's proxy started with `--tb-version rfc` (or
+ * `both`: tbt_world_opts.tb_version) takes the runs; tbbench then offers the token_binding
+ * extension and plain ALPN ids and signs Sec-Token-Binding over the EKM; the proxy answers 400
+ * to a bad one, so "no status_4xx" again says every signature verified.
  *
  * Binaries: $TB_BIN/tbbench (make test sets TB_BIN), else build/rel/bin.
  */
@@ -33,50 +32,16 @@
 #define MAX_ARGS 16
 
 static struct tbt_world w;
-static struct tbt_proc rfcp; /* the rfc proxy, when a test starts one */
-static int rfc_port;         /* its port; 0: runs go to the world's proxy */
 
 static void teardown(void)
 {
-    if (rfcp.pid > 0) {
-        tbt_proc_stop(&rfcp);
-        tbt_world_check_log(&rfcp);
-    }
-    memset(&rfcp, 0, sizeof(rfcp));
-    rfc_port = 0;
     tbt_world_teardown(&w);
 }
 
-/*
- * The world, and a tbproxy in quick mode with `--tb-version version` ("rfc" or "both") on a
- * free port of its own, for the world's origin; later runs go to it. Retried on another port
- * when the proxy exits before accepting (its port taken meanwhile).
- */
+/* The world with its proxy speaking Token Binding `version` ("rfc" or "both"). */
 static void start_rfc(const char *version)
 {
-    char err[TBT_PROC_ERRLEN], listen[64], upstream[64];
-    int attempt, rc = -1;
-
-    tbt_world_start(&w, NULL);
-    snprintf(upstream, sizeof(upstream), "127.0.0.1:%d", w.origin_port);
-    for (attempt = 0; attempt < TBT_WORLD_START_ATTEMPTS && rc != 0; attempt++) {
-        const char *args[] = {"--listen",     listen,  "--upstream", upstream,  "--cert",
-                              w.cert,         "--key", w.key,        "--admin", "",
-                              "--tb-version", version, NULL};
-
-        tbt_proc_stop(&rfcp);
-        rfc_port = tbt_port_free();
-        cr_assert_gt(rfc_port, 0);
-        snprintf(listen, sizeof(listen), "127.0.0.1:%d", rfc_port);
-        rc = tbt_proc_start(&rfcp, tbt_world_bin(&w, "tbproxy"), args, w.dir, "tbproxy-rfc", err,
-                            sizeof(err));
-        cr_assert_eq(rc, 0, "%s", err);
-        rc = tbt_proc_wait_port(&rfcp, (uint16_t)rfc_port, TBT_WORLD_START_TIMEOUT_MS, err,
-                                sizeof(err));
-        if (rc != 0 && tbt_proc_alive(&rfcp))
-            break;
-    }
-    cr_assert_eq(rc, 0, "tbproxy --tb-version %s did not start: %s", version, err);
+    tbt_world_start(&w, &(struct tbt_world_opts){.tb_version = version});
 }
 
 TestSuite(tbbench, .fini = teardown, .timeout = SUITE_TIMEOUT_S);
@@ -177,7 +142,7 @@ static json_t *bench(const char *path, int want_status, const char *const *extra
     size_t n = 0;
     int st;
 
-    snprintf(url, sizeof(url), "https://127.0.0.1:%d%s", rfc_port ? rfc_port : w.proxy_port, path);
+    snprintf(url, sizeof(url), "https://127.0.0.1:%d%s", w.proxy_port, path);
     args[n++] = "-c";
     args[n++] = "4";
     args[n++] = "-d";
@@ -189,12 +154,6 @@ static json_t *bench(const char *path, int want_status, const char *const *extra
     args[n] = NULL;
     st = tbt_world_run(&w, tbt_world_bin(&w, "tbbench"), args, "tbbench", RUN_MS, &log);
     cr_assert_not_null(log);
-    if (st != want_status && rfc_port) {
-        char *plog = tbt_proc_log(&rfcp, 2000);
-
-        cr_assert_eq(st, want_status, "tbbench exit status %d: %.2000s; rfc proxy log: %s", st, log,
-                     plog);
-    }
     cr_assert_eq(st, want_status, "tbbench exit status %d: %.2000s; proxy log: %s", st, log,
                  tbt_world_proxy_log(&w));
     doc = find_json(log);

@@ -9,10 +9,12 @@
  * a file with -o where the test reads JSON, so -v output (stderr, in the run's log) never mixes
  * with it.
  *
- * RFC 8471-8473 (--tb-version rfc): a second tbproxy in quick mode with `--tb-version rfc` (or
- * `both`), started here beside the world's draft one (same origin, certificate, directory), so
- * tbclient's token_binding extension, Sec-Token-Binding over the EKM and rfc TBIDs meet the real
- * verifier; /echo shows what the proxy forwarded.
+ * RFC 8471-8473 (--tb-version rfc): the world's proxy started with `--tb-version rfc` (or
+ * `both`: tbt_world_opts.tb_version), so tbclient's token_binding extension, Sec-Token-Binding
+ * over the EKM and rfc TBIDs meet the real verifier; /echo shows what the proxy forwarded. The
+ * rfc federation test runs a second pair beside the world's (a tborigin that is IdP and RP at
+ * once, and a tbproxy from a config file with refer_token_binding routes): that origin's
+ * arguments name the proxy's port, and the world writes no such routes.
  */
 #include <ftw.h>
 #include <stdio.h>
@@ -37,8 +39,8 @@
 
 static struct tbt_world w;
 static char home[512];       /* $TBCLIENT_HOME of the test */
-static struct tbt_proc rfcp; /* the rfc proxy, when a test starts one */
-static int rfc_port;
+static struct tbt_proc fedp; /* the federation proxy, when one runs */
+static int fed_port;         /* its port */
 static struct tbt_proc fedo; /* the federation origin (IdP and RP at once), when one runs */
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -51,17 +53,17 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 
 static void teardown(void)
 {
-    if (rfcp.pid > 0) {
-        tbt_proc_stop(&rfcp);
-        tbt_world_check_log(&rfcp);
+    if (fedp.pid > 0) {
+        tbt_proc_stop(&fedp);
+        tbt_world_check_log(&fedp);
     }
     if (fedo.pid > 0) {
         tbt_proc_stop(&fedo);
         tbt_world_check_log(&fedo);
     }
-    memset(&rfcp, 0, sizeof(rfcp));
+    memset(&fedp, 0, sizeof(fedp));
     memset(&fedo, 0, sizeof(fedo));
-    rfc_port = 0;
+    fed_port = 0;
     tbt_world_teardown(&w);
     if (home[0] != '\0' && getenv("TBT_KEEP") == NULL)
         nftw(home, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
@@ -70,67 +72,44 @@ static void teardown(void)
 
 TestSuite(tbclient, .fini = teardown, .timeout = 120);
 
-/* A world and a key store home; TBCLIENT_HOME points there for every tbclient run. */
-static void start(void)
+/* A world (o as tbt_world_start takes it) and a key store home; TBCLIENT_HOME points there for
+ * every tbclient run. */
+static void start_with(const struct tbt_world_opts *o)
 {
     char dir[600];
 
-    tbt_world_start(&w, NULL);
+    tbt_world_start(&w, o);
     cr_assert_eq(tbt_tempdir("tbclient-home", home, sizeof(home)), 0);
     snprintf(dir, sizeof(dir), "%s/tb", home); /* created by tbclient, mode 0700 */
     cr_assert_eq(setenv("TBCLIENT_HOME", dir, 1), 0);
 }
 
-/*
- * start(), and a tbproxy in quick mode with `--tb-version version` ("rfc" or "both") on a free
- * port of its own for the world's origin (rfc_url() addresses it). Retried on another port
- * when the proxy exits before accepting.
- */
+static void start(void)
+{
+    start_with(NULL);
+}
+
+/* start() with the world's proxy speaking Token Binding `version` ("rfc" or "both"). */
 static void start_rfc(const char *version)
 {
-    char err[TBT_PROC_ERRLEN], listen[64], upstream[64];
-    int attempt, rc = -1;
-
-    start();
-    snprintf(upstream, sizeof(upstream), "127.0.0.1:%d", w.origin_port);
-    for (attempt = 0; attempt < TBT_WORLD_START_ATTEMPTS && rc != 0; attempt++) {
-        const char *args[] = {"--listen",     listen,  "--upstream", upstream,  "--cert",
-                              w.cert,         "--key", w.key,        "--admin", "",
-                              "--tb-version", version, NULL};
-
-        tbt_proc_stop(&rfcp);
-        rfc_port = tbt_port_free();
-        cr_assert_gt(rfc_port, 0);
-        snprintf(listen, sizeof(listen), "127.0.0.1:%d", rfc_port);
-        rc = tbt_proc_start(&rfcp, tbt_world_bin(&w, "tbproxy"), args, w.dir, "tbproxy-rfc", err,
-                            sizeof(err));
-        cr_assert_eq(rc, 0, "%s", err);
-        rc = tbt_proc_wait_port(&rfcp, (uint16_t)rfc_port, TBT_WORLD_START_TIMEOUT_MS, err,
-                                sizeof(err));
-        if (rc != 0 && tbt_proc_alive(&rfcp))
-            break;
-    }
-    cr_assert_eq(rc, 0, "tbproxy --tb-version %s did not start: %s", version, err);
+    start_with(&(struct tbt_world_opts){.tb_version = version});
 }
 
-static const char *rfc_url(const char *host, const char *path)
+/* https://host:port/path, in one of four rotating static buffers. */
+static const char *url_on(int port, const char *host, const char *path)
 {
     static char buf[4][1024];
     static int next;
     char *b = buf[next++ % 4];
 
-    snprintf(b, sizeof(buf[0]), "https://%.64s:%d%.900s", host, rfc_port, path);
+    snprintf(b, sizeof(buf[0]), "https://%.64s:%d%.900s", host, port, path);
     return b;
 }
 
+/* A URL of the world's proxy. */
 static const char *url(const char *host, const char *path)
 {
-    static char buf[4][1024];
-    static int next;
-    char *b = buf[next++ % 4];
-
-    snprintf(b, sizeof(buf[0]), "https://%.64s:%d%.900s", host, w.proxy_port, path);
-    return b;
+    return url_on(w.proxy_port, host, path);
 }
 
 static const char *path_in(const char *name)
@@ -643,8 +622,8 @@ Test(tbclient, headers_method_and_data)
 
 /* --- RFC 8471-8473 --------------------------------------------------------------------------- */
 
-/* GET /echo with --tb-version rfc over proto at the rfc proxy; the ID -v printed is the one the
- * origin got, signed over the EKM of a TLS 1.2 connection with plain ALPN ids. */
+/* GET /echo with --tb-version rfc over proto at the world's proxy (rfc or both); the ID -v printed
+ * is the one the origin got, signed over the EKM of a TLS 1.2 connection with plain ALPN ids. */
 static char *echo_rfc(const char *proto, const char *key_type, const char *alpn, const char *kp)
 {
     char *log = NULL, *id, *tbh, want[64];
@@ -652,7 +631,7 @@ static char *echo_rfc(const char *proto, const char *key_type, const char *alpn,
     int st;
 
     st = RUN(&log, "-v", proto, "--tb-version", "rfc", "--key-type", key_type, "--cacert", w.cert,
-             "-o", path_in("rfc.json"), rfc_url("localhost", "/echo"));
+             "-o", path_in("rfc.json"), url("localhost", "/echo"));
     cr_assert_eq(st, 0, "exit %d: %s", st, log);
     cr_assert_not_null(strstr(log, alpn), "%s", log);
     cr_assert_null(strstr(log, "_tb_"), "no draft ALPN ids with rfc: %s", log);
@@ -698,11 +677,11 @@ Test(tbclient, rfc_rsa_paddings_and_shared_key)
     cr_assert_str_neq(pss, pkcs, "the key parameters are part of the TBID");
     cr_assert_str_eq(pss + 4, pkcs + 4, "one RSA key: the same modulus and exponent");
     cr_assert_eq(RUN(&log, "-v", "-k", "--key-type", "rsa2048", "-o", path_in("d.json"),
-                     rfc_url("localhost", "/echo")),
+                     url("localhost", "/echo")),
                  0, "%s", log);
     cr_assert_not_null(strstr(log, "ALPN h2_tb_rsa2048"), "draft on the same proxy: %s", log);
     cr_assert_not_null(strstr(log, ".rsa2048.pem (loaded)"), "%s", log);
-    snprintf(key, sizeof(key), "%s/tb/keys/localhost:%d.rsa2048.pem", home, rfc_port);
+    snprintf(key, sizeof(key), "%s/tb/keys/localhost:%d.rsa2048.pem", home, w.proxy_port);
     cr_assert_eq(mode_of(key), 0600);
     free(log);
     free(pss);
@@ -738,9 +717,9 @@ Test(tbclient, rfc_ignores_the_draft_redirect_header)
     json_t *doc;
 
     start_rfc("rfc");
-    snprintf(target, sizeof(target), "/redirect?to=%s", rfc_url("127.0.0.1", "/echo"));
+    snprintf(target, sizeof(target), "/redirect?to=%s", url("127.0.0.1", "/echo"));
     cr_assert_eq(RUN(&log, "-v", "-k", "-L", "--tb-version", "rfc", "-o", path_in("r.json"),
-                     rfc_url("localhost", target)),
+                     url("localhost", target)),
                  0, "%s", log);
     cr_assert_not_null(strstr(log, " 302"), "%s", log);
     cr_assert_null(strstr(log, "* Token Binding referred ID: "), "%s", log);
@@ -776,11 +755,11 @@ static void start_rfc_federation(void)
     snprintf(idp_key, sizeof(idp_key), "%s/idp.pem", w.dir);
     snprintf(conf, sizeof(conf), "%s/fed.conf", w.dir);
     for (attempt = 0; attempt < TBT_WORLD_START_ATTEMPTS && rc != 0; attempt++) {
-        tbt_proc_stop(&rfcp);
+        tbt_proc_stop(&fedp);
         tbt_proc_stop(&fedo);
-        rfc_port = tbt_port_free();
-        cr_assert_gt(rfc_port, 0);
-        snprintf(idp_url, sizeof(idp_url), "https://127.0.0.1:%d", rfc_port);
+        fed_port = tbt_port_free();
+        cr_assert_gt(fed_port, 0);
+        snprintf(idp_url, sizeof(idp_url), "https://127.0.0.1:%d", fed_port);
         cr_assert_eq(tbt_proc_start(&fedo, tbt_world_bin(&w, "tborigin"), oargs, w.dir,
                                     "tborigin-fed", err, sizeof(err)),
                      0, "%s", err);
@@ -803,17 +782,17 @@ static void start_rfc_federation(void)
                      "  { host = \"*\"; prefix = \"/\"; upstream = \"app\"; } );\n"
                      "log = { error = \"-\"; level = \"info\"; };\n"
                      "admin = { listen = \"\"; };\n",
-                     rfc_port, origin_l);
+                     fed_port, origin_l);
         cr_assert(n > 0 && text != NULL);
         cr_assert_eq(tbt_write_file(w.dir, "fed.conf", text, (size_t)n), 0);
         free(text);
         text = NULL;
-        cr_assert_eq(tbt_proc_start(&rfcp, tbt_world_bin(&w, "tbproxy"), pargs, w.dir,
+        cr_assert_eq(tbt_proc_start(&fedp, tbt_world_bin(&w, "tbproxy"), pargs, w.dir,
                                     "tbproxy-fed", err, sizeof(err)),
                      0, "%s", err);
-        rc = tbt_proc_wait_port(&rfcp, (uint16_t)rfc_port, TBT_WORLD_START_TIMEOUT_MS, err,
+        rc = tbt_proc_wait_port(&fedp, (uint16_t)fed_port, TBT_WORLD_START_TIMEOUT_MS, err,
                                 sizeof(err));
-        if (rc != 0 && tbt_proc_alive(&rfcp))
+        if (rc != 0 && tbt_proc_alive(&fedp))
             break;
     }
     cr_assert_eq(rc, 0, "the federation proxy did not start: %s", err);
@@ -839,7 +818,7 @@ Test(tbclient, rfc_federation_referred_binding)
     start_rfc_federation();
     /* the client's rfc ID with the RP (localhost) */
     cr_assert_eq(RUN(&log, "-v", "-k", "--tb-version", "rfc", "-o", path_in("e.json"),
-                     rfc_url("localhost", "/echo")),
+                     url_on(fed_port, "localhost", "/echo")),
                  0, "%s", log);
     rp_id = line_value(log, "* Token Binding provided ID: ");
     cr_assert_not_null(rp_id, "%s", log);
@@ -848,7 +827,7 @@ Test(tbclient, rfc_federation_referred_binding)
     /* RP /login -> IdP authorize -> RP /callback -> IdP token, each IdP request with a referred
      * binding for the RP key, asked for by the proxy's Include-Referred-Token-Binding-ID */
     cr_assert_eq(RUN(&log, "-v", "-k", "-L", "--tb-version", "rfc", "-o", path_in("token.json"),
-                     rfc_url("localhost", "/login?user=alice")),
+                     url_on(fed_port, "localhost", "/login?user=alice")),
                  0, "%s", log);
     cr_assert_not_null(strstr(log, "< include-referred-token-binding-id: true"), "%s", log);
     cr_assert_null(strstr(log, "include-referer-token-binding-id"), "%s", log);
