@@ -168,7 +168,9 @@ ParameterizedTestParameters(binding, vector)
     return cr_make_param_array(struct tbt_vector_param, params, n, tbt_vector_params_free);
 }
 
-ParameterizedTest(struct tbt_vector_param *p, binding, vector, .init = setup, .fini = teardown)
+/* setup and teardown come from the suite (naming them here as well ran them twice, and the
+ * first load of the vectors leaked) */
+ParameterizedTest(struct tbt_vector_param *p, binding, vector)
 {
     const char *file, *reason = NULL;
     const struct tbt_case *c;
