@@ -96,7 +96,6 @@ static void set_defaults(struct tbp_config *c)
 {
     c->workers = TBP_DEF_WORKERS;
     c->tb.enabled = TBP_DEF_TB_ENABLED;
-    c->tb.version = TB_VERSION_DRAFT;
     c->tb.versions = TBP_TBV_DRAFT;
     c->tb.n_key_types = 2;
     c->tb.key_types[0] = TB_KP_ECDSAP256;
@@ -530,7 +529,6 @@ static int parse_tb(struct tbp_loader *L, const config_setting_t *root)
             return ret;
         if (tbp_tb_versions_parse(v, &tb->versions) != 0)
             return tbp_cfg_fail(L, s, "unknown version \"%s\" (known: draft, rfc, both)", v);
-        tb->version = tb->versions == TBP_TBV_RFC ? TB_VERSION_RFC : TB_VERSION_DRAFT;
     }
     if ((s = config_setting_get_member(g, "key_types")) != NULL &&
         (ret = parse_tb_key_types(L, s)) < 0)
@@ -1175,7 +1173,6 @@ int tbp_config_quick_tb_version(struct tbp_config *cfg, const char *v, char *err
         return TB_EINVAL;
     }
     cfg->tb.versions = versions;
-    cfg->tb.version = versions == TBP_TBV_RFC ? TB_VERSION_RFC : TB_VERSION_DRAFT;
     cfg->listeners[0].tb_versions = versions;
     return 0;
 }

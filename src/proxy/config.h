@@ -144,8 +144,6 @@ struct tbp_listener {
 
 struct tbp_tb_config {
     int enabled;                                    /* offer Token Binding at all: 1 */
-    enum tb_version version;                        /* the default codec: TB_VERSION_RFC when
-                                                       versions is rfc only, else DRAFT */
     unsigned versions;                              /* `version` ("draft", "rfc", "both"):
                                                        TBP_TBV_* bits, the listeners' default:
                                                        TBP_TBV_DRAFT */

@@ -722,8 +722,10 @@ static int run(struct tbp_config *cfg, const struct tbp_cli *cli, int64_t start_
         }
     }
     for (i = 0; i < cfg->n_listeners; i++)
-        tbp_log_error(&d.px, TBP_LOG_INFO, "tbproxy %s listening on %s (%u workers)", TBP_VERSION,
-                      cfg->listeners[i].addr.text, cfg->workers);
+        tbp_log_error(
+            &d.px, TBP_LOG_INFO, "tbproxy %s listening on %s (%u workers, Token Binding %s)",
+            TBP_VERSION, cfg->listeners[i].addr.text, cfg->workers,
+            cfg->tb.enabled ? tbp_tb_versions_name(cfg->listeners[i].tb_versions) : "off");
     sd_notifyf(0, "READY=1\nSTATUS=listening on %s (%u workers)", cfg->listeners[0].addr.text,
                cfg->workers);
 

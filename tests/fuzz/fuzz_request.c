@@ -788,10 +788,14 @@ static void on_response(struct fz *f, const struct tbp_http_head *rh)
     struct resp_ctx rc = {rh, NULL, f->keep_alive, f->extra, rh->framing};
     struct reparse rp = {f, check_response_sent, &rc, 0, 0, 0, 0};
     struct tbp_buf out;
+    /* the connection's version from the status' parity: both names of the referral get fuzzed */
+    int ver = (rh->status & 1) ? TB_VERSION_RFC : TB_VERSION_DRAFT;
+    const char *refer = ver == TB_VERSION_RFC ? "include-referred-token-binding-id"
+                                              : "include-referer-token-binding-id";
     int ret, in_msg, due;
 
     memset(&co, 0, sizeof(co));
-    ret = tbp_exchange_response_edit(r, kr, f->tb ? tbh : NULL, TB_VERSION_DRAFT, rh, &e, &fh, &co);
+    ret = tbp_exchange_response_edit(r, kr, f->tb ? tbh : NULL, ver, rh, &e, &fh, &co);
     CHECK(ret == 0 && fh != NULL);
     check_set_cookies(f, r, rh, fh, &co);
     due = r != NULL && r->refer_token_binding && rh->status / 100 == 3 && rh->status != 304 &&
@@ -799,8 +803,8 @@ static void on_response(struct fz *f, const struct tbp_http_head *rh)
           tbp_http_find(rh, "include-referred-token-binding-id") == NULL;
     CHECK(co.refer_added == due);
     if (due) {
-        const struct tbp_header *h = tbp_http_find(fh, "include-referer-token-binding-id");
-        CHECK(count_name(fh, "include-referer-token-binding-id") == 1 && str_eq(h->value, "true"));
+        const struct tbp_header *h = tbp_http_find(fh, refer);
+        CHECK(count_name(fh, refer) == 1 && str_eq(h->value, "true"));
     }
 
     /* the framing toward the client, as h1.c decides it */

@@ -254,7 +254,6 @@ Test(config, shipped_conf_values_are_the_defaults)
     cr_expect_eq(m->tb.versions, TBP_TBV_DRAFT);
     cr_expect_eq(s->listeners[0].tb_versions, TBP_TBV_DRAFT | TBP_TBV_RFC);
     s->tb.versions = m->tb.versions;
-    s->tb.version = m->tb.version;
     cr_expect_eq(memcmp(&s->tb, &m->tb, sizeof(s->tb)), 0);
     cr_expect_eq(s->workers, m->workers);
     cr_expect_eq(s->n_trusted, m->n_trusted);
@@ -296,7 +295,7 @@ Test(config, minimal_file_gets_every_default)
     cr_expect_null(t->client_ca);
     cr_expect_null(t->client_crl);
     cr_expect_eq(c->tb.enabled, 1);
-    cr_expect_eq(c->tb.version, TB_VERSION_DRAFT);
+    cr_expect_eq(c->tb.versions, TBP_TBV_DRAFT);
     cr_assert_eq(c->tb.n_key_types, 2);
     cr_expect_eq(c->tb.key_types[0], TB_KP_ECDSAP256);
     cr_expect_eq(c->tb.key_types[1], TB_KP_RSA2048_PKCS1);
@@ -807,10 +806,7 @@ Test(config, token_binding_versions)
     static const struct {
         const char *word;
         unsigned bits;
-        enum tb_version codec;
-    } v[] = {{"draft", TBP_TBV_DRAFT, TB_VERSION_DRAFT},
-             {"rfc", TBP_TBV_RFC, TB_VERSION_RFC},
-             {"both", TBP_TBV_DRAFT | TBP_TBV_RFC, TB_VERSION_DRAFT}};
+    } v[] = {{"draft", TBP_TBV_DRAFT}, {"rfc", TBP_TBV_RFC}, {"both", TBP_TBV_DRAFT | TBP_TBV_RFC}};
     char text[1024];
     struct tbp_config *c;
     size_t i;
@@ -824,7 +820,6 @@ Test(config, token_binding_versions)
         snprintf(text, sizeof(text), TB_VERSION_CONF, v[i].word);
         c = load_ok(text);
         cr_expect_eq(c->tb.versions, v[i].bits, "%s", v[i].word);
-        cr_expect_eq(c->tb.version, v[i].codec, "%s", v[i].word);
         cr_expect_eq(c->listeners[0].tb_versions, v[i].bits, "%s: the listeners' default",
                      v[i].word);
         cr_expect_eq(c->listeners[1].tb_versions, TBP_TBV_DRAFT, "%s: the listener's own",
@@ -1808,7 +1803,7 @@ Test(config, quick_mode)
     cr_expect_str_eq(c->routes[0].host, "*");
     cr_expect_eq(c->routes[0].upstream, &c->upstreams[0]);
     cr_expect_eq(c->tb.enabled, 1);
-    cr_expect_eq(c->tb.version, TB_VERSION_DRAFT);
+    cr_expect_eq(c->tb.versions, TBP_TBV_DRAFT);
     cr_expect_eq(c->tb.n_key_types, 2);
     cr_expect_eq(c->tb.key_types[0], TB_KP_ECDSAP256);
     cr_expect_eq(c->tb.key_types[1], TB_KP_RSA2048_PKCS1);
