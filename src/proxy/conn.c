@@ -385,6 +385,9 @@ static void handshake(struct tbp_conn *c)
     }
     tbp_metrics_inc(m, TBP_M_TLS_HANDSHAKES,
                     SSL_session_reused(c->ssl) ? TBP_ML_HS_RESUMED : TBP_ML_HS_FULL);
+    if (c->tb.key_params >= 0)
+        tbp_metrics_inc(m, TBP_M_TB_CONNS,
+                        tbp_metrics_tb_conn_label(c->tb.version, c->tb.key_params));
     tbp_metrics_inc(m, TBP_M_CONN_ALPN,
                     tbp_metrics_alpn_label(tbp_tls_alpn(c->ssl, alpn, sizeof(alpn))));
     c->proto = alpn_proto(c->ssl);

@@ -23,6 +23,9 @@ _Static_assert(TBP_CK_N <= TBP_M_MAX_LABELS, "cookie outcomes fit a family");
 _Static_assert(TBP_JWT_N <= TBP_M_MAX_LABELS, "JWT outcomes fit a family");
 _Static_assert(TBP_ML_PROTO_N *TBP_ML_CLASS_N <= TBP_M_MAX_LABELS, "request labels fit");
 _Static_assert(TBP_ML_ALPN_N <= TBP_M_MAX_LABELS, "ALPN labels fit a family");
+_Static_assert(TB_VERSION_DRAFT == 0 && TB_VERSION_RFC == 1 && TB_KP_RSA2048_PKCS1 == 0 &&
+                   TB_KP_RSA2048_PSS == 1 && TB_KP_ECDSAP256 == 2,
+               "the Token Binding connection labels follow libtb's enums");
 
 /* --- label names ---------------------------------------------------------------------------- */
 
@@ -36,10 +39,23 @@ static const char *const class_names[TBP_ML_CLASS_N] = {"1xx", "2xx", "3xx", "4x
 static const char *const tb_first_names[TBP_ML_TB_ERRORS] = {"ok", "missing", "unexpected",
                                                              "multiple"};
 static const char *const cache_names[TBP_ML_CACHE_N] = {"hit", "miss"};
+static const char *const tbv_names[2] = {"draft", "rfc"}; /* enum tb_version */
+static const char *const tbkey_names[3] = {"rsa2048_pkcs1.5", "rsa2048_pss",
+                                           "ecdsap256"}; /* enum tb_key_params */
 
 static const char *alpn_name(unsigned i)
 {
     return alpn_names[i];
+}
+
+static const char *tbv_name(unsigned i)
+{
+    return tbv_names[i];
+}
+
+static const char *tbkey_name(unsigned i)
+{
+    return tbkey_names[i];
 }
 
 static const char *hs_name(unsigned i)
@@ -119,6 +135,13 @@ unsigned tbp_metrics_alpn_label(const char *alpn)
     return TBP_ML_ALPN_NONE;
 }
 
+unsigned tbp_metrics_tb_conn_label(int version, int key_params)
+{
+    if (version < 0 || version > 1 || key_params < 0 || key_params > 2)
+        return TBP_M_MAX_LABELS;
+    return (unsigned)version * 3u + (unsigned)key_params;
+}
+
 /* --- families ------------------------------------------------------------------------------- */
 
 struct family {
@@ -174,6 +197,10 @@ static const struct family families[TBP_M_N] = {
                         "Bytes received from clients (TLS payload).", NULL, 0, NULL, NULL, 0, NULL},
     [TBP_M_BYTES_OUT] = {"tbproxy_client_sent_bytes_total", "Bytes sent to clients (TLS payload).",
                          NULL, 0, NULL, NULL, 0, NULL},
+    [TBP_M_TB_CONNS] = {"tbproxy_token_binding_connections_total",
+                        "Client connections that negotiated Token Binding, by version and key "
+                        "parameters (RFC 8471 names for both versions).",
+                        "version", 2, tbv_name, "key", 3, tbkey_name},
 };
 
 static const char *const pool_counter_names[TBP_MP_N] = {"tbproxy_upstream_connects_total",

@@ -115,8 +115,10 @@ enum tbp_metric {
     TBP_M_REFER_ADDED = 11,      /* tbproxy_refer_token_binding_added_total: label 0 */
     TBP_M_BYTES_IN = 12,         /* tbproxy_client_received_bytes_total: label 0 */
     TBP_M_BYTES_OUT = 13,        /* tbproxy_client_sent_bytes_total: label 0 */
+    TBP_M_TB_CONNS = 14,         /* tbproxy_token_binding_connections_total{version,key}:
+                                    tbp_metrics_tb_conn_label() */
 };
-#define TBP_M_N 14
+#define TBP_M_N 15
 #define TBP_M_MAX_LABELS 32 /* slots per family: the largest label set fits (checked in .c) */
 
 /* Gauges (signed, summed over workers). */
@@ -232,6 +234,12 @@ unsigned tbp_metrics_tb_label(const char *reason);
 
 /* The TBP_M_CONN_ALPN label for the ALPN id a connection selected ("" or NULL: none). */
 unsigned tbp_metrics_alpn_label(const char *alpn);
+
+/* The TBP_M_TB_CONNS label of a connection that negotiated Token Binding: version (enum
+ * tb_version) and key parameters (enum tb_key_params: the key label is RFC 8471's name for both
+ * versions, so draft p256 counts as ecdsap256 and draft rsa2048 as rsa2048_pkcs1.5);
+ * TBP_M_MAX_LABELS (ignored) for values outside those enums. */
+unsigned tbp_metrics_tb_conn_label(int version, int key_params);
 
 /* --- set-up --------------------------------------------------------------------------------- */
 

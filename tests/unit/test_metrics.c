@@ -62,6 +62,52 @@ Test(metrics, alpn_labels)
     cr_expect_eq(tbp_metrics_alpn_label("h2_tb_p25"), TBP_ML_ALPN_NONE);
 }
 
+/* Every version x key parameters pair its own label, rendered with its names; others ignored. */
+Test(metrics, tb_connection_labels)
+{
+    struct tbp_metrics m;
+    struct tbp_metrics *ms[1] = {&m};
+    const char *names[] = {"app"};
+    struct tbp_metrics_process p = {.version = "9.9.9", .workers = 1};
+    unsigned seen = 0, l;
+    int v, k;
+    char *s;
+
+    for (v = 0; v < 2; v++) {
+        for (k = 0; k < 3; k++) {
+            l = tbp_metrics_tb_conn_label(v, k);
+            cr_assert_lt(l, TBP_M_MAX_LABELS);
+            cr_expect_eq(seen & (1u << l), 0, "label %u twice", l);
+            seen |= 1u << l;
+        }
+    }
+    cr_expect_eq(tbp_metrics_tb_conn_label(2, 0), TBP_M_MAX_LABELS);
+    cr_expect_eq(tbp_metrics_tb_conn_label(0, -1), TBP_M_MAX_LABELS);
+    cr_expect_eq(tbp_metrics_tb_conn_label(-1, 2), TBP_M_MAX_LABELS);
+    cr_expect_eq(tbp_metrics_tb_conn_label(1, 3), TBP_M_MAX_LABELS);
+
+    cr_assert_eq(tbp_metrics_init(&m, names, 1), 0);
+    tbp_metrics_inc(&m, TBP_M_TB_CONNS,
+                    tbp_metrics_tb_conn_label(TB_VERSION_RFC, TB_KP_RSA2048_PSS));
+    tbp_metrics_add(&m, TBP_M_TB_CONNS,
+                    tbp_metrics_tb_conn_label(TB_VERSION_DRAFT, TB_KP_ECDSAP256), 2);
+    tbp_metrics_inc(&m, TBP_M_TB_CONNS, tbp_metrics_tb_conn_label(TB_VERSION_DRAFT, 7));
+    s = render(ms, 1, &p);
+    cr_expect_eq(
+        sample(s, "tbproxy_token_binding_connections_total{version=\"rfc\",key=\"rsa2048_pss\"}"),
+        1, "%s", s);
+    cr_expect_eq(
+        sample(s, "tbproxy_token_binding_connections_total{version=\"draft\",key=\"ecdsap256\"}"),
+        2);
+    cr_expect_eq(sample(s, "tbproxy_token_binding_connections_total{version=\"draft\","
+                           "key=\"rsa2048_pkcs1.5\"}"),
+                 0);
+    cr_expect_eq(
+        sample(s, "tbproxy_token_binding_connections_total{version=\"rfc\",key=\"ecdsap256\"}"), 0);
+    free(s);
+    tbp_metrics_dispose(&m);
+}
+
 Test(metrics, tb_labels_cover_every_libtb_reason)
 {
     int code;
@@ -558,9 +604,9 @@ Test(metrics, every_series_of_the_fixed_sets_is_rendered_once)
     }
     /* process 7, accepted 1, active 1, alpn 7, handshakes 2, failures 4, requests 10, tb
      * TBP_ML_TB_N, key cache 2, header cache 1, cookies TBP_CK_N, bound 1, jwt TBP_JWT_N,
-     * refer 1, bytes 2, verify histogram 14 + 2 */
+     * refer 1, bytes 2, Token Binding connections 2 versions x 3 keys, verify histogram 14 + 2 */
     cr_expect_eq(samples, 7 + 1 + 1 + 7 + 2 + 4 + 10 + TBP_ML_TB_N + 2 + 1 + TBP_CK_N + 1 +
-                              TBP_JWT_N + 1 + 2 + 16);
+                              TBP_JWT_N + 1 + 2 + 6 + 16);
     cr_expect_eq(helps, 6 + TBP_M_N + 1 + TBP_H_N);
     cr_expect_eq(types, helps);
     free(s);

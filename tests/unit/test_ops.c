@@ -366,6 +366,8 @@ Test(ops, metrics_count_known_traffic)
         {"tbproxy_connections_alpn_total{alpn=\"h2_tb_p256\"}", 1},
         {"tbproxy_connections_alpn_total{alpn=\"http/1.1\"}", 0},
         {"tbproxy_connections_alpn_total{alpn=\"h2\"}", 0},
+        {"tbproxy_token_binding_connections_total{version=\"draft\",key=\"ecdsap256\"}", 4},
+        {"tbproxy_token_binding_connections_total{version=\"rfc\",key=\"ecdsap256\"}", 0},
         {"tbproxy_tls_handshakes_total{type=\"full\"}", 4},
         {"tbproxy_tls_handshakes_total{type=\"resumed\"}", 0},
         {"tbproxy_tls_handshake_failures_total{reason=\"protocol\"}", 0},
