@@ -145,7 +145,7 @@ bench-verify: $(B)/bin/bench-verify
 # --- tests ----------------------------------------------------------------------------------
 $(B)/tests/support/%.o: tests/support/%.c
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -Itests/support -c $< -o $@
+	$(CC) $(ALL_CFLAGS) -Itests/support -Isrc/proxy -c $< -o $@
 
 $(B)/tests/%.o: tests/unit/%.c
 	@mkdir -p $(@D)

@@ -15,7 +15,6 @@
  * connection without Token Binding refuses (by listener versions), tbp_binding_header and
  * tbp_binding_context.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -23,11 +22,11 @@
 #include <criterion/parameterized.h>
 
 #include "binding.h"
+#include "heads.h"
 #include "tb/tb.h"
 #include "vectors.h"
 
 #define N_FILES 2
-#define MAXF 8
 
 static const char *const file_names[N_FILES] = {"draft", "rfc"};
 
@@ -56,36 +55,6 @@ static void teardown(void)
 }
 
 TestSuite(binding, .init = setup, .fini = teardown, .timeout = 30);
-
-/* --- request heads ------------------------------------------------------------------------- */
-
-struct thead {
-    struct tbp_http_head h;
-    struct tbp_header f[MAXF];
-};
-
-/* A GET / with Host and then the given name, value pairs (NULL-terminated). */
-static void req(struct thead *t, ...)
-{
-    const char *n, *v;
-    va_list ap;
-
-    memset(t, 0, sizeof(*t));
-    t->h.is_request = 1;
-    t->h.method = (struct tbp_str){"GET", 3};
-    t->h.target = (struct tbp_str){"/", 1};
-    t->h.version_major = t->h.version_minor = 1;
-    t->h.keep_alive = 1;
-    t->h.headers = t->f;
-    t->f[t->h.n_headers++] = (struct tbp_header){{"Host", 4}, {"example.com", 11}};
-    va_start(ap, t);
-    while ((n = va_arg(ap, const char *)) != NULL) {
-        v = va_arg(ap, const char *);
-        cr_assert_lt(t->h.n_headers, MAXF);
-        t->f[t->h.n_headers++] = (struct tbp_header){{n, strlen(n)}, {v, strlen(v)}};
-    }
-    va_end(ap);
-}
 
 /* --- bindings from vectors ----------------------------------------------------------------- */
 
@@ -176,7 +145,7 @@ ParameterizedTest(struct tbt_vector_param *p, binding, vector)
     const struct tbt_case *c;
     struct tbp_binding b;
     char others[4096];
-    struct thead t;
+    struct tbt_head t;
     int ret;
 
     cr_assert_geq(p->file, 0, "%s", p->name);
@@ -185,7 +154,7 @@ ParameterizedTest(struct tbt_vector_param *p, binding, vector)
     c = &vec[p->file]->cases[p->index];
     init_case(&b, c, file);
     cr_expect_str_eq(tbp_binding_header(&b), p->file == 1 ? "sec-token-binding" : "token-binding");
-    req(&t, header_name(b.version), c->header, NULL);
+    tbt_head_req(&t, header_name(b.version), c->header, NULL);
     ret = tbp_binding_check(&b, &t.h, &reason);
     if (c->verdict == TBT_EXPECT_OK) {
         cr_expect_eq(ret, 0, "%s/%s: expected ok, got %d (%s)", file, c->name, ret,
@@ -225,12 +194,12 @@ Test(binding, cache)
     const struct tbt_case *bad = find_case(1, "signed_other_ekm");
     const char *reason = NULL;
     struct tbp_binding b;
-    struct thead t;
+    struct tbt_head t;
     char altered[2048];
     size_t len;
 
     init_case(&b, ok, "rfc");
-    req(&t, "Sec-Token-Binding", ok->header, NULL);
+    tbt_head_req(&t, "Sec-Token-Binding", ok->header, NULL);
     cr_assert_eq(tbp_binding_check(&b, &t.h, &reason), 0, "%s", reason);
     cr_expect(b.verifies == 1 && b.cache_hits == 0);
     cr_expect_not_null(b.value);
@@ -250,20 +219,20 @@ Test(binding, cache)
     cr_assert_lt(len, sizeof(altered));
     memcpy(altered, ok->header, len + 1);
     altered[len - 1] = altered[len - 1] == 'A' ? 'B' : 'A';
-    req(&t, "Sec-Token-Binding", altered, NULL);
+    tbt_head_req(&t, "Sec-Token-Binding", altered, NULL);
     cr_expect_eq(tbp_binding_check(&b, &t.h, &reason), -1);
     cr_expect_eq(b.verifies, 2);
     cr_expect_null(b.value, "a failed check keeps the old value cached");
     cr_expect_null(b.provided);
 
     /* then the good value again: verified again, not a hit */
-    req(&t, "sec-token-binding", ok->header, NULL);
+    tbt_head_req(&t, "sec-token-binding", ok->header, NULL);
     cr_expect_eq(tbp_binding_check(&b, &t.h, &reason), 0, "%s", reason);
     cr_expect(b.verifies == 3 && b.cache_hits == 2);
     cr_expect_str_eq(b.provided, ok->provided_id);
 
     /* a different value that fails forgets the cached one */
-    req(&t, "Sec-Token-Binding", bad->header, NULL);
+    tbt_head_req(&t, "Sec-Token-Binding", bad->header, NULL);
     cr_expect_eq(tbp_binding_check(&b, &t.h, &reason), -1);
     cr_expect_str_eq(reason, "signature");
     cr_expect_eq(b.verifies, 4);
@@ -279,29 +248,29 @@ Test(binding, rfc_ignores_draft_header)
     const struct tbt_case *dc = find_case(0, "p256_provided");
     const char *reason = NULL;
     struct tbp_binding b;
-    struct thead t;
+    struct tbt_head t;
 
     init_case(&b, rc, "rfc");
     /* the draft header, even with the rfc value in it, is not ours: stripped later (forward.c) */
-    req(&t, "Token-Binding", rc->header, NULL);
+    tbt_head_req(&t, "Token-Binding", rc->header, NULL);
     cr_expect_eq(tbp_binding_check(&b, &t.h, &reason), -1);
     cr_expect_str_eq(reason, "missing");
     cr_expect_eq(b.verifies, 0);
-    req(&t, "Token-Binding", dc->header, NULL);
+    tbt_head_req(&t, "Token-Binding", dc->header, NULL);
     reason = NULL;
     cr_expect_eq(tbp_binding_check(&b, &t.h, &reason), -1);
     cr_expect_str_eq(reason, "missing");
     /* beside ours it does not count */
-    req(&t, "Token-Binding", dc->header, "Sec-Token-Binding", rc->header, "token-binding", "x",
-        NULL);
+    tbt_head_req(&t, "Token-Binding", dc->header, "Sec-Token-Binding", rc->header, "token-binding",
+                 "x", NULL);
     cr_expect_eq(tbp_binding_check(&b, &t.h, &reason), 0, "%s", reason);
     cr_expect_str_eq(b.provided, rc->provided_id);
     /* two of ours are */
-    req(&t, "Sec-Token-Binding", rc->header, "SEC-TOKEN-BINDING", rc->header, NULL);
+    tbt_head_req(&t, "Sec-Token-Binding", rc->header, "SEC-TOKEN-BINDING", rc->header, NULL);
     reason = NULL;
     cr_expect_eq(tbp_binding_check(&b, &t.h, &reason), -1);
     cr_expect_str_eq(reason, "multiple");
-    req(&t, NULL);
+    tbt_head_req(&t, NULL);
     reason = NULL;
     cr_expect_eq(tbp_binding_check(&b, &t.h, &reason), -1);
     cr_expect_str_eq(reason, "missing");
@@ -314,16 +283,16 @@ Test(binding, draft_ignores_rfc_header)
     const struct tbt_case *dc = find_case(0, "p256_provided");
     const char *reason = NULL;
     struct tbp_binding b;
-    struct thead t;
+    struct tbt_head t;
 
     init_case(&b, dc, "draft");
-    req(&t, "Sec-Token-Binding", dc->header, NULL);
+    tbt_head_req(&t, "Sec-Token-Binding", dc->header, NULL);
     cr_expect_eq(tbp_binding_check(&b, &t.h, &reason), -1);
     cr_expect_str_eq(reason, "missing");
-    req(&t, "Sec-Token-Binding", rc->header, "TOKEN-BINDING", dc->header, NULL);
+    tbt_head_req(&t, "Sec-Token-Binding", rc->header, "TOKEN-BINDING", dc->header, NULL);
     cr_expect_eq(tbp_binding_check(&b, &t.h, &reason), 0, "%s", reason);
     cr_expect_str_eq(b.provided, dc->provided_id);
-    req(&t, "Token-Binding", dc->header, "token-binding", dc->header, NULL);
+    tbt_head_req(&t, "Token-Binding", dc->header, "token-binding", dc->header, NULL);
     reason = NULL;
     cr_expect_eq(tbp_binding_check(&b, &t.h, &reason), -1);
     cr_expect_str_eq(reason, "multiple");
@@ -350,14 +319,14 @@ static void expect_none(unsigned versions, int tb_version, const char *name, con
 {
     const char *reason = NULL;
     struct tbp_binding b;
-    struct thead t;
+    struct tbt_head t;
     int ret;
 
     init_none(&b, versions, tb_version);
     if (name != NULL)
-        req(&t, name, "AIkAAgBBQA", NULL);
+        tbt_head_req(&t, name, "AIkAAgBBQA", NULL);
     else
-        req(&t, "Cookie", "a=b", NULL);
+        tbt_head_req(&t, "Cookie", "a=b", NULL);
     ret = tbp_binding_check(&b, &t.h, &reason);
     if (want == NULL) {
         cr_expect_eq(ret, 0, "listener %u, tb_version %d, %s: refused (%s)", versions, tb_version,
@@ -415,10 +384,10 @@ Test(binding, none_two_headers)
 {
     const char *reason = NULL;
     struct tbp_binding b;
-    struct thead t;
+    struct tbt_head t;
 
     init_none(&b, TBP_TLS_TB_RFC | TBP_TLS_TB_DRAFT, TB_VERSION_DRAFT);
-    req(&t, "Token-Binding", "x", "Sec-Token-Binding", "y", NULL);
+    tbt_head_req(&t, "Token-Binding", "x", "Sec-Token-Binding", "y", NULL);
     cr_expect_eq(tbp_binding_check(&b, &t.h, &reason), -1);
     cr_expect_str_eq(reason, "unexpected");
     tbp_binding_dispose(&b);

@@ -10,7 +10,6 @@
  * the draft's Include-Referer- on the others), the head-edit helpers of forward.c and the counters
  * each outcome goes to.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,9 +20,8 @@
 #include "cookies.h"
 #include "exchange.h"
 #include "forward.h"
+#include "heads.h"
 #include "tb/tb.h"
-
-#define MAXF 600
 
 /* 32 bytes each of 0x11, 0x22, 0x33 */
 #define K1 "k1 ERERERERERERERERERERERERERERERERERERERERERE=\n"
@@ -69,89 +67,7 @@ static void teardown(void)
 
 TestSuite(cookies, .init = setup, .fini = teardown, .timeout = 30);
 
-/* --- heads ------------------------------------------------------------------------------------ */
-
-struct thead {
-    struct tbp_http_head h;
-    struct tbp_header f[MAXF];
-};
-
-static void add(struct thead *t, const char *name, const char *value)
-{
-    cr_assert_lt(t->h.n_headers, MAXF);
-    t->f[t->h.n_headers++] = (struct tbp_header){{name, strlen(name)}, {value, strlen(value)}};
-}
-
-/* A GET / with Host and then the given name, value pairs (NULL-terminated). */
-static void req(struct thead *t, ...)
-{
-    const char *n, *v;
-    va_list ap;
-
-    memset(t, 0, sizeof(*t));
-    t->h.is_request = 1;
-    t->h.method = (struct tbp_str){"GET", 3};
-    t->h.target = (struct tbp_str){"/", 1};
-    t->h.version_major = t->h.version_minor = 1;
-    t->h.keep_alive = 1;
-    t->h.headers = t->f;
-    add(t, "Host", "example.com");
-    va_start(ap, t);
-    while ((n = va_arg(ap, const char *)) != NULL) {
-        v = va_arg(ap, const char *);
-        add(t, n, v);
-    }
-    va_end(ap);
-}
-
-static void resp(struct thead *t, int status, ...)
-{
-    const char *n, *v;
-    va_list ap;
-
-    memset(t, 0, sizeof(*t));
-    t->h.status = status;
-    t->h.reason = (struct tbp_str){"X", 1};
-    t->h.version_major = t->h.version_minor = 1;
-    t->h.headers = t->f;
-    va_start(ap, status);
-    while ((n = va_arg(ap, const char *)) != NULL) {
-        v = va_arg(ap, const char *);
-        add(t, n, v);
-    }
-    va_end(ap);
-}
-
-/* The value of the first field called name (any case) as a NUL-terminated string in one of a few
- * rotating static buffers, or NULL. */
-static const char *field(const struct tbp_http_head *h, const char *name)
-{
-    static char bufs[4][16384];
-    static int k;
-    size_t i, len = strlen(name);
-
-    for (i = 0; i < h->n_headers; i++) {
-        const struct tbp_header *f = &h->headers[i];
-        if (f->name.len == len && strncasecmp(f->name.p, name, len) == 0) {
-            char *b = bufs[k++ & 3];
-            cr_assert_lt(f->value.len, sizeof(bufs[0]));
-            memcpy(b, f->value.p, f->value.len);
-            b[f->value.len] = '\0';
-            return b;
-        }
-    }
-    return NULL;
-}
-
-static size_t count(const struct tbp_http_head *h, const char *name)
-{
-    size_t i, n = 0;
-
-    for (i = 0; i < h->n_headers; i++)
-        n += h->headers[i].name.len == strlen(name) &&
-             strncasecmp(h->headers[i].name.p, name, strlen(name)) == 0;
-    return n;
-}
+/* --- helpers ---------------------------------------------------------------------------------- */
 
 /* value bound to name and tbh under kr, malloc'd. */
 static char *bound(const struct tb_cookie_keyring *kr, const char *name, const char *value,
@@ -178,7 +94,7 @@ static char *bound_session(const char *rest)
 
 /* The request edit of exchange.c; e and co are zeroed here. */
 static int edit_req(const struct tbp_route *r, const struct tb_cookie_keyring *kr, const char *tbh,
-                    struct thead *t, struct tbp_head_edit *e, const struct tbp_http_head **out,
+                    struct tbt_head *t, struct tbp_head_edit *e, const struct tbp_http_head **out,
                     struct tbp_companion *co)
 {
     memset(e, 0, sizeof(*e));
@@ -188,7 +104,7 @@ static int edit_req(const struct tbp_route *r, const struct tb_cookie_keyring *k
 
 /* The response edit of exchange.c for a connection of Token Binding version `version`. */
 static int edit_resp_v(const struct tbp_route *r, const struct tb_cookie_keyring *kr,
-                       const char *tbh, int version, struct thead *t, struct tbp_head_edit *e,
+                       const char *tbh, int version, struct tbt_head *t, struct tbp_head_edit *e,
                        const struct tbp_http_head **out, struct tbp_companion *co)
 {
     memset(e, 0, sizeof(*e));
@@ -198,7 +114,7 @@ static int edit_resp_v(const struct tbp_route *r, const struct tb_cookie_keyring
 
 /* The same on a draft connection (or one without Token Binding). */
 static int edit_resp(const struct tbp_route *r, const struct tb_cookie_keyring *kr, const char *tbh,
-                     struct thead *t, struct tbp_head_edit *e, const struct tbp_http_head **out,
+                     struct tbt_head *t, struct tbp_head_edit *e, const struct tbp_http_head **out,
                      struct tbp_companion *co)
 {
     return edit_resp_v(r, kr, tbh, TB_VERSION_DRAFT, t, e, out, co);
@@ -211,14 +127,14 @@ static const char *forwarded(const struct tb_cookie_keyring *kr, const char *tbh
 {
     struct tbp_head_edit e;
     const struct tbp_http_head *out;
-    struct thead t;
+    struct tbt_head t;
     const char *v;
 
-    req(&t, "Cookie", cookie, NULL);
+    tbt_head_req(&t, "Cookie", cookie, NULL);
     cr_assert_eq(edit_req(&route, kr, tbh, &t, &e, &out, co), 0);
     cr_assert_eq(out, &e.head);
-    cr_assert_leq(count(out, "cookie"), 1);
-    v = field(out, "cookie");
+    cr_assert_leq(tbt_head_count(out, "cookie"), 1);
+    v = tbt_head_field(out, "cookie");
     tbp_head_edit_dispose(&e);
     return v;
 }
@@ -333,13 +249,13 @@ Test(cookies, nothing_left_no_cookie_field)
     struct tbp_head_edit e;
     const struct tbp_http_head *out;
     struct tbp_companion co;
-    struct thead t;
+    struct tbt_head t;
 
-    req(&t, "Cookie", "session=forged", "Accept", "*/*", "cookie", "sid=x", NULL);
+    tbt_head_req(&t, "Cookie", "session=forged", "Accept", "*/*", "cookie", "sid=x", NULL);
     cr_assert_eq(edit_req(&route, kr1, tbh_a, &t, &e, &out, &co), 0);
-    cr_expect_eq(count(out, "cookie"), 0);
+    cr_expect_eq(tbt_head_count(out, "cookie"), 0);
     cr_expect_eq(out->n_headers, 2);
-    cr_expect_str_eq(field(out, "accept"), "*/*");
+    cr_expect_str_eq(tbt_head_field(out, "accept"), "*/*");
     cr_expect_eq(co.ck.dropped, 2);
     tbp_head_edit_dispose(&e);
 }
@@ -349,15 +265,15 @@ Test(cookies, no_cookie_field)
     struct tbp_head_edit e;
     const struct tbp_http_head *out;
     struct tbp_companion co;
-    struct thead t;
+    struct tbt_head t;
 
-    req(&t, "Accept", "*/*", NULL);
+    tbt_head_req(&t, "Accept", "*/*", NULL);
     cr_assert_eq(edit_req(&route, kr1, tbh_a, &t, &e, &out, &co), 0);
     cr_expect_eq(out, &t.h, "no Cookie field: the head itself, nothing allocated");
     cr_expect_null(e.head.headers);
     cr_expect(co.cookies);
     cr_expect_eq(out->n_headers, 2);
-    cr_expect_eq(count(out, "cookie"), 0);
+    cr_expect_eq(tbt_head_count(out, "cookie"), 0);
     cr_expect_eq(co.ck.kept + co.ck.dropped, 0);
     tbp_head_edit_dispose(&e);
 }
@@ -380,14 +296,15 @@ Test(cookies, crumbs_joined_in_place)
     struct tbp_head_edit e;
     const struct tbp_http_head *out;
     struct tbp_companion co;
-    struct thead t;
+    struct tbt_head t;
 
     /* HTTP/2 sends cookies as crumbs: one field each */
     cr_assert_gt(asprintf(&crumb, "session=%s", s), 0);
-    req(&t, "accept", "*/*", "cookie", "a=1", "x-mid", "m", "cookie", crumb, "cookie", "b=2", NULL);
+    tbt_head_req(&t, "accept", "*/*", "cookie", "a=1", "x-mid", "m", "cookie", crumb, "cookie",
+                 "b=2", NULL);
     cr_assert_eq(edit_req(&route, kr1, tbh_a, &t, &e, &out, &co), 0);
-    cr_expect_eq(count(out, "cookie"), 1);
-    cr_expect_str_eq(field(out, "cookie"), "a=1; session=v; b=2");
+    cr_expect_eq(tbt_head_count(out, "cookie"), 1);
+    cr_expect_str_eq(tbt_head_field(out, "cookie"), "a=1; session=v; b=2");
     /* the one Cookie field stands where the first crumb was */
     cr_expect_eq(out->n_headers, 4);
     cr_expect(out->headers[2].name.len == 6 && strncmp(out->headers[2].name.p, "cookie", 6) == 0);
@@ -413,16 +330,16 @@ Test(cookies, every_crumb_split_same_result)
             struct tbp_head_edit e;
             const struct tbp_http_head *out;
             struct tbp_companion co;
-            struct thead t;
+            struct tbt_head t;
             const char *v;
             if (cut2 != cut1 && cut2 != len && all[cut2] != ';')
                 continue;
-            req(&t, NULL);
+            tbt_head_req(&t, NULL);
             t.f[t.h.n_headers++] = (struct tbp_header){{"cookie", 6}, {all, cut1}};
             t.f[t.h.n_headers++] = (struct tbp_header){{"cookie", 6}, {all + cut1, cut2 - cut1}};
             t.f[t.h.n_headers++] = (struct tbp_header){{"cookie", 6}, {all + cut2, len - cut2}};
             cr_assert_eq(edit_req(&route, kr1, tbh_a, &t, &e, &out, &co), 0);
-            v = field(out, "cookie");
+            v = tbt_head_field(out, "cookie");
             cr_expect(v != NULL && strcmp(v, want) == 0, "split at %zu, %zu: %s", cut1, cut2, v);
             cr_expect_eq(co.ck.n[TBP_CK_OK], 1);
             cr_expect_eq(co.ck.n[TBP_CK_UNBOUND], 1); /* sid=zz */
@@ -455,12 +372,12 @@ Test(cookies, quoted_value_round_trip)
     struct tbp_head_edit e;
     const struct tbp_http_head *out;
     struct tbp_companion co;
-    struct thead t;
+    struct tbt_head t;
     char *set, *c = NULL, *v;
 
-    resp(&t, 200, "Set-Cookie", "session=\"quoted\"; Path=/", NULL);
+    tbt_head_resp(&t, 200, "Set-Cookie", "session=\"quoted\"; Path=/", NULL);
     cr_assert_eq(edit_resp(&route, kr1, tbh_a, &t, &e, &out, &co), 0);
-    set = strdup(field(out, "set-cookie"));
+    set = strdup(tbt_head_field(out, "set-cookie"));
     tbp_head_edit_dispose(&e);
     cr_assert(strncmp(set, "session=\"quoted\"~tb1.k1~", 24) == 0, "%s", set);
     v = strchr(set, ';');
@@ -537,9 +454,9 @@ Test(cookies, route_without_companion_untouched)
     struct tbp_head_edit e;
     const struct tbp_http_head *out;
     struct tbp_companion co;
-    struct thead t;
+    struct tbt_head t;
 
-    req(&t, "Cookie", "session=forged", NULL);
+    tbt_head_req(&t, "Cookie", "session=forged", NULL);
     cr_expect_eq(edit_req(&plain, kr1, tbh_a, &t, &e, &out, &co), 0);
     cr_expect_eq(out, &t.h, "a route without companion features gets the head itself");
     cr_expect_null(e.head.headers, "and nothing is allocated");
@@ -551,9 +468,9 @@ Test(cookies, route_without_companion_untouched)
 Test(cookies, find)
 {
     struct tbp_str v;
-    struct thead t;
+    struct tbt_head t;
 
-    req(&t, "Cookie", "a=1; tok=\"x\"", "Cookie", "tok=second", NULL);
+    tbt_head_req(&t, "Cookie", "a=1; tok=\"x\"", "Cookie", "tok=second", NULL);
     cr_assert(tbp_cookie_find(&t.h, "tok", &v));
     cr_expect(v.len == 3 && memcmp(v.p, "\"x\"", 3) == 0);
     cr_expect_not(tbp_cookie_find(&t.h, "to", &v));
@@ -567,17 +484,18 @@ Test(cookies, set_cookie_bound_attributes_untouched)
     struct tbp_head_edit e;
     const struct tbp_http_head *out;
     struct tbp_companion co;
-    struct thead t;
+    struct tbt_head t;
     char *want = bound(kr1, "session", "abc", tbh_a), *line = NULL;
 
-    resp(&t, 200, "Content-Type", "text/plain", "Set-Cookie", "session=abc; Path=/; HttpOnly",
-         "Set-Cookie", "theme=dark; Path=/", "set-cookie", "sid=1; secure; Max-Age=60",
-         "Set-Cookie", "noequals", "Set-Cookie", "=nameless", NULL);
+    tbt_head_resp(&t, 200, "Content-Type", "text/plain", "Set-Cookie",
+                  "session=abc; Path=/; HttpOnly", "Set-Cookie", "theme=dark; Path=/", "set-cookie",
+                  "sid=1; secure; Max-Age=60", "Set-Cookie", "noequals", "Set-Cookie", "=nameless",
+                  NULL);
     cr_assert_eq(edit_resp(&route, kr1, tbh_a, &t, &e, &out, &co), 0);
     cr_assert_eq(out, &e.head);
     cr_assert_eq(out->n_headers, 6);
     cr_assert_gt(asprintf(&line, "session=%s; Path=/; HttpOnly; Secure", want), 0);
-    cr_expect_str_eq(field(out, "content-type"), "text/plain");
+    cr_expect_str_eq(tbt_head_field(out, "content-type"), "text/plain");
 #define V(i) (out->headers[i].value)
     cr_expect(V(1).len == strlen(line) && memcmp(V(1).p, line, V(1).len) == 0, "got %.*s",
               (int)V(1).len, V(1).p);
@@ -602,9 +520,9 @@ Test(cookies, set_cookie_without_token_binding_unchanged)
     struct tbp_head_edit e;
     const struct tbp_http_head *out;
     struct tbp_companion co;
-    struct thead t;
+    struct tbt_head t;
 
-    resp(&t, 200, "Set-Cookie", "session=abc", NULL);
+    tbt_head_resp(&t, 200, "Set-Cookie", "session=abc", NULL);
     cr_expect_eq(edit_resp(&route, kr1, NULL, &t, &e, &out, &co), 0);
     cr_expect_eq(out, &t.h);
     route.unbound_cookies = TBP_UNBOUND_PASS;
@@ -620,9 +538,9 @@ Test(cookies, set_cookie_no_keyring_fails)
     struct tbp_head_edit e;
     const struct tbp_http_head *out;
     struct tbp_companion co;
-    struct thead t;
+    struct tbt_head t;
 
-    resp(&t, 200, "Set-Cookie", "session=abc", NULL);
+    tbt_head_resp(&t, 200, "Set-Cookie", "session=abc", NULL);
     cr_expect_lt(edit_resp(&route, NULL, tbh_a, &t, &e, &out, &co), 0,
                  "a listed Set-Cookie that cannot be bound is never sent unbound");
     tbp_head_edit_dispose(&e);
@@ -633,13 +551,13 @@ Test(cookies, set_cookie_round_trip_rotation)
     struct tbp_head_edit e;
     const struct tbp_http_head *out;
     struct tbp_companion co;
-    struct thead t;
+    struct tbt_head t;
     char *c = NULL;
     const char *v;
 
-    resp(&t, 302, "Set-Cookie", "sid=42", "Location", "/x", NULL);
+    tbt_head_resp(&t, 302, "Set-Cookie", "sid=42", "Location", "/x", NULL);
     cr_assert_eq(edit_resp(&route, kr12, tbh_b, &t, &e, &out, &co), 0);
-    v = field(out, "set-cookie");
+    v = tbt_head_field(out, "set-cookie");
     cr_assert(strncmp(v, "sid=42~tb1.k2~", 14) == 0, "%s", v);
     cr_assert(strstr(v, "; Secure") != NULL);
     cr_assert_gt(asprintf(&c, "%.*s", (int)(strchr(v, ';') - v), v), 0);
@@ -657,32 +575,33 @@ Test(cookies, refer_token_binding_on_redirects)
     struct tbp_head_edit e;
     const struct tbp_http_head *out;
     struct tbp_companion co;
-    struct thead t;
+    struct tbt_head t;
     size_t i;
 
     for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
-        resp(&t, yes[i], "Location", "https://idp/", NULL);
+        tbt_head_resp(&t, yes[i], "Location", "https://idp/", NULL);
         cr_assert_eq(edit_resp(&r, NULL, NULL, &t, &e, &out, &co), 0);
-        cr_expect_str_eq(field(out, "include-referer-token-binding-id"), "true", "%d", yes[i]);
-        cr_expect_str_eq(field(out, "location"), "https://idp/");
+        cr_expect_str_eq(tbt_head_field(out, "include-referer-token-binding-id"), "true", "%d",
+                         yes[i]);
+        cr_expect_str_eq(tbt_head_field(out, "location"), "https://idp/");
         cr_expect(co.refer_added);
         tbp_head_edit_dispose(&e);
     }
     for (i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
-        resp(&t, no[i], NULL);
+        tbt_head_resp(&t, no[i], NULL);
         cr_assert_eq(edit_resp(&r, NULL, tbh_a, &t, &e, &out, &co), 0);
         cr_expect_eq(out, &t.h, "%d", no[i]);
         cr_expect_not(co.refer_added);
     }
     /* the origin asked already (either name): not added twice */
-    resp(&t, 302, "Include-Referer-Token-Binding-ID", "true", NULL);
+    tbt_head_resp(&t, 302, "Include-Referer-Token-Binding-ID", "true", NULL);
     cr_assert_eq(edit_resp(&r, NULL, tbh_a, &t, &e, &out, &co), 0);
     cr_expect_eq(out, &t.h);
-    resp(&t, 302, "include-referred-token-binding-id", "true", NULL);
+    tbt_head_resp(&t, 302, "include-referred-token-binding-id", "true", NULL);
     cr_assert_eq(edit_resp(&r, NULL, tbh_a, &t, &e, &out, &co), 0);
     cr_expect_eq(out, &t.h);
     /* a route without the setting */
-    resp(&t, 302, NULL);
+    tbt_head_resp(&t, 302, NULL);
     r.refer_token_binding = 0;
     cr_assert_eq(edit_resp(&r, NULL, tbh_a, &t, &e, &out, &co), 0);
     cr_expect_eq(out, &t.h);
@@ -699,44 +618,44 @@ Test(cookies, refer_token_binding_rfc_uses_referred_name)
     struct tbp_head_edit e;
     const struct tbp_http_head *out;
     struct tbp_companion co;
-    struct thead t;
+    struct tbt_head t;
     size_t i;
 
     for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
         const struct tbp_header *last;
 
-        resp(&t, yes[i], "Location", "https://idp/", NULL);
+        tbt_head_resp(&t, yes[i], "Location", "https://idp/", NULL);
         cr_assert_eq(edit_resp_v(&r, NULL, tbh_a, TB_VERSION_RFC, &t, &e, &out, &co), 0);
         cr_assert_eq(out, &e.head, "%d", yes[i]);
         cr_expect_eq(out->n_headers, 2);
         last = &out->headers[out->n_headers - 1];
         cr_expect(last->name.len == strlen(name) && memcmp(last->name.p, name, last->name.len) == 0,
                   "%d: %.*s", yes[i], (int)last->name.len, last->name.p);
-        cr_expect_str_eq(field(out, "include-referred-token-binding-id"), "true");
-        cr_expect_null(field(out, "include-referer-token-binding-id"), "never both names");
-        cr_expect_str_eq(field(out, "location"), "https://idp/");
+        cr_expect_str_eq(tbt_head_field(out, "include-referred-token-binding-id"), "true");
+        cr_expect_null(tbt_head_field(out, "include-referer-token-binding-id"), "never both names");
+        cr_expect_str_eq(tbt_head_field(out, "location"), "https://idp/");
         cr_expect(co.refer_added);
         tbp_head_edit_dispose(&e);
     }
     for (i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
-        resp(&t, no[i], NULL);
+        tbt_head_resp(&t, no[i], NULL);
         cr_assert_eq(edit_resp_v(&r, NULL, tbh_a, TB_VERSION_RFC, &t, &e, &out, &co), 0);
         cr_expect_eq(out, &t.h, "%d", no[i]);
         cr_expect_not(co.refer_added);
     }
     /* the origin asked already, with either name: nothing added */
-    resp(&t, 303, "Include-Referer-Token-Binding-ID", "true", NULL);
+    tbt_head_resp(&t, 303, "Include-Referer-Token-Binding-ID", "true", NULL);
     cr_assert_eq(edit_resp_v(&r, NULL, tbh_a, TB_VERSION_RFC, &t, &e, &out, &co), 0);
     cr_expect_eq(out, &t.h);
     cr_expect_not(co.refer_added);
-    resp(&t, 303, "include-referred-token-binding-id", "true", NULL);
+    tbt_head_resp(&t, 303, "include-referred-token-binding-id", "true", NULL);
     cr_assert_eq(edit_resp_v(&r, NULL, tbh_a, TB_VERSION_RFC, &t, &e, &out, &co), 0);
     cr_expect_eq(out, &t.h);
     /* the same redirect on a draft connection keeps the draft's name */
-    resp(&t, 302, "Location", "https://idp/", NULL);
+    tbt_head_resp(&t, 302, "Location", "https://idp/", NULL);
     cr_assert_eq(edit_resp_v(&r, NULL, tbh_a, TB_VERSION_DRAFT, &t, &e, &out, &co), 0);
-    cr_expect_str_eq(field(out, "include-referer-token-binding-id"), "true");
-    cr_expect_null(field(out, "include-referred-token-binding-id"));
+    cr_expect_str_eq(tbt_head_field(out, "include-referer-token-binding-id"), "true");
+    cr_expect_null(tbt_head_field(out, "include-referred-token-binding-id"));
     tbp_head_edit_dispose(&e);
     /* a route without the setting */
     r.refer_token_binding = 0;
@@ -750,14 +669,14 @@ Test(cookies, refer_and_bind_together_rfc)
     struct tbp_head_edit e;
     const struct tbp_http_head *out;
     struct tbp_companion co;
-    struct thead t;
+    struct tbt_head t;
 
     rr.refer_token_binding = 1;
-    resp(&t, 302, "Set-Cookie", "session=s", "Location", "/", NULL);
+    tbt_head_resp(&t, 302, "Set-Cookie", "session=s", "Location", "/", NULL);
     cr_assert_eq(edit_resp_v(&rr, kr1, tbh_a, TB_VERSION_RFC, &t, &e, &out, &co), 0);
     cr_expect_eq(out->n_headers, 3);
-    cr_expect(strncmp(field(out, "set-cookie"), "session=s~tb1.k1~", 17) == 0);
-    cr_expect_str_eq(field(out, "include-referred-token-binding-id"), "true");
+    cr_expect(strncmp(tbt_head_field(out, "set-cookie"), "session=s~tb1.k1~", 17) == 0);
+    cr_expect_str_eq(tbt_head_field(out, "include-referred-token-binding-id"), "true");
     cr_expect_eq(co.ck.bound, 1);
     tbp_head_edit_dispose(&e);
 }
@@ -767,14 +686,14 @@ Test(cookies, refer_and_bind_together)
     struct tbp_head_edit e;
     const struct tbp_http_head *out;
     struct tbp_companion co;
-    struct thead t;
+    struct tbt_head t;
 
     route.refer_token_binding = 1;
-    resp(&t, 302, "Set-Cookie", "session=s", "Location", "/", NULL);
+    tbt_head_resp(&t, 302, "Set-Cookie", "session=s", "Location", "/", NULL);
     cr_assert_eq(edit_resp(&route, kr1, tbh_a, &t, &e, &out, &co), 0);
     cr_expect_eq(out->n_headers, 3);
-    cr_expect(strncmp(field(out, "set-cookie"), "session=s~tb1.k1~", 17) == 0);
-    cr_expect_str_eq(field(out, "include-referer-token-binding-id"), "true");
+    cr_expect(strncmp(tbt_head_field(out, "set-cookie"), "session=s~tb1.k1~", 17) == 0);
+    cr_expect_str_eq(tbt_head_field(out, "include-referer-token-binding-id"), "true");
     tbp_head_edit_dispose(&e);
 }
 
@@ -783,23 +702,23 @@ Test(cookies, refer_and_bind_together)
 Test(cookies, head_edit_helpers)
 {
     struct tbp_head_edit e;
-    struct thead t;
+    struct tbt_head t;
     struct tbp_str v = {"new", 3};
     char *p;
 
-    req(&t, "X-A", "1", "x-b", "2", "X-a", "3", NULL);
+    tbt_head_req(&t, "X-A", "1", "x-b", "2", "X-a", "3", NULL);
     cr_assert_eq(tbp_head_edit_init(&e, &t.h, 0, 8), 0);
     cr_expect_eq(e.head.n_headers, 4);
     cr_expect_neq(e.head.headers, t.h.headers, "a private copy of the list");
     cr_expect_eq(tbp_head_edit_set(&e, "x-a", &v), 0);
     cr_expect_eq(e.head.n_headers, 3);
-    cr_expect_str_eq(field(&e.head, "x-a"), "new");
+    cr_expect_str_eq(tbt_head_field(&e.head, "x-a"), "new");
     cr_expect(e.head.headers[1].name.len == 3 && memcmp(e.head.headers[1].name.p, "x-a", 3) == 0,
               "in place of the first, under the name given");
     cr_expect_eq(tbp_head_edit_set(&e, "X-B", NULL), 0);
     cr_expect_eq(e.head.n_headers, 2);
     cr_expect_eq(tbp_head_edit_set(&e, "X-New", &v), 0, "added at the end");
-    cr_expect_str_eq(field(&e.head, "x-new"), "new");
+    cr_expect_str_eq(tbt_head_field(&e.head, "x-new"), "new");
     cr_expect_eq(tbp_head_edit_add(&e, v, v), 0);
     cr_expect_eq(tbp_head_edit_add(&e, v, v), TBP_EBUF, "the list is full");
     cr_expect_not_null(p = tbp_head_edit_alloc(&e, 5));
@@ -815,17 +734,17 @@ Test(cookies, head_edit_helpers)
 Test(cookies, head_edit_underscore_spelling)
 {
     struct tbp_head_edit e = {0};
-    struct thead t;
+    struct tbt_head t;
     struct tbp_str v = {"alice", 5};
 
-    req(&t, "X_Auth_Sub", "admin", "x-auth_sub", "root", "X-Other", "1", NULL);
+    tbt_head_req(&t, "X_Auth_Sub", "admin", "x-auth_sub", "root", "X-Other", "1", NULL);
     cr_assert_eq(tbp_head_edit_init(&e, &t.h, 0, 8), 0);
     cr_expect_eq(tbp_head_edit_set(&e, "X-Auth-Sub", &v), 0);
     cr_expect_eq(e.head.n_headers, 3, "Host, X-Auth-Sub, X-Other");
-    cr_expect_str_eq(field(&e.head, "x-auth-sub"), "alice");
+    cr_expect_str_eq(tbt_head_field(&e.head, "x-auth-sub"), "alice");
     cr_expect_eq(tbp_head_edit_set(&e, "X-Auth-Sub", NULL), 0);
     cr_expect_eq(e.head.n_headers, 2, "Host, X-Other");
-    cr_expect_str_eq(field(&e.head, "x-other"), "1");
+    cr_expect_str_eq(tbt_head_field(&e.head, "x-other"), "1");
     tbp_head_edit_dispose(&e);
 }
 

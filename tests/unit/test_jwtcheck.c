@@ -9,7 +9,6 @@
  * and the sub header: stripped from every request of the route whatever its case, set only from
  * verified claims.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +19,7 @@
 #include <openssl/pem.h>
 
 #include "exchange.h"
+#include "heads.h"
 #include "jwtcheck.h"
 #include "keys.h"
 #include "tb/tb.h"
@@ -145,63 +145,9 @@ static char *b64(const char *s)
     return out;
 }
 
-/* --- requests --------------------------------------------------------------------------------- */
-
-struct thead {
-    struct tbp_http_head h;
-    struct tbp_header f[32];
-};
-
-static void req(struct thead *t, ...)
-{
-    const char *n, *v;
-    va_list ap;
-
-    memset(t, 0, sizeof(*t));
-    t->h.is_request = 1;
-    t->h.method = (struct tbp_str){"GET", 3};
-    t->h.target = (struct tbp_str){"/", 1};
-    t->h.version_major = t->h.version_minor = 1;
-    t->h.headers = t->f;
-    t->f[t->h.n_headers++] = (struct tbp_header){{"Host", 4}, {"example.com", 11}};
-    va_start(ap, t);
-    while ((n = va_arg(ap, const char *)) != NULL) {
-        v = va_arg(ap, const char *);
-        t->f[t->h.n_headers++] = (struct tbp_header){{n, strlen(n)}, {v, strlen(v)}};
-    }
-    va_end(ap);
-}
-
-static const char *field(const struct tbp_http_head *h, const char *name)
-{
-    static char buf[2][4096];
-    static int k;
-    size_t i;
-
-    for (i = 0; i < h->n_headers; i++) {
-        const struct tbp_header *f = &h->headers[i];
-        if (f->name.len == strlen(name) && strncasecmp(f->name.p, name, f->name.len) == 0) {
-            char *b = buf[k++ & 1];
-            snprintf(b, sizeof(buf[0]), "%.*s", (int)f->value.len, f->value.p);
-            return b;
-        }
-    }
-    return NULL;
-}
-
-static size_t count(const struct tbp_http_head *h, const char *name)
-{
-    size_t i, n = 0;
-
-    for (i = 0; i < h->n_headers; i++)
-        n += h->headers[i].name.len == strlen(name) &&
-             strncasecmp(h->headers[i].name.p, name, strlen(name)) == 0;
-    return n;
-}
-
 /* Runs the request edit for head t with tbh; returns the status (0: forwarded) and, for 0, the
  * sub header's value (NULL when absent) in *sub. */
-static int run(struct thead *t, const char *tbh, const char **sub, enum tbp_jwt_outcome *o)
+static int run(struct tbt_head *t, const char *tbh, const char **sub, enum tbp_jwt_outcome *o)
 {
     const struct tbp_http_head *out;
     struct tbp_head_edit e = {0};
@@ -214,10 +160,11 @@ static int run(struct thead *t, const char *tbh, const char **sub, enum tbp_jwt_
         *sub = NULL;
     if (status == 0) {
         cr_assert_eq(out, &e.head);
-        cr_expect_leq(count(out, "x-user"), 1);
+        cr_expect_leq(tbt_head_count(out, "x-user"), 1);
         if (sub != NULL)
-            *sub = field(out, "x-user");
-        cr_expect_not_null(field(out, "authorization"), "the token still goes to the origin");
+            *sub = tbt_head_field(out, "x-user");
+        cr_expect_not_null(tbt_head_field(out, "authorization"),
+                           "the token still goes to the origin");
     }
     tbp_head_edit_dispose(&e);
     return status;
@@ -227,12 +174,12 @@ static int run(struct thead *t, const char *tbh, const char **sub, enum tbp_jwt_
 static enum tbp_jwt_outcome check_bearer(char *tok, const char *tbh)
 {
     enum tbp_jwt_outcome o;
-    struct thead t;
+    struct tbt_head t;
     char *auth = NULL;
     int status;
 
     cr_assert_gt(asprintf(&auth, "Bearer %s", tok), 0);
-    req(&t, "Authorization", auth, NULL);
+    tbt_head_req(&t, "Authorization", auth, NULL);
     status = run(&t, tbh, NULL, &o);
     cr_expect_eq(status, o == TBP_JWT_OK ? 0 : 401, "status %d for outcome %s", status,
                  tbp_jwt_outcome_name(o));
@@ -252,10 +199,10 @@ Test(jwtcheck, valid_with_sub)
     char *tok = es256(claims(3600, -10, "alice", NULL), tbh_a), *auth = NULL;
     enum tbp_jwt_outcome o;
     const char *sub;
-    struct thead t;
+    struct tbt_head t;
 
     cr_assert_gt(asprintf(&auth, "Bearer %s", tok), 0);
-    req(&t, "Authorization", auth, "Accept", "*/*", NULL);
+    tbt_head_req(&t, "Authorization", auth, "Accept", "*/*", NULL);
     cr_expect_eq(run(&t, tbh_a, &sub, &o), 0);
     EXPECT_OUTCOME(o, TBP_JWT_OK);
     cr_expect_str_eq(sub, "alice");
@@ -269,15 +216,15 @@ Test(jwtcheck, sub_header_spoofing)
     char *without = es256(claims(3600, 0, NULL, NULL), tbh_a), *auth = NULL;
     enum tbp_jwt_outcome o;
     const char *sub;
-    struct thead t;
+    struct tbt_head t;
 
     cr_assert_gt(asprintf(&auth, "Bearer %s", with), 0);
-    req(&t, "x-user", "admin", "Authorization", auth, "X-USER", "root", NULL);
+    tbt_head_req(&t, "x-user", "admin", "Authorization", auth, "X-USER", "root", NULL);
     cr_expect_eq(run(&t, tbh_a, &sub, &o), 0);
     cr_expect_str_eq(sub, "alice", "only the verified sub, once");
     free(auth);
     cr_assert_gt(asprintf(&auth, "Bearer %s", without), 0);
-    req(&t, "X-User", "admin", "Authorization", auth, NULL);
+    tbt_head_req(&t, "X-User", "admin", "Authorization", auth, NULL);
     cr_expect_eq(run(&t, tbh_a, &sub, &o), 0);
     cr_expect_null(sub, "no sub in the token: no header, and the client's is gone");
     free(auth);
@@ -290,12 +237,12 @@ Test(jwtcheck, sub_header_stripped_on_failure_too)
     struct tbp_head_edit e = {0};
     const struct tbp_http_head *out;
     struct tbp_companion co = {0};
-    struct thead t;
+    struct tbt_head t;
 
-    req(&t, "X-User", "admin", NULL);
+    tbt_head_req(&t, "X-User", "admin", NULL);
     cr_expect_eq(tbp_jwt_request(&jr, tbh_a, NOW, (tbp_head_edit_init(&e, &t.h, 1, 256), &e)),
                  TBP_JWT_MISSING);
-    cr_expect_eq(count(&e.head, "x-user"), 0);
+    cr_expect_eq(tbt_head_count(&e.head, "x-user"), 0);
     tbp_head_edit_dispose(&e);
     cr_expect_eq(tbp_exchange_request_edit(&route, kr, tbh_a, NOW, &t.h, &e, &out, &co), 401);
     tbp_head_edit_dispose(&e);
@@ -423,14 +370,14 @@ Test(jwtcheck, every_truncation_refused)
 static enum tbp_jwt_outcome with_auth(const char *a1, const char *a2)
 {
     enum tbp_jwt_outcome o;
-    struct thead t;
+    struct tbt_head t;
 
     if (a1 == NULL)
-        req(&t, "Accept", "*/*", NULL);
+        tbt_head_req(&t, "Accept", "*/*", NULL);
     else if (a2 == NULL)
-        req(&t, "authorization", a1, NULL);
+        tbt_head_req(&t, "authorization", a1, NULL);
     else
-        req(&t, "Authorization", a1, "AUTHORIZATION", a2, NULL);
+        tbt_head_req(&t, "Authorization", a1, "AUTHORIZATION", a2, NULL);
     (void)run(&t, tbh_a, NULL, &o);
     return o;
 }
@@ -463,7 +410,7 @@ Test(jwtcheck, from_bound_cookie)
     const struct tbp_http_head *out;
     struct tbp_head_edit e = {0};
     struct tbp_companion co = {0};
-    struct thead t;
+    struct tbt_head t;
 
     jr.from = TBP_JWT_FROM_COOKIE;
     jr.cookie = "at";
@@ -471,11 +418,12 @@ Test(jwtcheck, from_bound_cookie)
     route.n_bind_cookies = 1;
     cr_assert_gt(tb_cookie_bind(kr, "at", 2, tok, strlen(tok), tbh_a, suffix, sizeof(suffix)), 0);
     cr_assert_gt(asprintf(&c, "x=1; at=%s%s", tok, suffix), 0);
-    req(&t, "Cookie", c, NULL);
+    tbt_head_req(&t, "Cookie", c, NULL);
     cr_assert_eq(tbp_exchange_request_edit(&route, kr, tbh_a, NOW, &t.h, &e, &out, &co), 0);
     EXPECT_OUTCOME(co.jwt_outcome, TBP_JWT_OK);
-    cr_expect_str_eq(field(out, "x-user"), "carol");
-    cr_expect(strstr(field(out, "cookie"), "~tb1") == NULL, "the tag never reaches the origin");
+    cr_expect_str_eq(tbt_head_field(out, "x-user"), "carol");
+    cr_expect(strstr(tbt_head_field(out, "cookie"), "~tb1") == NULL,
+              "the tag never reaches the origin");
     cr_expect_eq(co.ck.n[TBP_CK_OK], 1);
     tbp_head_edit_dispose(&e);
 
@@ -494,19 +442,19 @@ Test(jwtcheck, from_plain_cookie_quoted)
     char *tok = es256(claims(3600, 0, "dave", NULL), tbh_a), *c = NULL;
     enum tbp_jwt_outcome o;
     const char *sub;
-    struct thead t;
+    struct tbt_head t;
 
     jr.from = TBP_JWT_FROM_COOKIE;
     jr.cookie = "at";
     cr_assert_gt(asprintf(&c, "at=\"%s\"", tok), 0);
-    req(&t, "Cookie", "a=1", "Cookie", c, "Authorization", "Bearer ignored", NULL);
+    tbt_head_req(&t, "Cookie", "a=1", "Cookie", c, "Authorization", "Bearer ignored", NULL);
     cr_expect_eq(run(&t, tbh_a, &sub, &o), 0);
     EXPECT_OUTCOME(o, TBP_JWT_OK);
     cr_expect_str_eq(sub, "dave");
-    req(&t, "Cookie", "at=\"\"", "Authorization", "Bearer x", NULL);
+    tbt_head_req(&t, "Cookie", "at=\"\"", "Authorization", "Bearer x", NULL);
     cr_expect_eq(run(&t, tbh_a, &sub, &o), 401);
     EXPECT_OUTCOME(o, TBP_JWT_MISSING);
-    req(&t, "Cookie", "other=1", "Authorization", "Bearer x", NULL);
+    tbt_head_req(&t, "Cookie", "other=1", "Authorization", "Bearer x", NULL);
     cr_expect_eq(run(&t, tbh_a, &sub, &o), 401);
     EXPECT_OUTCOME(o, TBP_JWT_MISSING);
     free(c);
