@@ -12,6 +12,7 @@
 #include <criterion/criterion.h>
 
 #include "confproxy.h"
+#include "drive.h"
 
 static void write_config(struct tbt_world *w, struct tbt_confproxy *p, int upstream_port,
                          const char *body)
@@ -91,10 +92,7 @@ void tbt_confproxy_start_admin(struct tbt_world *w, struct tbt_confproxy *p, con
 
 void tbt_confproxy_stop(struct tbt_confproxy *p)
 {
-    if (p->proc.pid > 0 || p->proc.log[0] != '\0') {
-        tbt_proc_stop(&p->proc);
-        tbt_world_check_log(&p->proc);
-    }
+    tbt_drive_stop(&p->proc);
 }
 
 char *tbt_confproxy_log(const struct tbt_confproxy *p)

@@ -1,8 +1,8 @@
 /*
  * Integration tests of the companion module in tbproxy (issue 6): the real daemon, from a config
  * file with per-route settings (tests/support/confproxy.h), in front of the demo origin, driven
- * with the support clients (HTTP/1.1: tlsclient.h, HTTP/2: h2test.h) that sign Token-Binding
- * headers with keys the test holds.
+ * with the support clients (HTTP/1.1: tlsclient.h, HTTP/2: h2test.h, through drive.h) that sign
+ * Token-Binding headers with keys the test holds.
  *
  * - Bound cookies: a cookie set through the proxy (/cookies/set) comes back bound to the client's
  *   key (Secure added, attributes untouched, unlisted cookies untouched); sent back from that key
@@ -17,7 +17,6 @@
  * - refer_token_binding: Include-Referer-Token-Binding-ID added to redirects of that route only.
  * - The access log says ck= / jwt= outcomes and never a tag.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +29,7 @@
 #include <openssl/pem.h>
 
 #include "confproxy.h"
+#include "drive.h"
 #include "h2test.h"
 #include "proc.h"
 #include "tb/tb.h"
@@ -37,10 +37,6 @@
 #include "world.h"
 
 #define SUITE_TIMEOUT_S 90
-#define RUN_MS 15000
-#define HDR_CAP (TB_MAX_HEADER + 1)
-#define ALPN_H1_TB "http/1.1_tb_p256,http/1.1"
-#define ALPN_H2_TB "h2_tb_p256,h2"
 #define COOKIE_KEYS "# test keys\nk1 ERERERERERERERERERERERERERERERERERERERERERE=\n"
 
 #define CONFIG                                                                                     \
@@ -67,8 +63,6 @@ static struct tbt_h2 h2s[3];
 static EVP_PKEY *key_a, *key_b, *idp_key, *rogue_key;
 static char *idp_pem, *rogue_pem;
 static char tbh_a[TB_TBH_LEN + 1], tbh_b[TB_TBH_LEN + 1];
-static void *blocks[64];
-static size_t n_blocks;
 
 static void teardown(void)
 {
@@ -86,9 +80,7 @@ static void teardown(void)
     free(idp_pem);
     free(rogue_pem);
     idp_pem = rogue_pem = NULL;
-    for (i = 0; i < n_blocks; i++)
-        free(blocks[i]);
-    n_blocks = 0;
+    tbt_keep_free();
     tbt_confproxy_stop(&px);
     tbt_world_teardown(&w);
 }
@@ -96,29 +88,6 @@ static void teardown(void)
 TestSuite(companion, .fini = teardown, .timeout = SUITE_TIMEOUT_S);
 
 /* --- setup ------------------------------------------------------------------------------------ */
-
-/* p (malloc'd) is freed by the .fini. */
-static void *keep(void *p)
-{
-    cr_assert_not_null(p);
-    cr_assert_lt(n_blocks, sizeof(blocks) / sizeof(blocks[0]));
-    blocks[n_blocks++] = p;
-    return p;
-}
-
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-    va_list ap;
-    char *s = NULL;
-    int n;
-
-    va_start(ap, f);
-    n = vasprintf(&s, f, ap);
-    va_end(ap);
-    cr_assert_gt(n, -1);
-    return keep(s);
-}
 
 static EVP_PKEY *key_new(void)
 {
@@ -180,48 +149,7 @@ static void start(void)
     tbt_confproxy_start(&w, &px, "companion", 0, CONFIG);
 }
 
-static const char *plog(void)
-{
-    static char buf[4096];
-    char *log = tbt_proc_log(&px.proc, sizeof(buf) - 1);
-
-    snprintf(buf, sizeof(buf), "%s", log != NULL ? log : "");
-    free(log);
-    return buf;
-}
-
 /* --- HTTP/1.1 --------------------------------------------------------------------------------- */
-
-/* A connection: with Token Binding when key is not NULL (*hdr gets its header value, kept). */
-static void h1_connect(struct tbt_tls *c, EVP_PKEY *key, char **hdr)
-{
-    struct tbt_tls_opts o = {.alpn = key != NULL ? ALPN_H1_TB : "http/1.1"};
-
-    cr_assert_eq(tbt_tls_connect(c, (uint16_t)px.port, &o), 0, "connect: %s; %s", c->err, plog());
-    if (key == NULL) {
-        cr_assert_str_eq(c->alpn, "http/1.1");
-        *hdr = NULL;
-        return;
-    }
-    cr_assert_str_eq(c->alpn, "http/1.1_tb_p256");
-    *hdr = keep(malloc(HDR_CAP));
-    cr_assert_gt(tbt_tls_tb_header(c, TB_KP_ECDSAP256, key, -1, NULL, *hdr, HDR_CAP), 0, "%s",
-                 c->err);
-}
-
-/* GET target with Host host, the Token-Binding header (tb not NULL) and extra lines (each with its
- * CRLF); the response in *r. */
-static void h1_get(struct tbt_tls *c, const char *tb, const char *host, const char *target,
-                   const char *extra, struct tbt_http_response *r)
-{
-    char *req =
-        fmt("GET %s HTTP/1.1\r\nHost: %s\r\n%s%s%s%s\r\n", target, host,
-            tb ? "Token-Binding: " : "", tb ? tb : "", tb ? "\r\n" : "", extra ? extra : "");
-
-    cr_assert_eq(tbt_tls_send_str(c, req), 0, "send: %s", c->err);
-    cr_assert_eq(tbt_tls_read_response(c, r, 0, 0), 0, "%s %s: %s; %s", host, target, c->err,
-                 plog());
-}
 
 /* The n-th Set-Cookie value of r, or NULL. */
 static const char *set_cookie(const struct tbt_http_response *r, size_t n)
@@ -239,7 +167,7 @@ static char *pair_of(const char *set)
 {
     const char *semi = strchr(set, ';');
 
-    return keep(strndup(set, semi != NULL ? (size_t)(semi - set) : strlen(set)));
+    return tbt_keep(strndup(set, semi != NULL ? (size_t)(semi - set) : strlen(set)));
 }
 
 /* The origin's view of header name in an /echo body (NULL: absent). */
@@ -253,7 +181,7 @@ static const char *origin_header(const char *body, size_t len, const char *name)
     v = json_object_get(json_object_get(doc, "headers"), name);
     if (v != NULL) {
         cr_assert(json_is_string(v), "the origin got %s more than once", name);
-        s = keep(strdup(json_string_value(v)));
+        s = tbt_keep(strdup(json_string_value(v)));
     }
     json_decref(doc);
     return s;
@@ -266,8 +194,9 @@ static const char *h1_echo_cookie(struct tbt_tls *c, const char *tb, const char 
     struct tbt_http_response r = {0};
     const char *v;
 
-    h1_get(c, tb, host, "/echo", fmt("Cookie: %s\r\n", cookie), &r);
-    cr_assert_eq(r.status, 200, "status %d: %s; %s", r.status, (const char *)r.body, plog());
+    tbt_drive_h1_get(&px, c, tb, host, "/echo", tbt_fmt("Cookie: %s\r\n", cookie), &r);
+    cr_assert_eq(r.status, 200, "status %d: %s; %s", r.status, (const char *)r.body,
+                 tbt_log_tail(&px.proc));
     v = origin_header((const char *)r.body, r.body_len, "cookie");
     tbt_http_response_dispose(&r);
     return v;
@@ -278,46 +207,10 @@ static const char *h1_echo_cookie(struct tbt_tls *c, const char *tb, const char 
     do {                                                                                           \
         const char *got_ = (got), *want_ = (want);                                                 \
         cr_expect(got_ != NULL && strcmp(got_, want_) == 0, "got \"%s\", expected \"%s\": %s",     \
-                  got_ != NULL ? got_ : "(none)", want_, fmt(__VA_ARGS__));                        \
+                  got_ != NULL ? got_ : "(none)", want_, tbt_fmt(__VA_ARGS__));                    \
     } while (0)
 
 /* --- HTTP/2 ----------------------------------------------------------------------------------- */
-
-static void h2_connect(struct tbt_h2 *h, EVP_PKEY *key, const char *authority, char **hdr)
-{
-    struct tbt_h2_opts o = {.alpn = key != NULL ? ALPN_H2_TB : "h2", .authority = authority};
-
-    cr_assert_eq(tbt_h2_connect(h, (uint16_t)px.port, &o), 0, "h2 connect: %s; %s", h->err, plog());
-    *hdr = NULL;
-    if (key == NULL)
-        return;
-    cr_assert_str_eq(h->tls.alpn, "h2_tb_p256");
-    *hdr = keep(malloc(HDR_CAP));
-    cr_assert_gt(tbt_tls_tb_header(&h->tls, TB_KP_ECDSAP256, key, -1, NULL, *hdr, HDR_CAP), 0, "%s",
-                 h->tls.err);
-}
-
-/* GET path with the fields in extra (name, value, ..., NULL), the Token-Binding one first when tb
- * is not NULL. */
-static struct tbt_h2_stream *h2_get(struct tbt_h2 *h, const char *tb, const char *path,
-                                    const char *const *extra)
-{
-    const char *fields[16];
-    size_t n = 0;
-    int32_t id;
-
-    if (tb != NULL) {
-        fields[n++] = "token-binding";
-        fields[n++] = tb;
-    }
-    while (extra != NULL && *extra != NULL && n < 14)
-        fields[n++] = *extra++;
-    fields[n] = NULL;
-    id = tbt_h2_submit(h, "GET", path, fields, NULL, 0);
-    cr_assert_gt(id, 0, "submit: %s", h->err);
-    cr_assert_eq(tbt_h2_run(h, &id, 1, RUN_MS), 0, "%s: %s; %s", path, h->err, plog());
-    return tbt_h2_stream(h, id);
-}
 
 static const char *h2_field(const struct tbt_h2_stream *st, const char *name, size_t n)
 {
@@ -338,8 +231,8 @@ static const char *bound_session_h1(struct tbt_tls *c, const char *tb)
     const char *s0, *s1;
     char *pair;
 
-    h1_get(c, tb, "localhost", "/cookies/set?session=abc&theme=dark", NULL, &r);
-    cr_assert_eq(r.status, 200, "%s", plog());
+    tbt_drive_h1_get(&px, c, tb, "localhost", "/cookies/set?session=abc&theme=dark", NULL, &r);
+    cr_assert_eq(r.status, 200, "%s", tbt_log_tail(&px.proc));
     s0 = set_cookie(&r, 0);
     s1 = set_cookie(&r, 1);
     cr_assert_not_null(s0);
@@ -362,31 +255,31 @@ Test(companion, cookie_h1_same_key_other_key_no_tb)
     char *log;
 
     start();
-    h1_connect(&conns[0], key_a, &tb_a);
+    tbt_drive_h1_connect(&px, &conns[0], key_a, &tb_a);
     bound = bound_session_h1(&conns[0], tb_a);
-    cookie = fmt("%s; theme=dark", bound);
+    cookie = tbt_fmt("%s; theme=dark", bound);
 
     EXPECT_STR(h1_echo_cookie(&conns[0], tb_a, "localhost", cookie), "session=abc; theme=dark",
                "same key, same connection");
-    h1_connect(&conns[1], key_a, &tb_a2);
+    tbt_drive_h1_connect(&px, &conns[1], key_a, &tb_a2);
     EXPECT_STR(h1_echo_cookie(&conns[1], tb_a2, "localhost", cookie), "session=abc; theme=dark",
                "same key, another connection");
-    h1_connect(&conns[2], key_b, &tb_b);
+    tbt_drive_h1_connect(&px, &conns[2], key_b, &tb_b);
     EXPECT_STR(h1_echo_cookie(&conns[2], tb_b, "localhost", cookie), "theme=dark",
                "replayed from another key");
-    h1_connect(&conns[3], NULL, &none);
+    tbt_drive_h1_connect(&px, &conns[3], NULL, &none);
     EXPECT_STR(h1_echo_cookie(&conns[3], NULL, "localhost", cookie), "theme=dark",
                "replayed without Token Binding");
     cr_expect_null(h1_echo_cookie(&conns[3], NULL, "localhost", bound),
                    "nothing left: no Cookie field");
 
     /* a client without Token Binding gets Set-Cookie as the origin sent it */
-    h1_get(&conns[3], NULL, "localhost", "/cookies/set?session=abc", NULL, &r);
+    tbt_drive_h1_get(&px, &conns[3], NULL, "localhost", "/cookies/set?session=abc", NULL, &r);
     cr_expect_str_eq(set_cookie(&r, 0), "session=abc; Path=/; HttpOnly");
     tbt_http_response_dispose(&r);
 
     tbt_confproxy_stop(&px);
-    log = keep(tbt_confproxy_log(&px));
+    log = tbt_keep(tbt_confproxy_log(&px));
     cr_expect(strstr(log, " setck=1") != NULL, "access log without setck=1: %s", log);
     cr_expect(strstr(log, " ck=1/0") != NULL, "access log without ck=1/0: %s", log);
     cr_expect(strstr(log, " ck=0/1") != NULL, "access log without ck=0/1: %s", log);
@@ -401,9 +294,9 @@ Test(companion, cookie_h2_crumbs_and_across_versions)
     char *tb_a, *tb_b, *none, *tb_h1;
 
     start();
-    h2_connect(&h2s[0], key_a, NULL, &tb_a);
-    st = h2_get(&h2s[0], tb_a, "/cookies/set?sid=h2v&theme=dark", NULL);
-    cr_assert_eq(st->status, 200, "%s", plog());
+    tbt_drive_h2_connect(&px, &h2s[0], key_a, NULL, &tb_a);
+    st = tbt_drive_h2_get(&px, &h2s[0], tb_a, "/cookies/set?sid=h2v&theme=dark", NULL);
+    cr_assert_eq(st->status, 200, "%s", tbt_log_tail(&px.proc));
     set = h2_field(st, "set-cookie", 0);
     cr_assert_not_null(set);
     cr_expect(strncmp(set, "sid=h2v~tb1.k1~", 15) == 0, "not bound: %s", set);
@@ -414,27 +307,27 @@ Test(companion, cookie_h2_crumbs_and_across_versions)
     /* crumbs: one cookie field each */
     {
         const char *const extra[] = {"cookie", "theme=dark", "cookie", bound, NULL};
-        st = h2_get(&h2s[0], tb_a, "/echo", extra);
+        st = tbt_drive_h2_get(&px, &h2s[0], tb_a, "/echo", extra);
         cr_assert_eq(st->status, 200);
         EXPECT_STR(origin_header((const char *)st->body, st->body_len, "cookie"),
                    "theme=dark; sid=h2v", "h2 crumbs, same key");
     }
     {
         const char *const extra[] = {"cookie", bound, NULL};
-        h2_connect(&h2s[1], key_b, NULL, &tb_b);
-        st = h2_get(&h2s[1], tb_b, "/echo", extra);
+        tbt_drive_h2_connect(&px, &h2s[1], key_b, NULL, &tb_b);
+        st = tbt_drive_h2_get(&px, &h2s[1], tb_b, "/echo", extra);
         cr_assert_eq(st->status, 200);
         cr_expect_null(origin_header((const char *)st->body, st->body_len, "cookie"),
                        "replayed from another key over h2");
-        h2_connect(&h2s[2], NULL, NULL, &none);
-        st = h2_get(&h2s[2], NULL, "/echo", extra);
+        tbt_drive_h2_connect(&px, &h2s[2], NULL, NULL, &none);
+        st = tbt_drive_h2_get(&px, &h2s[2], NULL, "/echo", extra);
         cr_assert_eq(st->status, 200);
         cr_expect_null(origin_header((const char *)st->body, st->body_len, "cookie"),
                        "replayed without Token Binding over h2");
     }
     /* bound to the key, not to the connection or the protocol */
-    cookie = fmt("%s; x=1", bound);
-    h1_connect(&conns[0], key_a, &tb_h1);
+    cookie = tbt_fmt("%s; x=1", bound);
+    tbt_drive_h1_connect(&px, &conns[0], key_a, &tb_h1);
     EXPECT_STR(h1_echo_cookie(&conns[0], tb_h1, "localhost", cookie), "sid=h2v; x=1",
                "set over h2, sent over HTTP/1.1 with the same key");
 }
@@ -445,14 +338,14 @@ Test(companion, cookie_pass_policy)
     char *tb_a, *none;
 
     start();
-    h1_connect(&conns[0], key_a, &tb_a);
+    tbt_drive_h1_connect(&px, &conns[0], key_a, &tb_a);
     bound = bound_session_h1(&conns[0], tb_a); /* bound on the default route: same key file */
-    h1_connect(&conns[1], NULL, &none);
+    tbt_drive_h1_connect(&px, &conns[1], NULL, &none);
     EXPECT_STR(h1_echo_cookie(&conns[1], NULL, "pass.test", "session=plain; a=1"),
                "session=plain; a=1", "pass: an unbound value from a client without TB");
-    EXPECT_STR(h1_echo_cookie(&conns[1], NULL, "pass.test", fmt("%s; a=1", bound)), "a=1",
+    EXPECT_STR(h1_echo_cookie(&conns[1], NULL, "pass.test", tbt_fmt("%s; a=1", bound)), "a=1",
                "pass: a bound value from a client without TB is still dropped");
-    EXPECT_STR(h1_echo_cookie(&conns[0], tb_a, "pass.test", fmt("%s; a=1", bound)),
+    EXPECT_STR(h1_echo_cookie(&conns[0], tb_a, "pass.test", tbt_fmt("%s; a=1", bound)),
                "session=abc; a=1", "with TB the tag is checked as anywhere");
     EXPECT_STR(h1_echo_cookie(&conns[0], tb_a, "pass.test", "session=plain; a=1"), "a=1",
                "with TB an unbound value is dropped");
@@ -463,27 +356,27 @@ Test(companion, cookie_pass_policy)
 /* A token for tbh signed by pem_key, expiring exp_in seconds from now. Kept. */
 static char *jwt_for(const char *tbh, const char *pem_key, long exp_in, const char *sub)
 {
-    char *claims = fmt("{\"sub\":\"%s\",\"exp\":%lld,\"iat\":%lld}", sub,
-                       (long long)time(NULL) + exp_in, (long long)time(NULL) - 120);
+    char *claims = tbt_fmt("{\"sub\":\"%s\",\"exp\":%lld,\"iat\":%lld}", sub,
+                           (long long)time(NULL) + exp_in, (long long)time(NULL) - 120);
     char *tok = NULL;
     int ret = tb_jwt_bind(claims, tbh, TB_JWT_ES256, (const uint8_t *)pem_key, strlen(pem_key),
                           NULL, &tok);
 
     cr_assert_eq(ret, 0, "tb_jwt_bind: %s", tb_strerror(ret));
-    return keep(tok);
+    return tbt_keep(tok);
 }
 
 /* An unsigned token ("alg": "none") for tbh. */
 static char *jwt_none(const char *tbh)
 {
     const char *h = "{\"alg\":\"none\",\"typ\":\"JWT\"}";
-    char *c = fmt("{\"sub\":\"alice\",\"exp\":%lld,\"cnf\":{\"tbh\":\"%s\"}}",
-                  (long long)time(NULL) + 3600, tbh);
-    char *hb = keep(malloc(256)), *cb = keep(malloc(512));
+    char *c = tbt_fmt("{\"sub\":\"alice\",\"exp\":%lld,\"cnf\":{\"tbh\":\"%s\"}}",
+                      (long long)time(NULL) + 3600, tbh);
+    char *hb = tbt_keep(malloc(256)), *cb = tbt_keep(malloc(512));
 
     cr_assert_gt(tb_base64url_encode((const uint8_t *)h, strlen(h), hb, 256), 0);
     cr_assert_gt(tb_base64url_encode((const uint8_t *)c, strlen(c), cb, 512), 0);
-    return fmt("%s.%s.", hb, cb);
+    return tbt_fmt("%s.%s.", hb, cb);
 }
 
 /* GET /echo on jwt.test with "Authorization: Bearer tok" (none when tok is NULL) and a spoofed
@@ -495,10 +388,10 @@ static const char *h1_jwt(struct tbt_tls *c, const char *tb, const char *tok, in
     struct tbt_http_response r = {0};
     const char *sub = NULL;
 
-    h1_get(c, tb, "jwt.test", "/echo",
-           fmt("X-Auth-Sub: admin\r\n%s%s%s", tok ? "Authorization: Bearer " : "", tok ? tok : "",
-               tok ? "\r\n" : ""),
-           &r);
+    tbt_drive_h1_get(&px, c, tb, "jwt.test", "/echo",
+                     tbt_fmt("X-Auth-Sub: admin\r\n%s%s%s", tok ? "Authorization: Bearer " : "",
+                             tok ? tok : "", tok ? "\r\n" : ""),
+                     &r);
     cr_expect_eq(r.status, status, "status %d, expected %d (%s): %s", r.status, status,
                  reason ? reason : "", (const char *)r.body);
     if (r.status == 200) {
@@ -523,7 +416,7 @@ Test(companion, jwt_h1)
 
     start();
     good = jwt_for(tbh_a, idp_pem, 3600, "alice");
-    h1_connect(&conns[0], key_a, &tb_a);
+    tbt_drive_h1_connect(&px, &conns[0], key_a, &tb_a);
     EXPECT_STR(h1_jwt(&conns[0], tb_a, good, 200, NULL), "alice",
                "the verified sub replaces the spoofed one");
     /* every failure is an ordinary 401: the same connection goes on */
@@ -534,13 +427,13 @@ Test(companion, jwt_h1)
     h1_jwt(&conns[0], tb_a, jwt_for(tbh_a, rogue_pem, 3600, "alice"), 401, "signature");
     EXPECT_STR(h1_jwt(&conns[0], tb_a, good, 200, NULL), "alice", "still open after the 401s");
     /* the stolen token: from another key, and without Token Binding */
-    h1_connect(&conns[1], key_b, &tb_b);
+    tbt_drive_h1_connect(&px, &conns[1], key_b, &tb_b);
     h1_jwt(&conns[1], tb_b, good, 401, "another key");
-    h1_connect(&conns[2], NULL, &none);
+    tbt_drive_h1_connect(&px, &conns[2], NULL, &none);
     h1_jwt(&conns[2], NULL, good, 401, "token binding");
 
     tbt_confproxy_stop(&px);
-    log = keep(tbt_confproxy_log(&px));
+    log = tbt_keep(tbt_confproxy_log(&px));
     cr_expect(strstr(log, " jwt=ok") != NULL, "%s", log);
     cr_expect(strstr(log, " jwt=expired") != NULL, "%s", log);
     cr_expect(strstr(log, " jwt=mismatch") != NULL, "%s", log);
@@ -556,19 +449,19 @@ Test(companion, jwt_h2_401_on_the_stream_only)
 
     start();
     good = jwt_for(tbh_a, idp_pem, 3600, "bob");
-    h2_connect(&h2s[0], key_a, "jwt.test", &tb_a);
+    tbt_drive_h2_connect(&px, &h2s[0], key_a, "jwt.test", &tb_a);
     {
-        const char *const extra[] = {"authorization", fmt("Bearer %s", good), "x-auth-sub", "root",
-                                     NULL};
-        st = h2_get(&h2s[0], tb_a, "/echo", extra);
+        const char *const extra[] = {"authorization", tbt_fmt("Bearer %s", good), "x-auth-sub",
+                                     "root", NULL};
+        st = tbt_drive_h2_get(&px, &h2s[0], tb_a, "/echo", extra);
         cr_assert_eq(st->status, 200, "%s", (const char *)st->body);
         EXPECT_STR(origin_header((const char *)st->body, st->body_len, "x-auth-sub"), "bob",
                    "h2 sub");
     }
     {
-        const char *const extra[] = {"authorization",
-                                     fmt("Bearer %s", jwt_for(tbh_a, idp_pem, -3600, "bob")), NULL};
-        st = h2_get(&h2s[0], tb_a, "/echo", extra);
+        const char *const extra[] = {
+            "authorization", tbt_fmt("Bearer %s", jwt_for(tbh_a, idp_pem, -3600, "bob")), NULL};
+        st = tbt_drive_h2_get(&px, &h2s[0], tb_a, "/echo", extra);
         cr_expect_eq(st->status, 401);
         EXPECT_STR(h2_field(st, "www-authenticate", 0), "Bearer error=\"invalid_token\"",
                    "h2 challenge");
@@ -576,8 +469,8 @@ Test(companion, jwt_h2_401_on_the_stream_only)
     }
     cr_expect_not(h2s[0].goaway, "a JWT failure is not a Token Binding failure: no GOAWAY");
     {
-        const char *const extra[] = {"authorization", fmt("Bearer %s", good), NULL};
-        st = h2_get(&h2s[0], tb_a, "/echo", extra);
+        const char *const extra[] = {"authorization", tbt_fmt("Bearer %s", good), NULL};
+        st = tbt_drive_h2_get(&px, &h2s[0], tb_a, "/echo", extra);
         cr_expect_eq(st->status, 200, "the connection goes on");
     }
 }
@@ -590,31 +483,35 @@ Test(companion, jwt_from_bound_cookie)
 
     start();
     tok = jwt_for(tbh_a, idp_pem, 3600, "carol");
-    h1_connect(&conns[0], key_a, &tb_a);
-    h1_get(&conns[0], tb_a, "jwtc.test", "/echo", NULL, &r);
+    tbt_drive_h1_connect(&px, &conns[0], key_a, &tb_a);
+    tbt_drive_h1_get(&px, &conns[0], tb_a, "jwtc.test", "/echo", NULL, &r);
     cr_expect_eq(r.status, 401, "no cookie yet (%d)", r.status);
     tbt_http_response_dispose(&r);
     /* a login route (here the default one, which lists "at" too) sets the token as a cookie and
      * the proxy binds it: one key file, so the tag is good on every route */
-    h1_get(&conns[0], tb_a, "localhost", fmt("/cookies/set?at=%s", tok), NULL, &r);
+    tbt_drive_h1_get(&px, &conns[0], tb_a, "localhost", tbt_fmt("/cookies/set?at=%s", tok), NULL,
+                     &r);
     cr_assert_eq(r.status, 200, "%s", (const char *)r.body);
     set = set_cookie(&r, 0);
     cr_assert_not_null(set);
-    cr_assert(strncmp(set, fmt("at=%s~tb1.k1~", tok), strlen(tok) + 11) == 0, "not bound: %s", set);
+    cr_assert(strncmp(set, tbt_fmt("at=%s~tb1.k1~", tok), strlen(tok) + 11) == 0, "not bound: %s",
+              set);
     bound = pair_of(set);
     tbt_http_response_dispose(&r);
 
-    h1_get(&conns[0], tb_a, "jwtc.test", "/echo", fmt("Cookie: %s; x=1\r\n", bound), &r);
+    tbt_drive_h1_get(&px, &conns[0], tb_a, "jwtc.test", "/echo",
+                     tbt_fmt("Cookie: %s; x=1\r\n", bound), &r);
     cr_expect_eq(r.status, 200, "%s", (const char *)r.body);
     if (r.status == 200) {
         EXPECT_STR(origin_header((const char *)r.body, r.body_len, "x-auth-sub"), "carol",
                    "sub from the cookie's token");
         EXPECT_STR(origin_header((const char *)r.body, r.body_len, "cookie"),
-                   fmt("at=%s; x=1", tok), "the cookie arrives without its tag");
+                   tbt_fmt("at=%s; x=1", tok), "the cookie arrives without its tag");
     }
     tbt_http_response_dispose(&r);
-    h1_connect(&conns[1], key_b, &tb_b);
-    h1_get(&conns[1], tb_b, "jwtc.test", "/echo", fmt("Cookie: %s\r\n", bound), &r);
+    tbt_drive_h1_connect(&px, &conns[1], key_b, &tb_b);
+    tbt_drive_h1_get(&px, &conns[1], tb_b, "jwtc.test", "/echo", tbt_fmt("Cookie: %s\r\n", bound),
+                     &r);
     cr_expect_eq(r.status, 401, "the cookie replayed from another key");
     cr_expect(strstr((const char *)r.body, "missing") != NULL, "%s", (const char *)r.body);
     tbt_http_response_dispose(&r);
@@ -629,7 +526,7 @@ static size_t refer_count(struct tbt_tls *c, const char *tb, const char *host, c
     struct tbt_http_response r = {0};
     size_t n;
 
-    h1_get(c, tb, host, target, NULL, &r);
+    tbt_drive_h1_get(&px, c, tb, host, target, NULL, &r);
     cr_expect_eq(r.status, status, "%s %s", host, target);
     n = tbt_http_header_count(&r, "Include-Referer-Token-Binding-ID");
     if (n > 0)
@@ -644,7 +541,7 @@ Test(companion, refer_token_binding_on_redirects_only)
     char *tb_a, *tb_h2;
 
     start();
-    h1_connect(&conns[0], key_a, &tb_a);
+    tbt_drive_h1_connect(&px, &conns[0], key_a, &tb_a);
     cr_expect_eq(refer_count(&conns[0], tb_a, "refer.test", "/status/302", 302), 1);
     cr_expect_eq(refer_count(&conns[0], tb_a, "refer.test", "/status/307", 307), 1);
     cr_expect_eq(refer_count(&conns[0], tb_a, "refer.test", "/status/200", 200), 0);
@@ -653,8 +550,8 @@ Test(companion, refer_token_binding_on_redirects_only)
                  "the origin's own header is not doubled");
     cr_expect_eq(refer_count(&conns[0], tb_a, "localhost", "/status/302", 302), 0,
                  "a route without refer_token_binding");
-    h2_connect(&h2s[0], key_a, "refer.test", &tb_h2);
-    st = h2_get(&h2s[0], tb_h2, "/status/301", NULL);
+    tbt_drive_h2_connect(&px, &h2s[0], key_a, "refer.test", &tb_h2);
+    st = tbt_drive_h2_get(&px, &h2s[0], tb_h2, "/status/301", NULL);
     cr_expect_eq(st->status, 301);
     EXPECT_STR(h2_field(st, "include-referer-token-binding-id", 0), "true", "h2 redirect");
 }

@@ -19,7 +19,6 @@
  *   methods, an rfc binding's tb.version=rfc with the RFC's key names (tbp_results_set_binding),
  *   the authserv-id check.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +29,7 @@
 #include <openssl/evp.h>
 
 #include "confproxy.h"
+#include "drive.h"
 #include "h2test.h"
 #include "proc.h"
 #include "tb/authres.h"
@@ -38,10 +38,6 @@
 #include "world.h"
 
 #define SUITE_TIMEOUT_S 90
-#define RUN_MS 15000
-#define HDR_CAP (TB_MAX_HEADER + 1)
-#define ALPN_H1_TB "http/1.1_tb_p256,http/1.1"
-#define ALPN_H2_TB "h2_tb_p256,h2"
 #define AUTHSERV "proxy.test"
 
 #define COOKIE_KEYS "k1 ERERERERERERERERERERERERERERERERERERERERERE=\n"
@@ -64,8 +60,6 @@ static struct tbt_confproxy px;
 static struct tbt_tls conns[3];
 static struct tbt_h2 h2s[2];
 static EVP_PKEY *key_a;
-static void *blocks[64];
-static size_t n_blocks;
 
 static void teardown(void)
 {
@@ -77,9 +71,7 @@ static void teardown(void)
         tbt_h2_close(&h2s[i]);
     EVP_PKEY_free(key_a);
     key_a = NULL;
-    for (i = 0; i < n_blocks; i++)
-        free(blocks[i]);
-    n_blocks = 0;
+    tbt_keep_free();
     tbt_confproxy_stop(&px);
     tbt_world_teardown(&w);
 }
@@ -88,74 +80,12 @@ TestSuite(results, .fini = teardown, .timeout = SUITE_TIMEOUT_S);
 
 /* --- helpers ---------------------------------------------------------------------------------- */
 
-static void *keep(void *p)
-{
-    cr_assert_not_null(p);
-    cr_assert_lt(n_blocks, sizeof(blocks) / sizeof(blocks[0]));
-    blocks[n_blocks++] = p;
-    return p;
-}
-
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-    va_list ap;
-    char *s = NULL;
-    int n;
-
-    va_start(ap, f);
-    n = vasprintf(&s, f, ap);
-    va_end(ap);
-    cr_assert_gt(n, -1);
-    return keep(s);
-}
-
-static const char *plog(void)
-{
-    static char buf[4096];
-    char *log = tbt_proc_log(&px.proc, sizeof(buf) - 1);
-
-    snprintf(buf, sizeof(buf), "%s", log != NULL ? log : "");
-    free(log);
-    return buf;
-}
-
 static void start(const char *config)
 {
     tbt_world_start(&w, NULL);
     cr_assert_eq(tb_key_generate(TB_KP_ECDSAP256, &key_a), 0);
     cr_assert_eq(tbt_write_file(w.dir, "cookie.keys", COOKIE_KEYS, strlen(COOKIE_KEYS)), 0);
     tbt_confproxy_start(&w, &px, "results", 0, config);
-}
-
-/* An h1 connection, with Token Binding when tb is not NULL (*tb gets the header value). */
-static void h1_connect(struct tbt_tls *c, int with_tb, char **tb)
-{
-    struct tbt_tls_opts o = {.alpn = with_tb ? ALPN_H1_TB : "http/1.1"};
-
-    cr_assert_eq(tbt_tls_connect(c, (uint16_t)px.port, &o), 0, "connect: %s; %s", c->err, plog());
-    *tb = NULL;
-    if (!with_tb) {
-        cr_assert_str_eq(c->alpn, "http/1.1");
-        return;
-    }
-    cr_assert_str_eq(c->alpn, "http/1.1_tb_p256");
-    *tb = keep(malloc(HDR_CAP));
-    cr_assert_gt(tbt_tls_tb_header(c, TB_KP_ECDSAP256, key_a, -1, NULL, *tb, HDR_CAP), 0, "%s",
-                 c->err);
-}
-
-/* GET target on c with Host host, Token-Binding tb (NULL: none) and extra lines (with CRLFs). */
-static void h1_get(struct tbt_tls *c, const char *tb, const char *host, const char *target,
-                   const char *extra, struct tbt_http_response *r)
-{
-    char *req =
-        fmt("GET %s HTTP/1.1\r\nHost: %s\r\n%s%s%s%s\r\n", target, host,
-            tb ? "Token-Binding: " : "", tb ? tb : "", tb ? "\r\n" : "", extra ? extra : "");
-
-    cr_assert_eq(tbt_tls_send_str(c, req), 0, "send: %s", c->err);
-    cr_assert_eq(tbt_tls_read_response(c, r, 0, 0), 0, "%s %s: %s; %s", host, target, c->err,
-                 plog());
 }
 
 /* The /echo document's headers object (kept alive by the returned doc; the caller decrefs). */
@@ -175,9 +105,9 @@ static const char *origin_value(json_t *headers, const char *name, size_t n)
     json_t *v = json_object_get(headers, name);
 
     if (json_is_string(v))
-        return n == 0 ? keep(strdup(json_string_value(v))) : NULL;
+        return n == 0 ? tbt_keep(strdup(json_string_value(v))) : NULL;
     if (json_is_array(v) && n < json_array_size(v))
-        return keep(strdup(json_string_value(json_array_get(v, n))));
+        return tbt_keep(strdup(json_string_value(json_array_get(v, n))));
     return NULL;
 }
 
@@ -188,47 +118,12 @@ static json_t *h1_echo(struct tbt_tls *c, const char *tb, const char *host, cons
     struct tbt_http_response r = {0};
     json_t *h;
 
-    h1_get(c, tb, host, "/echo", extra, &r);
+    tbt_drive_h1_get(&px, c, tb, host, "/echo", extra, &r);
     cr_assert_eq(r.status, 200, "%s: status %d: %.*s; %s", host, r.status, (int)r.body_len,
-                 (const char *)r.body, plog());
+                 (const char *)r.body, tbt_log_tail(&px.proc));
     h = echo_headers(r.body, r.body_len, doc);
     tbt_http_response_dispose(&r);
     return h;
-}
-
-static void h2_connect(struct tbt_h2 *h, int with_tb, const char *authority, char **tb)
-{
-    struct tbt_h2_opts o = {.alpn = with_tb ? ALPN_H2_TB : "h2", .authority = authority};
-
-    cr_assert_eq(tbt_h2_connect(h, (uint16_t)px.port, &o), 0, "h2 connect: %s; %s", h->err, plog());
-    *tb = NULL;
-    if (!with_tb)
-        return;
-    cr_assert_str_eq(h->tls.alpn, "h2_tb_p256");
-    *tb = keep(malloc(HDR_CAP));
-    cr_assert_gt(tbt_tls_tb_header(&h->tls, TB_KP_ECDSAP256, key_a, -1, NULL, *tb, HDR_CAP), 0,
-                 "%s", h->tls.err);
-}
-
-/* h2 GET path with Token-Binding tb (NULL: none) and extra fields (name, value, ..., NULL). */
-static struct tbt_h2_stream *h2_get(struct tbt_h2 *h, const char *tb, const char *path,
-                                    const char *const *extra)
-{
-    const char *fields[16];
-    size_t n = 0;
-    int32_t id;
-
-    if (tb != NULL) {
-        fields[n++] = "token-binding";
-        fields[n++] = tb;
-    }
-    while (extra != NULL && *extra != NULL && n < 14)
-        fields[n++] = *extra++;
-    fields[n] = NULL;
-    id = tbt_h2_submit(h, "GET", path, fields, NULL, 0);
-    cr_assert_gt(id, 0, "submit: %s", h->err);
-    cr_assert_eq(tbt_h2_run(h, &id, 1, RUN_MS), 0, "%s: %s; %s", path, h->err, plog());
-    return tbt_h2_stream(h, id);
 }
 
 /* --- route policy: token_binding -------------------------------------------------------------- */
@@ -240,8 +135,8 @@ Test(results, h1_token_binding_required_off_optional)
     char *tb, *none;
 
     start(CONFIG);
-    h1_connect(&conns[0], 0, &none);
-    h1_get(&conns[0], NULL, "req.test", "/echo", NULL, &r);
+    tbt_drive_h1_connect(&px, &conns[0], NULL, &none);
+    tbt_drive_h1_get(&px, &conns[0], NULL, "req.test", "/echo", NULL, &r);
     cr_expect_eq(r.status, 403, "required, no TB: %d", r.status);
     cr_expect(r.body_len > 0 && memmem(r.body, r.body_len, "token binding required", 22) != NULL,
               "403 body: %.*s", (int)r.body_len, (const char *)r.body);
@@ -251,7 +146,7 @@ Test(results, h1_token_binding_required_off_optional)
     cr_expect_null(origin_value(hd, "sec-provided-token-binding-id", 0));
     json_decref(doc);
 
-    h1_connect(&conns[1], 1, &tb);
+    tbt_drive_h1_connect(&px, &conns[1], key_a, &tb);
     hd = h1_echo(&conns[1], tb, "req.test", NULL, &doc);
     cr_expect_not_null(origin_value(hd, "sec-provided-token-binding-id", 0),
                        "required + TB: the ID reaches the origin");
@@ -276,16 +171,16 @@ Test(results, h2_token_binding_required_off_optional)
     char *tb, *none;
 
     start(CONFIG);
-    h2_connect(&h2s[0], 0, "req.test", &none);
-    st = h2_get(&h2s[0], NULL, "/echo", NULL);
+    tbt_drive_h2_connect(&px, &h2s[0], NULL, "req.test", &none);
+    st = tbt_drive_h2_get(&px, &h2s[0], NULL, "/echo", NULL);
     cr_expect_eq(st->status, 403, "h2 required, no TB: %d", st->status);
     cr_expect(st->body_len > 0 && memmem(st->body, st->body_len, "token binding required", 22),
               "403 body: %.*s", (int)st->body_len, (const char *)st->body);
 
-    h2_connect(&h2s[1], 1, "off.test", &tb);
-    st = h2_get(&h2s[1], tb, "/echo",
-                (const char *const[]){"sec-provided-token-binding-id", "AAAA", NULL});
-    cr_assert_eq(st->status, 200, "h2 off + TB: %d; %s", st->status, plog());
+    tbt_drive_h2_connect(&px, &h2s[1], key_a, "off.test", &tb);
+    st = tbt_drive_h2_get(&px, &h2s[1], tb, "/echo",
+                          (const char *const[]){"sec-provided-token-binding-id", "AAAA", NULL});
+    cr_assert_eq(st->status, 200, "h2 off + TB: %d; %s", st->status, tbt_log_tail(&px.proc));
     hd = echo_headers(st->body, st->body_len, &doc);
     cr_expect_null(origin_value(hd, "sec-provided-token-binding-id", 0), "h2 off: no ID");
     json_decref(doc);
@@ -357,7 +252,7 @@ Test(results, h1_header_tls_and_token_binding, .fini = free_parsed)
     char *tb, *none;
 
     start(CONFIG);
-    h1_connect(&conns[0], 0, &none);
+    tbt_drive_h1_connect(&px, &conns[0], NULL, &none);
     hd = h1_echo(&conns[0], NULL, "any.test", NULL, &doc);
     tbm = check_ours(origin_ar(hd, 0));
     cr_assert_not_null(tbm, "no tokenbinding method");
@@ -366,7 +261,7 @@ Test(results, h1_header_tls_and_token_binding, .fini = free_parsed)
     cr_expect_null(origin_value(hd, "authentication-results", 1), "one header only");
     json_decref(doc);
 
-    h1_connect(&conns[1], 1, &tb);
+    tbt_drive_h1_connect(&px, &conns[1], key_a, &tb);
     hd = h1_echo(&conns[1], tb, "any.test", NULL, &doc);
     ar = origin_ar(hd, 0);
     tbm = check_ours(ar);
@@ -399,7 +294,7 @@ Test(results, h1_spoofed_headers_removed_others_kept_after_ours, .fini = free_pa
     char *tb;
 
     start(CONFIG);
-    h1_connect(&conns[0], 1, &tb);
+    tbt_drive_h1_connect(&px, &conns[0], key_a, &tb);
     hd = h1_echo(&conns[0], tb, "any.test",
                  "Authentication-Results: other.example; spf=pass smtp.mailfrom=example.net\r\n"
                  "Authentication-Results: " AUTHSERV "; tokenbinding=pass tb.key=p256\r\n"
@@ -423,8 +318,8 @@ Test(results, h1_spoofed_headers_removed_others_kept_after_ours, .fini = free_pa
     json_decref(doc);
 
     /* obs-fold never reaches the origin */
-    h1_get(&conns[0], tb, "any.test", "/echo",
-           "Authentication-Results: other.example;\r\n proxy.test; tls=pass\r\n", &r);
+    tbt_drive_h1_get(&px, &conns[0], tb, "any.test", "/echo",
+                     "Authentication-Results: other.example;\r\n proxy.test; tls=pass\r\n", &r);
     cr_expect_eq(r.status, 400, "folded field: %d", r.status);
     tbt_http_response_dispose(&r);
 }
@@ -437,7 +332,7 @@ Test(results, h1_tbcookie, .fini = free_parsed)
     char *tb;
 
     start(CONFIG);
-    h1_connect(&conns[0], 1, &tb);
+    tbt_drive_h1_connect(&px, &conns[0], key_a, &tb);
     hd = h1_echo(&conns[0], tb, "ck.test", NULL, &doc);
     m = tb_authres_find_method(origin_ar(hd, 0), "tbcookie", NULL);
     cr_assert_not_null(m, "a bind_cookies route reports tbcookie");
@@ -465,11 +360,12 @@ Test(results, h2_header_and_spoofing, .fini = free_parsed)
     char *tb;
 
     start(CONFIG);
-    h2_connect(&h2s[0], 1, "any.test", &tb);
-    st = h2_get(&h2s[0], tb, "/echo",
-                (const char *const[]){"authentication-results", "Proxy.Test; tls=pass",
-                                      "authentication-results", "other.example; dkim=pass", NULL});
-    cr_assert_eq(st->status, 200, "h2: %d; %s", st->status, plog());
+    tbt_drive_h2_connect(&px, &h2s[0], key_a, "any.test", &tb);
+    st = tbt_drive_h2_get(&px, &h2s[0], tb, "/echo",
+                          (const char *const[]){"authentication-results", "Proxy.Test; tls=pass",
+                                                "authentication-results",
+                                                "other.example; dkim=pass", NULL});
+    cr_assert_eq(st->status, 200, "h2: %d; %s", st->status, tbt_log_tail(&px.proc));
     hd = echo_headers(st->body, st->body_len, &doc);
     ar = origin_ar(hd, 0);
     tbm = check_ours(ar);
