@@ -68,6 +68,7 @@
 #include <openssl/ssl.h>
 
 #include "badorigin.h"
+#include "drive.h"
 #include "h2test.h"
 #include "proc.h"
 #include "tb/tb.h"
@@ -116,10 +117,7 @@ static void teardown(void)
         tbt_h2_close(&h2c[i]);
     EVP_PKEY_free(tbkey);
     tbkey = NULL;
-    if (px.pid > 0 || px.log[0] != '\0') {
-        tbt_proc_stop(&px);
-        tbt_world_check_log(&px);
-    }
+    tbt_drive_stop(&px);
     memset(&px, 0, sizeof(px));
     tbt_badorigin_stop(bad);
     tbt_badorigin_stop(slam);
@@ -136,16 +134,6 @@ static void teardown(void)
 }
 
 TestSuite(faults, .fini = teardown, .timeout = SUITE_TIMEOUT_S);
-
-static const char *proxy_log(void)
-{
-    static char tail[3000];
-    char *log = tbt_proc_log(&px, sizeof(tail) - 1);
-
-    snprintf(tail, sizeof(tail), "%s", log != NULL ? log : "");
-    free(log);
-    return tail;
-}
 
 /* A listener whose accept queue is full: connections to it stay in SYN_SENT (Linux drops the
  * SYN of a full queue), so the proxy's connect times out. */
@@ -237,7 +225,7 @@ static void proxy_start(void)
         if (rc != 0 && tbt_proc_alive(&px))
             break;
     }
-    cr_assert_eq(rc, 0, "tbproxy: %s\n%s", err, proxy_log());
+    cr_assert_eq(rc, 0, "tbproxy: %s\n%s", err, tbt_log_tail(&px));
 }
 
 static void healthy_connect(void)
@@ -290,7 +278,7 @@ static void h1_connect(struct tbt_tls *c)
     struct tbt_tls_opts o = {.alpn = "http/1.1"};
 
     cr_assert_eq(tbt_tls_connect(c, (uint16_t)px_port, &o), 0, "connect: %s; proxy log:\n%s",
-                 c->err, proxy_log());
+                 c->err, tbt_log_tail(&px));
 }
 
 static void h1_send(struct tbt_tls *c, const char *method, const char *tgt, const char *body)
@@ -311,7 +299,7 @@ static void h1_get(struct tbt_tls *c, const char *tgt, struct tbt_http_response 
 {
     h1_send(c, "GET", tgt, NULL);
     cr_assert_eq(tbt_tls_read_response(c, r, 0, 0), 0, "GET %s: %s; proxy log:\n%s", tgt, c->err,
-                 proxy_log());
+                 tbt_log_tail(&px));
 }
 
 /* The healthy h1 client (Token Binding): GET /echo, 200 within HEALTHY_MS, the origin got the
@@ -327,7 +315,7 @@ static void healthy_h1(const char *when)
              healthy_tb);
     cr_assert_eq(tbt_tls_send_str(&healthy, req), 0, "%s: healthy send: %s", when, healthy.err);
     cr_assert_eq(tbt_tls_read_response(&healthy, &r, 0, 0), 0, "%s: healthy h1: %s; proxy log:\n%s",
-                 when, healthy.err, proxy_log());
+                 when, healthy.err, tbt_log_tail(&px));
     took = tbt_now_ms() - t0;
     cr_assert_eq(r.status, 200, "%s: healthy h1 got %d", when, r.status);
     cr_expect_lt(took, HEALTHY_MS, "%s: healthy h1 exchange took %lld ms", when, took);
@@ -348,7 +336,7 @@ static void healthy_h2(const char *when)
 
     cr_assert_gt(id, 0, "%s: %s", when, h2c[1].err);
     cr_assert_eq(tbt_h2_run(&h2c[1], &id, 1, RUN_MS), 0, "%s: healthy h2: %s; proxy log:\n%s", when,
-                 h2c[1].err, proxy_log());
+                 h2c[1].err, tbt_log_tail(&px));
     took = tbt_now_ms() - t0;
     st = tbt_h2_stream(&h2c[1], id);
     cr_assert_eq(st->status, 200, "%s: healthy h2 got %d", when, st->status);
@@ -420,7 +408,7 @@ static void h1_batch(const struct fault *f, size_t n)
             cr_expect(h1c[i].eof, "h1 %s: the connection was not closed (%s)", tgt[i], h1c[i].err);
         } else {
             cr_expect_eq(rc, 0, "h1 %s: no response (%s), expected %d; proxy log:\n%s", tgt[i],
-                         h1c[i].err, f[i].expect, proxy_log());
+                         h1c[i].err, f[i].expect, tbt_log_tail(&px));
             cr_expect_eq(r.status, f[i].expect, "h1 %s: status %d, expected %d", tgt[i], r.status,
                          f[i].expect);
             cr_expect_lt(r.body_len, 1024, "h1 %s: an error body of %zu bytes", tgt[i], r.body_len);
@@ -465,7 +453,7 @@ static void h2_batch(const struct fault *f, size_t n)
                  tbt_now_ms() - t0);
     healthy_both("h2 faults pending");
     cr_assert_eq(tbt_h2_run(h, ids, n, RUN_MS), 0, "h2 faults: %s; proxy log:\n%s", h->err,
-                 proxy_log());
+                 tbt_log_tail(&px));
     cr_expect_lt(tbt_now_ms() - t0, FAULT_MS, "h2 faults took %lld ms", tbt_now_ms() - t0);
     for (i = 0; i < n; i++) {
         struct tbt_h2_stream *st = tbt_h2_stream(h, ids[i]);
@@ -481,7 +469,7 @@ static void h2_batch(const struct fault *f, size_t n)
             cr_expect_eq(st->status, f[i].expect,
                          "h2 %s: status %d, expected %d (rst %d); proxy "
                          "log:\n%s",
-                         tgt[i], st->status, f[i].expect, st->rst_received, proxy_log());
+                         tgt[i], st->status, f[i].expect, st->rst_received, tbt_log_tail(&px));
             cr_expect(st->end_stream, "h2 %s: the %d response did not end", tgt[i], st->status);
         }
     }
@@ -585,7 +573,7 @@ static void replay_h1(const char *drop)
     cr_expect_eq(r.status, 200,
                  "h1 GET on a dead kept-alive connection (%s): %d, expected a "
                  "replay and 200; proxy log:\n%s",
-                 drop, r.status, proxy_log());
+                 drop, r.status, tbt_log_tail(&px));
     cr_expect_str_eq((const char *)r.body, "ok\n");
     cr_expect_eq(tbt_badorigin_count(bad, t2), 2, "h1 GET after %s: the origin saw it %zu times",
                  drop, tbt_badorigin_count(bad, t2));
@@ -615,7 +603,7 @@ static struct tbt_h2_stream *h2_one(struct tbt_h2 *h, const char *method, const 
 
     cr_assert_gt(id, 0, "%s", h->err);
     cr_assert_eq(tbt_h2_run(h, &id, 1, RUN_MS), 0, "h2 %s %s: %s; proxy log:\n%s", method, tgt,
-                 h->err, proxy_log());
+                 h->err, tbt_log_tail(&px));
     return tbt_h2_stream(h, id);
 }
 
@@ -662,7 +650,7 @@ static void keepalive_close_race(void)
         tbt_http_response_dispose(&r);
         h1_get(&h1c[0], target(t, sizeof(t), "bad", "ok"), &r);
         cr_expect_eq(r.status, 200, "%s right after ka-close: %d; proxy log:\n%s", t, r.status,
-                     proxy_log());
+                     tbt_log_tail(&px));
         tbt_http_response_dispose(&r);
     }
     tbt_tls_close(&h1c[0]);
@@ -758,7 +746,7 @@ static void early_h1(const char *action, int expect)
         sent += sizeof(block);
     rc = tbt_tls_read_response(&h1c[0], &r, 0, 0);
     cr_expect_eq(rc, 0, "h1 %s: no response after %zu of %u body bytes (%s); proxy log:\n%s", t,
-                 sent, UPLOAD_BYTES, h1c[0].err, proxy_log());
+                 sent, UPLOAD_BYTES, h1c[0].err, tbt_log_tail(&px));
     cr_expect_eq(r.status, expect, "h1 %s: status %d, expected %d", t, r.status, expect);
     tbt_http_response_dispose(&r);
     tbt_tls_close(&h1c[0]);
@@ -813,7 +801,8 @@ static void pipelined_after_faults(void)
     cr_assert_eq(tbt_tls_send_str(&h1c[0], req), 0, "%s", h1c[0].err);
     for (i = 0; i < 3; i++) {
         cr_assert_eq(tbt_tls_read_response(&h1c[0], &r, 0, 0), 0,
-                     "pipelined response %d: %s; proxy log:\n%s", i + 1, h1c[0].err, proxy_log());
+                     "pipelined response %d: %s; proxy log:\n%s", i + 1, h1c[0].err,
+                     tbt_log_tail(&px));
         cr_expect_eq(r.status, expect[i], "pipelined response %d: %d, expected %d", i + 1, r.status,
                      expect[i]);
         tbt_http_response_dispose(&r);
@@ -986,7 +975,7 @@ static int settle(void)
     for (;;) {
         usleep(50000);
         n = fd_count(px.pid);
-        cr_assert_geq(n, 0, "the proxy is gone; log:\n%s", proxy_log());
+        cr_assert_geq(n, 0, "the proxy is gone; log:\n%s", tbt_log_tail(&px));
         if (n != last) {
             last = n;
             steady = tbt_now_ms();

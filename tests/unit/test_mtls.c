@@ -21,6 +21,7 @@
 #include <jansson.h>
 #include <openssl/ssl.h>
 
+#include "drive.h"
 #include "h2test.h"
 #include "pki.h"
 #include "proc.h"
@@ -40,25 +41,12 @@ static const char *routes_text = "routes = ( { upstream = \"app\"; } );\n";
 
 static void fini(void)
 {
-    if (px.pid > 0 || px.log[0] != '\0') {
-        tbt_proc_stop(&px);
-        tbt_world_check_log(&px);
-    }
+    tbt_drive_stop(&px);
     tbt_world_teardown(&w);
     tbt_pki_free(&pki);
 }
 
 TestSuite(mtls, .fini = fini, .timeout = 120);
-
-static const char *px_log(void)
-{
-    static char buf[4096];
-    char *log = tbt_proc_log(&px, sizeof(buf) - 1);
-
-    snprintf(buf, sizeof(buf), "%s", log != NULL ? log : "");
-    free(log);
-    return buf;
-}
 
 /* The world, the PKI and its files in w.dir: client-ca.pem, crl.pem. */
 static void world_and_pki(void)
@@ -112,7 +100,7 @@ static void start(const char *tls_extra)
         if (rc != 0 && tbt_proc_alive(&px))
             break;
     }
-    cr_assert_eq(rc, 0, "%s\n%s", err, px_log());
+    cr_assert_eq(rc, 0, "%s\n%s", err, tbt_log_tail(&px));
 }
 
 #define OPTIONAL "client_certificate = \"optional\"; client_ca = \"client-ca.pem\";"
@@ -145,11 +133,11 @@ static void expect_served(X509 *cert, int version, const char *what)
     int status;
 
     cr_assert_eq(tbt_tls_connect(&c, (uint16_t)px_port, &o), 0, "%s (%#x): connect: %s\n%s", what,
-                 (unsigned)version, c.err, px_log());
+                 (unsigned)version, c.err, tbt_log_tail(&px));
     cr_expect_eq(c.version, version);
     status = get_status(&c, NULL);
     cr_expect_eq(status, 200, "%s (%#x): status %d: %s\n%s", what, (unsigned)version, status, c.err,
-                 px_log());
+                 tbt_log_tail(&px));
     tbt_tls_close(&c);
 }
 
@@ -210,7 +198,7 @@ Test(mtls, required_refuses_all_but_a_verified_certificate,
         expect_refused(pki.revoked, versions[v], "revoked");
         expect_served(pki.alice, versions[v], "CA-signed, after the refusals");
     }
-    cr_expect(tbt_proc_alive(&px), "the proxy exited:\n%s", px_log());
+    cr_expect(tbt_proc_alive(&px), "the proxy exited:\n%s", tbt_log_tail(&px));
 }
 
 Test(mtls, required_session_resumes, .description = "required: a verified session resumes")
@@ -263,7 +251,7 @@ Test(mtls, token_binding_beside_a_client_certificate,
     o.cert = pki.alice;
     o.key = pki.key;
     cr_assert_eq(tb_key_generate(TB_KP_ECDSAP256, &k), 0);
-    cr_assert_eq(tbt_tls_connect(&c, (uint16_t)px_port, &o), 0, "%s\n%s", c.err, px_log());
+    cr_assert_eq(tbt_tls_connect(&c, (uint16_t)px_port, &o), 0, "%s\n%s", c.err, tbt_log_tail(&px));
     cr_expect_str_eq(c.alpn, "http/1.1_tb_p256");
     cr_expect_eq(c.version, TLS1_2_VERSION);
     cr_expect(c.ems);
@@ -273,7 +261,7 @@ Test(mtls, token_binding_beside_a_client_certificate,
     snprintf(req, sizeof(req), "GET /echo HTTP/1.1\r\nHost: localhost\r\nToken-Binding: %s\r\n\r\n",
              tb);
     cr_assert_eq(tbt_tls_send_str(&c, req), 0, "%s", c.err);
-    cr_assert_eq(tbt_tls_read_response(&c, &r, 0, 0), 0, "%s\n%s", c.err, px_log());
+    cr_assert_eq(tbt_tls_read_response(&c, &r, 0, 0), 0, "%s\n%s", c.err, tbt_log_tail(&px));
     cr_assert_eq(r.status, 200, "%d %s", r.status, (const char *)r.body);
     doc = json_loadb((const char *)r.body, r.body_len, 0, &e);
     cr_assert_not_null(doc, "%s", e.text);
@@ -356,10 +344,10 @@ static int get_results(X509 *cert, const char *path, struct tb_authres **ar)
     int status;
 
     *ar = NULL;
-    cr_assert_eq(tbt_tls_connect(&c, (uint16_t)px_port, &o), 0, "%s\n%s", c.err, px_log());
+    cr_assert_eq(tbt_tls_connect(&c, (uint16_t)px_port, &o), 0, "%s\n%s", c.err, tbt_log_tail(&px));
     snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n", path);
     cr_assert_eq(tbt_tls_send_str(&c, req), 0, "%s", c.err);
-    cr_assert_eq(tbt_tls_read_response(&c, &r, 0, 0), 0, "%s\n%s", c.err, px_log());
+    cr_assert_eq(tbt_tls_read_response(&c, &r, 0, 0), 0, "%s\n%s", c.err, tbt_log_tail(&px));
     status = r.status;
     if (status == 200) {
         doc = json_loadb((const char *)r.body, r.body_len, 0, &e);
@@ -476,10 +464,10 @@ static int h2_results(X509 *cert, const char *path, struct tb_authres **ar)
     int status;
 
     *ar = NULL;
-    cr_assert_eq(tbt_h2_connect(&h, (uint16_t)px_port, &o), 0, "%s\n%s", h.err, px_log());
+    cr_assert_eq(tbt_h2_connect(&h, (uint16_t)px_port, &o), 0, "%s\n%s", h.err, tbt_log_tail(&px));
     id = tbt_h2_submit(&h, "GET", path, NULL, NULL, 0);
     cr_assert_gt(id, 0, "%s", h.err);
-    cr_assert_eq(tbt_h2_run(&h, &id, 1, 15000), 0, "%s\n%s", h.err, px_log());
+    cr_assert_eq(tbt_h2_run(&h, &id, 1, 15000), 0, "%s\n%s", h.err, tbt_log_tail(&px));
     st = tbt_h2_stream(&h, id);
     status = st->status;
     if (status == 200) {

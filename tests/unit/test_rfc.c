@@ -38,6 +38,7 @@
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 
+#include "drive.h"
 #include "h2test.h"
 #include "keys.h"
 #include "proc.h"
@@ -61,26 +62,13 @@ static struct tbt_keyset keys;
 
 static void fini(void)
 {
-    if (px.pid > 0 || px.log[0] != '\0') {
-        tbt_proc_stop(&px);
-        tbt_world_check_log(&px);
-    }
+    tbt_drive_stop(&px);
     tbt_recorigin_stop(&rec);
     tbt_world_teardown(&w);
     tbt_keyset_free(&keys);
 }
 
 TestSuite(rfc, .fini = fini, .timeout = 120);
-
-static const char *px_log(void)
-{
-    static char buf[4096];
-    char *log = tbt_proc_log(&px, sizeof(buf) - 1);
-
-    snprintf(buf, sizeof(buf), "%s", log != NULL ? log : "");
-    free(log);
-    return buf;
-}
 
 static void write_conf(void)
 {
@@ -137,7 +125,7 @@ static void start(void)
         if (rc != 0 && tbt_proc_alive(&px))
             break;
     }
-    cr_assert_eq(rc, 0, "%s\n%s", err, px_log());
+    cr_assert_eq(rc, 0, "%s\n%s", err, tbt_log_tail(&px));
 }
 
 /* An offer of version major.minor with the key parameters kps[0..n). */
@@ -162,7 +150,8 @@ static void connect_ext(struct tbt_tls *c, int l, const struct tb_ext_params *ex
                              .no_ems = no_ems,
                              .resume = resume};
 
-    cr_assert_eq(tbt_tls_connect(c, (uint16_t)port[l], &o), 0, "connect: %s\n%s", c->err, px_log());
+    cr_assert_eq(tbt_tls_connect(c, (uint16_t)port[l], &o), 0, "connect: %s\n%s", c->err,
+                 tbt_log_tail(&px));
 }
 
 /* Connects to the rfc listener with 1.0 [ecdsap256] and checks rfc was negotiated. */
@@ -171,7 +160,8 @@ static void connect_rfc(struct tbt_tls *c)
     struct tb_ext_params o = offer(1, 0, KP_EC, 1);
 
     connect_ext(c, L_RFC, &o, NULL, 0, NULL);
-    cr_assert(c->tb_rfc, "no rfc Token Binding (result %d)\n%s", c->tb_rfc_result, px_log());
+    cr_assert(c->tb_rfc, "no rfc Token Binding (result %d)\n%s", c->tb_rfc_result,
+              tbt_log_tail(&px));
 }
 
 /* A Sec-Token-Binding value over c's EKM. */
@@ -275,7 +265,7 @@ static void expect_400(struct tbt_tls *c, const char *name, const char *value, c
     struct tbt_rec_view v;
     int status = get(c, name, value, &v);
 
-    cr_expect_eq(status, 400, "%s: status %d\n%s", what, status, px_log());
+    cr_expect_eq(status, 400, "%s: status %d\n%s", what, status, tbt_log_tail(&px));
     cr_expect_eq(v.n_requests, 0, "%s: forwarded", what);
 }
 
@@ -300,12 +290,12 @@ Test(rfc, negotiated_pinned_and_forwarded,
     cr_expect_str_eq(c.alpn, "http/1.1");
     rfc_header(&c, TB_KP_ECDSAP256, keys.p256_a, 0, NULL, hdr);
     rfc_id(TB_KP_ECDSAP256, keys.p256_a, pid, sizeof(pid));
-    cr_assert_eq(get(&c, "Sec-Token-Binding", hdr, &v), 200, "%s", px_log());
+    cr_assert_eq(get(&c, "Sec-Token-Binding", hdr, &v), 200, "%s", tbt_log_tail(&px));
     expect_ids(&v, pid, NULL);
     /* again on the same connection, with a referred binding */
     rfc_header(&c, TB_KP_ECDSAP256, keys.p256_a, TB_KP_ECDSAP256, keys.p256_b, hdr);
     rfc_id(TB_KP_ECDSAP256, keys.p256_b, rid, sizeof(rid));
-    cr_assert_eq(get(&c, "Sec-Token-Binding", hdr, &v), 200, "%s", px_log());
+    cr_assert_eq(get(&c, "Sec-Token-Binding", hdr, &v), 200, "%s", tbt_log_tail(&px));
     expect_ids(&v, pid, rid);
     /* Authentication-Results names the version and the key in RFC terms; no context header on
      * a route without token_binding_context */
@@ -321,7 +311,8 @@ Test(rfc, negotiated_pinned_and_forwarded,
     ctx_raw[2] = TB_KP_ECDSAP256;
     memcpy(ctx_raw + 3, c.ekm, sizeof(c.ekm));
     cr_assert_gt(tb_base64url_encode(ctx_raw, sizeof(ctx_raw), ctx, sizeof(ctx)), 0);
-    cr_assert_eq(get_path(&c, "/ctx/a", "Sec-Token-Binding", hdr, &v), 200, "%s", px_log());
+    cr_assert_eq(get_path(&c, "/ctx/a", "Sec-Token-Binding", hdr, &v), 200, "%s",
+                 tbt_log_tail(&px));
     expect_ids(&v, pid, rid);
     cr_expect_str_eq(field(&v, "Sec-Token-Binding-Context", ar, sizeof(ar)), ctx, "%s",
                      v.first_head);
@@ -358,7 +349,7 @@ Test(rfc, rejections, .description = "bad signature, wrong EKM, other key parame
     /* the same message unflipped is fine (the flip is what failed) */
     connect_rfc(&c);
     rfc_header(&c, TB_KP_ECDSAP256, keys.p256_a, 0, NULL, hdr);
-    cr_expect_eq(get(&c, "Sec-Token-Binding", hdr, NULL), 200, "%s", px_log());
+    cr_expect_eq(get(&c, "Sec-Token-Binding", hdr, NULL), 200, "%s", tbt_log_tail(&px));
     tbt_tls_close(&c);
     /* signed over another connection's EKM, and over random bytes */
     connect_rfc(&c);
@@ -410,7 +401,7 @@ Test(rfc, no_ems_no_token_binding,
     cr_expect_not(c.tb_rfc);
     cr_expect_eq(c.tb_rfc_result, TB_EUNSUPPORTED, "answered: %d", c.tb_rfc_result);
     cr_expect_eq(c.version, TLS1_3_VERSION, "not pinned: %#x", (unsigned)c.version);
-    cr_expect_eq(get(&c, NULL, NULL, NULL), 200, "%s", px_log());
+    cr_expect_eq(get(&c, NULL, NULL, NULL), 200, "%s", tbt_log_tail(&px));
     rfc_header(&c, TB_KP_ECDSAP256, keys.p256_a, 0, NULL, hdr);
     expect_400(&c, "Sec-Token-Binding", hdr, "a header without Token Binding");
     tbt_tls_close(&c);
@@ -425,7 +416,7 @@ Test(rfc, no_ems_no_token_binding,
         cr_assert_eq(tbt_tls_connect(&c, (uint16_t)port[L_RFC], &to), 0, "%s", c.err);
         cr_expect_not(c.tb_rfc);
         cr_expect_not(c.ems);
-        cr_expect_eq(get(&c, NULL, NULL, NULL), 200, "%s", px_log());
+        cr_expect_eq(get(&c, NULL, NULL, NULL), 200, "%s", tbt_log_tail(&px));
         tbt_tls_close(&c);
     }
 }
@@ -500,9 +491,9 @@ Test(rfc, malformed_extension_fails_the_handshake)
     cr_expect_eq(raw_handshake(L_RFC, empty, sizeof(empty)), -1);
     cr_expect_eq(raw_handshake(L_RFC, cut, sizeof(cut)), -1);
     /* the same client with well-formed bytes completes: it is the bytes that failed */
-    cr_expect_eq(raw_handshake(L_RFC, good, sizeof(good)), 0, "%s", px_log());
+    cr_expect_eq(raw_handshake(L_RFC, good, sizeof(good)), 0, "%s", tbt_log_tail(&px));
     /* a draft listener does not look at the extension at all */
-    cr_expect_eq(raw_handshake(L_DRAFT, bad_len, sizeof(bad_len)), 0, "%s", px_log());
+    cr_expect_eq(raw_handshake(L_DRAFT, bad_len, sizeof(bad_len)), 0, "%s", tbt_log_tail(&px));
     /* and the rfc listener still serves */
     connect_rfc(&c);
     tbt_tls_close(&c);
@@ -527,7 +518,7 @@ static void expect_verifies(struct tbt_tls *c, int kp, EVP_PKEY *key, const char
 
     rfc_header(c, kp, key, 0, NULL, hdr);
     rfc_id(kp, key, id, sizeof(id));
-    cr_expect_eq(get(c, "Sec-Token-Binding", hdr, &v), 200, "%s\n%s", what, px_log());
+    cr_expect_eq(get(c, "Sec-Token-Binding", hdr, &v), 200, "%s\n%s", what, tbt_log_tail(&px));
     expect_ids(&v, id, NULL);
 }
 
@@ -628,7 +619,7 @@ Test(rfc, draft_listener_ignores_the_extension)
     cr_expect_str_eq(c.alpn, "http/1.1_tb_p256");
     cr_assert_gt(tbt_tls_tb_header(&c, TB_KP_ECDSAP256, keys.p256_a, 0, NULL, hdr, sizeof(hdr)), 0,
                  "%s", c.err);
-    cr_expect_eq(get(&c, "Token-Binding", hdr, NULL), 200, "%s", px_log());
+    cr_expect_eq(get(&c, "Token-Binding", hdr, NULL), 200, "%s", tbt_log_tail(&px));
     tbt_tls_close(&c);
 }
 
@@ -655,7 +646,7 @@ Test(rfc, both_listener,
     cr_assert_gt(tbt_tls_tb_header(&c, TB_KP_ECDSAP256, keys.p256_a, 0, NULL, hdr, sizeof(hdr)), 0,
                  "%s", c.err);
     cr_assert_gt(tbt_tb_id_b64(TB_KP_ECDSAP256, keys.p256_a, id, sizeof(id)), 0);
-    cr_expect_eq(get_path(&c, "/ctx/", "Token-Binding", hdr, &v), 200, "%s", px_log());
+    cr_expect_eq(get_path(&c, "/ctx/", "Token-Binding", hdr, &v), 200, "%s", tbt_log_tail(&px));
     expect_ids(&v, id, NULL);
     cr_expect_not(
         tbt_rec_has_field(v.first_head, strlen(v.first_head), "Sec-Token-Binding-Context"),
@@ -713,7 +704,7 @@ Test(rfc, h2_stream_with_sec_token_binding)
     tbt_recorigin_mark(&rec);
     cr_assert_gt(sid = tbt_h2_submit(&h, "GET", "/h2", extra, NULL, 0), 0, "%s", h.err);
     cr_assert_eq(tbt_h2_run(&h, &sid, 1, 10000), 0, "%s", h.err);
-    cr_expect_eq(tbt_h2_stream(&h, sid)->status, 200, "%s", px_log());
+    cr_expect_eq(tbt_h2_stream(&h, sid)->status, 200, "%s", tbt_log_tail(&px));
     cr_assert_eq(tbt_recorigin_settle(&rec, QUIET_MS, SETTLE_MAX_MS), 0);
     tbt_recorigin_view(&rec, &v);
     expect_ids(&v, id, NULL);
@@ -731,7 +722,7 @@ Test(rfc, h2_stream_with_sec_token_binding)
     rfc_header(&h.tls, TB_KP_ECDSAP256, keys.p256_a, 0, NULL, hdr);
     cr_assert_gt(sid = tbt_h2_submit(&h, "GET", "/h2", extra, NULL, 0), 0, "%s", h.err);
     cr_assert_eq(tbt_h2_run(&h, &sid, 1, 10000), 0, "%s", h.err);
-    cr_expect_eq(tbt_h2_stream(&h, sid)->status, 200, "%s", px_log());
+    cr_expect_eq(tbt_h2_stream(&h, sid)->status, 200, "%s", tbt_log_tail(&px));
     tbt_h2_close(&h);
 }
 
