@@ -23,26 +23,16 @@
 
 #include <criterion/criterion.h>
 
+#include "bytes.h"
 #include "tb/tb.h"
 
 #define TIMEOUT_S 60
 
 /* ---- helpers ------------------------------------------------------------------------------- */
 
-/* A heap copy of exactly n bytes (1 if n is 0), so ASan flags any read past n. */
-static char *dup_exact(const char *s, size_t n)
-{
-    char *p = malloc(n ? n : 1);
-
-    cr_assert_not_null(p);
-    if (n > 0)
-        memcpy(p, s, n);
-    return p;
-}
-
 static int parse_n(const char *s, size_t n, struct tb_authres **out)
 {
-    char *copy = dup_exact(s, n);
+    char *copy = tbt_dup_exact(s, n);
     int rc = tb_authres_parse(copy, n, out);
 
     free(copy);
@@ -844,7 +834,7 @@ Test(authres, authserv_id_alone, .timeout = TIMEOUT_S)
     char out[64];
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        char *copy = dup_exact(cases[i].in, strlen(cases[i].in));
+        char *copy = tbt_dup_exact(cases[i].in, strlen(cases[i].in));
         int rc = tb_authres_authserv_id(copy, strlen(cases[i].in), out, sizeof(out));
 
         cr_expect_eq(rc, cases[i].want, "\"%s\": %d", cases[i].in, rc);

@@ -22,6 +22,7 @@
 #include <criterion/criterion.h>
 #include <jansson.h>
 
+#include "bytes.h"
 #include "proc.h"
 #include "run.h"
 #include "tb/tb.h"
@@ -44,17 +45,6 @@
 #define TIMEOUT_S 60
 
 /* ---- helpers ------------------------------------------------------------------------------- */
-
-/* A heap copy of exactly n bytes (1 if n is 0), so ASan flags any read past n. */
-static char *dup_exact(const char *s, size_t n)
-{
-    char *p = malloc(n ? n : 1);
-
-    cr_assert_not_null(p);
-    if (n > 0)
-        memcpy(p, s, n);
-    return p;
-}
 
 /* "ID KEY\n" with a 32-byte key of bytes fill, fill+1, ... in url base64 without padding. */
 static void key_line(char *out, size_t cap, const char *id, uint8_t fill)
@@ -231,7 +221,7 @@ Test(cookie, keyring_rejections_name_the_line_never_the_secret)
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct tb_cookie_keyring *kr = (void *)1;
         size_t len = cases[i].len ? cases[i].len : strlen(cases[i].text);
-        char *copy = dup_exact(cases[i].text, len);
+        char *copy = tbt_dup_exact(cases[i].text, len);
         char err[256] = "";
         int rc = tb_cookie_keyring_parse(copy, len, &kr, err, sizeof(err));
 
@@ -278,7 +268,7 @@ Test(cookie, keyring_every_truncation)
 
     for (cut = 0; cut <= len; cut++) {
         struct tb_cookie_keyring *kr = NULL;
-        char *copy = dup_exact(text, cut), err[256] = "";
+        char *copy = tbt_dup_exact(text, cut), err[256] = "";
         size_t complete = 0, i;
         int rc = tb_cookie_keyring_parse(copy, cut, &kr, err, sizeof(err));
 
@@ -703,7 +693,7 @@ Test(cookie, split_table)
 
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         size_t len = strlen(cases[i].v);
-        char *copy = dup_exact(cases[i].v, len);
+        char *copy = tbt_dup_exact(cases[i].v, len);
 
         cr_expect_eq(tb_cookie_split(copy, len, &orig), cases[i].bound, "split(%s)", cases[i].v);
         cr_expect_eq(orig, cases[i].orig, "split(%s): orig_len %zu", cases[i].v, orig);
@@ -722,7 +712,7 @@ Test(cookie, every_truncation_of_a_bound_value_is_unbound)
     bound(kr, "n", "value~with~tb1", TBH_A, v, sizeof(v));
     len = strlen(v);
     for (cut = 0; cut < len; cut++) {
-        char *copy = dup_exact(v, cut);
+        char *copy = tbt_dup_exact(v, cut);
 
         cr_expect_eq(tb_cookie_split(copy, cut, &orig), 0, "cut %zu", cut);
         cr_expect_eq(tb_cookie_check(kr, "n", 1, copy, cut, TBH_A, &orig), TB_EUNBOUND, "cut %zu",
@@ -731,7 +721,7 @@ Test(cookie, every_truncation_of_a_bound_value_is_unbound)
     }
     /* and every suffix of it (the front cut off) that still holds the whole binding */
     for (cut = 1; cut <= 14; cut++) {
-        char *copy = dup_exact(v + cut, len - cut);
+        char *copy = tbt_dup_exact(v + cut, len - cut);
 
         cr_expect_eq(tb_cookie_check(kr, "n", 1, copy, len - cut, TBH_A, &orig), TB_EMISMATCH);
         free(copy);
@@ -780,7 +770,7 @@ static void expect_pairs(const char *h, const struct pair_str *want, size_t n_wa
 {
     struct tb_cookie_pair got[MAX_PAIRS];
     size_t len = strlen(h), n, i;
-    char *copy = dup_exact(h, len);
+    char *copy = tbt_dup_exact(h, len);
 
     n = iterate(copy, len, got);
     cr_expect_eq(n, n_want, "[%s]: %zu pairs, want %zu", h, n, n_want);
@@ -827,11 +817,11 @@ Test(cookie, cookie_header_every_truncation_and_split)
         const char *hdr = headers[h];
         size_t len = strlen(hdr), n_full;
         struct tb_cookie_pair full[MAX_PAIRS], a[MAX_PAIRS], b[MAX_PAIRS];
-        char *whole = dup_exact(hdr, len);
+        char *whole = tbt_dup_exact(hdr, len);
 
         n_full = iterate(whole, len, full);
         for (cut = 0; cut <= len; cut++) {
-            char *left = dup_exact(hdr, cut), *right = dup_exact(hdr + cut, len - cut);
+            char *left = tbt_dup_exact(hdr, cut), *right = tbt_dup_exact(hdr + cut, len - cut);
             size_t na = iterate(left, cut, a), nb = iterate(right, len - cut, b), i;
 
             /* split at a ';' (h2 crumbs): the two halves give exactly the pairs of the whole */
@@ -864,7 +854,7 @@ static int set_cookie(const char *v, size_t len, struct tb_set_cookie *sc, char 
     size_t i;
     int has = 0;
 
-    *copy = dup_exact(v, len);
+    *copy = tbt_dup_exact(v, len);
     rc = tb_set_cookie_parse(*copy, len, sc);
     cr_assert(rc == 0 || rc == TB_EPARSE, "rc %d", rc);
     if (rc != 0)

@@ -12,6 +12,7 @@
 #include <criterion/criterion.h>
 #include <openssl/evp.h>
 
+#include "bytes.h"
 #include "keys.h"
 #include "tb/error.h"
 #include "tb/message.h"
@@ -92,20 +93,9 @@ static void build_combo(struct tb_builder *b, const struct combo *c)
                      0);
 }
 
-/* A heap copy of exactly len bytes (at least one byte allocated). */
-static uint8_t *dup_exact(const uint8_t *p, size_t len)
-{
-    uint8_t *d = malloc(len ? len : 1);
-
-    cr_assert_not_null(d);
-    if (len)
-        memcpy(d, p, len);
-    return d;
-}
-
 static int parse_copy(enum tb_version v, const uint8_t *p, size_t len, struct tb_message *m)
 {
-    uint8_t *d = dup_exact(p, len);
+    uint8_t *d = tbt_dup_exact(p, len);
     int ret = tb_message_parse(v, d, len, m);
 
     free(d);
@@ -273,7 +263,7 @@ Test(message, every_inner_truncation_with_patched_length_fails_with_eparse)
         /* cutting exactly after the first binding leaves a valid one-binding message */
         end_of_first = (size_t)(whole.b[0].ext.p + whole.b[0].ext.len - wire);
         for (size_t cut = 2; cut < len; cut++) {
-            uint8_t *d = dup_exact(wire, cut);
+            uint8_t *d = tbt_dup_exact(wire, cut);
             d[0] = (uint8_t)((cut - 2) >> 8);
             d[1] = (uint8_t)(cut - 2);
             int ret = tb_message_parse(c->version, d, cut, &m);
