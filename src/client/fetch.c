@@ -427,9 +427,11 @@ static int wrap_head(void *arg, const struct tbc_response *r)
         inc = tbc_headers_get(r->headers, f->o->tb_version == TB_VERSION_RFC
                                               ? "include-referred-token-binding-id"
                                               : "include-referer-token-binding-id");
-        /* any redirect (RFC 8473 section 5.3 lists 301, 302, 303, 307, 308), from an origin
-           this client has a Token Binding key for */
-        f->want_referred = f->tb_kp >= 0 && inc != NULL && strcasecmp(inc, "true") == 0;
+        /* from an origin this client has a Token Binding key for, on a redirect its version
+           names: draft-balfanz 301 and 302, RFC 8473 section 5.3 any (301, 302, 303, 307, 308) */
+        f->want_referred = f->tb_kp >= 0 && inc != NULL && strcasecmp(inc, "true") == 0 &&
+                           (f->o->tb_version == TB_VERSION_RFC || r->status == 301 ||
+                            r->status == 302);
         f->referred_kp = f->tb_kp;
         tbc_url_origin(&f->url, f->referred_origin, sizeof(f->referred_origin));
     }

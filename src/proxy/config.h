@@ -215,8 +215,8 @@ struct tbp_route {
     uint64_t max_body_size;  /* `max_body_size`: request body bytes (0: no limit); default
                                 limits.max_body_size. Over it: 413, or the request is cut */
     int refer_token_binding; /* `refer_token_binding`: add "Include-Referer-Token-Binding-ID:
-                                true" (rfc connections: Include-Referred-) to this route's 3xx
-                                responses: 0 */
+                                true" to this route's 301 and 302 responses (rfc connections:
+                                Include-Referred-, to any 3xx but 304): 0 */
     const struct tbp_jwt_route *jwt; /* `jwt = {...}`, NULL when absent */
     /* route policy and what the origin is told (issue 9; spec AUTH-RESULTS.md) */
     enum tbp_policy token_binding;      /* `token_binding`: OPTIONAL (REQUIRED when the top-level

@@ -221,10 +221,16 @@ int tbp_exchange_request_edit(const struct tbp_route *r, const struct tb_cookie_
     return 0;
 }
 
-/* A redirect of a refer_token_binding route that does not ask for the referred binding yet. */
-static int wants_refer(const struct tbp_route *r, const struct tbp_http_head *rh)
+/*
+ * A redirect of a refer_token_binding route that does not ask for the referred binding yet:
+ * draft-balfanz names 301 and 302 only, RFC 8473 section 5.3 any redirect (3xx but 304).
+ */
+static int wants_refer(const struct tbp_route *r, int tb_version, const struct tbp_http_head *rh)
 {
-    return r->refer_token_binding && rh->status / 100 == 3 && rh->status != 304 &&
+    int redirect = tb_version == TB_VERSION_RFC ? rh->status / 100 == 3 && rh->status != 304
+                                                : rh->status == 301 || rh->status == 302;
+
+    return r->refer_token_binding && redirect &&
            tbp_http_find(rh, "include-referer-token-binding-id") == NULL &&
            tbp_http_find(rh, "include-referred-token-binding-id") == NULL;
 }
@@ -236,7 +242,7 @@ int tbp_exchange_response_edit(const struct tbp_route *r, const struct tb_cookie
 {
     int bind = tbp_cookies_enabled(r) && tbh != NULL && tbh[0] != '\0' &&
                tbp_http_find(rh, "set-cookie") != NULL;
-    int refer = r != NULL && wants_refer(r, rh), ret;
+    int refer = r != NULL && wants_refer(r, tb_version, rh), ret;
 
     *out = rh;
     if (!bind && !refer)

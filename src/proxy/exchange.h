@@ -141,10 +141,10 @@ int tbp_exchange_request_edit(const struct tbp_route *r, const struct tb_cookie_
  * The response head to send on route r (NULL: none): rh itself when nothing changes, else e->head
  * (e zeroed by the caller, disposed of after sending) with the listed Set-Cookie values bound to
  * tbh (tbp_cookies_response; without Token Binding they pass unchanged) and, on a
- * refer_token_binding route, a 3xx response other than 304 asking for the referred binding
- * unless the origin did already (with either name): "Include-Referred-Token-Binding-ID: true"
- * (RFC 8473 section 3) when tb_version is TB_VERSION_RFC, else the draft's
- * "Include-Referer-Token-Binding-ID: true". tb_version: the connection's (enum tb_version; a
+ * refer_token_binding route, a redirect asking for the referred binding unless the origin did
+ * already (with either name): when tb_version is TB_VERSION_RFC any 3xx but 304 with
+ * "Include-Referred-Token-Binding-ID: true" (RFC 8473 section 5.3), else a 301 or 302 with the
+ * draft's "Include-Referer-Token-Binding-ID: true" (draft-balfanz). tb_version: the connection's (enum tb_version; a
  * connection without Token Binding passes its default, draft). Outcomes are added to *co.
  * Returns 0 with *out set, or a negative TB_E* / TBP_E* code.
  */

@@ -14,7 +14,9 @@
  *   /bytes/N       N bytes, chunked; byte i is 'a' + i % 26
  *   /status/N      an empty-ish response with status N (200..599)
  *   /slow?ms=N     answers 200 after N ms (N <= 600000)
- *   /redirect?to=U 302 to U with `Include-Referer-Token-Binding-ID: true`
+ *   /redirect?to=U[&status=N]
+ *                  N (301, 302, 303, 307 or 308; default 302) to U with
+ *                  `Include-Referer-Token-Binding-ID: true`
  *   /cookies/set?NAME=VALUE[&...]
  *                  200 "ok" with one `Set-Cookie: NAME=VALUE; Path=/; HttpOnly` per query
  *                  parameter, in order (400 if a name is not an RFC 6265 token or a value has
@@ -549,12 +551,18 @@ static enum MHD_Result slow(struct MHD_Connection *conn)
 static enum MHD_Result redirect(struct MHD_Connection *conn)
 {
     const char *to = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "to");
+    const char *st = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "status");
     struct MHD_Response *resp;
     enum MHD_Result ret = MHD_NO;
     static const char text[] = "redirecting\n";
+    uint64_t status = MHD_HTTP_FOUND;
 
-    if (to == NULL || *to == '\0' || strpbrk(to, "\r\n") != NULL)
-        return send_text(conn, MHD_HTTP_BAD_REQUEST, "/redirect?to=URL\n");
+    if (to == NULL || *to == '\0' || strpbrk(to, "\r\n") != NULL ||
+        (st != NULL && (parse_u64(st, strlen(st), 308, &status) != 0 ||
+                        !(status == 301 || status == 302 || status == 303 || status == 307 ||
+                          status == 308))))
+        return send_text(conn, MHD_HTTP_BAD_REQUEST,
+                         "/redirect?to=URL[&status=N] with N 301, 302, 303, 307 or 308\n");
     resp = MHD_create_response_from_buffer(sizeof(text) - 1, (void *)text, MHD_RESPMEM_PERSISTENT);
     if (resp == NULL)
         return MHD_NO;
@@ -562,7 +570,7 @@ static enum MHD_Result redirect(struct MHD_Connection *conn)
         MHD_add_response_header(resp, "Include-Referer-Token-Binding-ID", "true") == MHD_YES &&
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8") ==
             MHD_YES)
-        ret = MHD_queue_response(conn, MHD_HTTP_FOUND, resp);
+        ret = MHD_queue_response(conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
     return ret;
 }

@@ -200,8 +200,9 @@ static void serve_one(int fd)
         /* to the other name of this server: another origin, its own key */
         snprintf(loc, sizeof(loc), "https://127.0.0.1:%d/echo", S.port);
         n = snprintf(resp, sizeof(resp),
-                     "HTTP/1.1 302 Found\r\nLocation: %s\r\n%s: true\r\nContent-Length: 0\r\n"
+                     "HTTP/1.1 %s\r\nLocation: %s\r\n%s: true\r\nContent-Length: 0\r\n"
                      "Connection: close\r\n\r\n",
+                     strcmp(target, "/redirect-307") == 0 ? "307 Temporary Redirect" : "302 Found",
                      loc,
                      strcmp(target, "/redirect-draft") == 0 ? "Include-Referer-Token-Binding-ID"
                                                             : "Include-Referred-Token-Binding-ID");
@@ -431,6 +432,13 @@ Test(client_rfc, redirect_carries_referred_binding)
     cr_assert_null(strstr(g.body, want), "127.0.0.1 is another origin, another key: %s", g.body);
     cr_assert_null(strstr(g.body, "provided=none"));
     cr_assert_not_null(strstr(g.verbose, "* Token Binding referred ID: "), "%s", g.verbose);
+    free(g.verbose);
+    /* on any redirect (RFC 8473 section 5.3), not only 301 and 302 as the draft */
+    cr_assert_eq(fetch("localhost", "/redirect-307", "ecdsap256", &g, err, sizeof(err)), 0, "%s",
+                 err);
+    cr_assert_eq(g.redirects, 1, "%s", g.verbose);
+    snprintf(want, sizeof(want), "referred=%s\n", first);
+    cr_assert_not_null(strstr(g.body, want), "%s\n%s", g.body, g.verbose);
     free(g.verbose);
     /* the draft header does not ask an rfc client for anything */
     cr_assert_eq(fetch("localhost", "/redirect-draft", "ecdsap256", &g, err, sizeof(err)), 0, "%s",

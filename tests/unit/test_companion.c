@@ -14,7 +14,8 @@
  *   challenge that keeps the connection (h1) or only ends the stream (h2, no GOAWAY): no token,
  *   "none", expired, bound to another TBID, signed by another key, no Token Binding, a stolen
  *   token presented from another key; the token read from a bound cookie.
- * - refer_token_binding: Include-Referer-Token-Binding-ID added to redirects of that route only.
+ * - refer_token_binding: Include-Referer-Token-Binding-ID added to redirects (301, 302) of that
+ *   route only.
  * - The access log says ck= / jwt= outcomes and never a tag.
  */
 #include <stdio.h>
@@ -543,7 +544,10 @@ Test(companion, refer_token_binding_on_redirects_only)
     start();
     tbt_drive_h1_connect(&px, &conns[0], key_a, &tb_a);
     cr_expect_eq(refer_count(&conns[0], tb_a, "refer.test", "/status/302", 302), 1);
-    cr_expect_eq(refer_count(&conns[0], tb_a, "refer.test", "/status/307", 307), 1);
+    cr_expect_eq(refer_count(&conns[0], tb_a, "refer.test", "/status/301", 301), 1);
+    cr_expect_eq(refer_count(&conns[0], tb_a, "refer.test", "/status/307", 307), 0,
+                 "draft-balfanz asks on 301 and 302 only");
+    cr_expect_eq(refer_count(&conns[0], tb_a, "refer.test", "/status/303", 303), 0);
     cr_expect_eq(refer_count(&conns[0], tb_a, "refer.test", "/status/200", 200), 0);
     cr_expect_eq(refer_count(&conns[0], tb_a, "refer.test", "/status/404", 404), 0);
     cr_expect_eq(refer_count(&conns[0], tb_a, "refer.test", "/redirect?to=/echo", 302), 1,

@@ -455,6 +455,38 @@ Test(tbclient, redirect_carries_referred_binding_h1)
     redirect_referred("--http1.1");
 }
 
+/* draft-balfanz asks for the referred binding on 301 and 302: the header on another redirect
+ * is followed without one (an rfc client takes it on any redirect: test_client_rfc). */
+Test(tbclient, draft_referral_on_301_and_302_only)
+{
+    static const struct {
+        const char *status;
+        int referred;
+    } cases[] = {{"301", 1}, {"303", 0}, {"307", 0}, {"308", 0}};
+    char *log = NULL, target[1100];
+    size_t i;
+    json_t *doc;
+
+    start();
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(target, sizeof(target), "/redirect?to=%s&status=%s", url("127.0.0.1", "/echo"),
+                 cases[i].status);
+        cr_assert_eq(RUN(&log, "-v", "-k", "-L", "-o", path_in("r.json"), url("localhost", target)),
+                     0, "%s", log);
+        cr_assert_not_null(strcasestr(log, "< include-referer-token-binding-id: true"), "%s", log);
+        cr_expect_eq(strstr(log, "* Token Binding referred ID: ") != NULL, cases[i].referred,
+                     "%s: %s", cases[i].status, log);
+        doc = load_json(path_in("r.json"));
+        cr_expect_not_null(echo_header(doc, "sec-provided-token-binding-id"), "%s",
+                           cases[i].status);
+        cr_expect_eq(echo_header(doc, "sec-referred-token-binding-id") != NULL, cases[i].referred,
+                     "%s", cases[i].status);
+        json_decref(doc);
+        free(log);
+        log = NULL;
+    }
+}
+
 Test(tbclient, redirect_same_origin_reuses_connection)
 {
     char *log = NULL, *id;

@@ -815,14 +815,36 @@ Test(tborigin, index_page, .description = "/ shows the forwarded IDs and their t
     cr_expect(strstr(resp.body, "<b>") == NULL);
 }
 
-Test(tborigin, redirect, .description = "/redirect?to=URL: 302 asking for the referred ID")
+Test(tborigin, redirect,
+     .description = "/redirect?to=URL[&status=N]: a redirect asking for the referred ID")
 {
+    static const char *const ok[] = {"301", "302", "303", "307", "308"};
+    static const char *const bad[] = {"300", "304", "305", "306", "200", "3020", "", "x", "-302",
+                                      "302%20", "18446744073709551918"};
+    char path[128];
+    size_t i;
+
     origin_start_default();
     get("/redirect?to=https%3A%2F%2Fidp.example%2Flogin%3Fa%3Db");
     cr_expect_eq(resp.status, 302);
     cr_expect_str_eq(header("Location"), "https://idp.example/login?a=b");
     cr_expect_str_eq(header("Include-Referer-Token-Binding-ID"), "true");
+    for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        snprintf(path, sizeof(path), "/redirect?to=%%2Fecho&status=%s", ok[i]);
+        get(path);
+        cr_expect_eq(resp.status, atoi(ok[i]), "%s", path);
+        cr_expect_str_eq(header("Location"), "/echo", "%s", path);
+        cr_expect_str_eq(header("Include-Referer-Token-Binding-ID"), "true", "%s", path);
+    }
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(path, sizeof(path), "/redirect?to=%%2Fecho&status=%s", bad[i]);
+        get(path);
+        cr_expect_eq(resp.status, 400, "%s", path);
+        cr_expect_null(header("Location"), "%s", path);
+    }
     get("/redirect");
+    cr_expect_eq(resp.status, 400);
+    get("/redirect?status=302");
     cr_expect_eq(resp.status, 400);
 }
 
