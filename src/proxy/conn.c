@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -36,7 +37,20 @@
 #include "conn.h"
 #include "worker.h"
 
+/*
+ * Closing: CLOSING sends what is queued (LINGER_MS at most); then LINGERING (TLS close_notify,
+ * then shutdown(SHUT_WR): the client sees the end) reads and discards what the client still
+ * sends, until it closes, LINGER_IDLE_MS pass without a byte or LINGER_TOTAL_MS in all, as
+ * nginx's lingering close does. Closing a socket with unread input makes the kernel send a reset
+ * instead of a FIN, and a reset can destroy the response before the client has read it. Raw
+ * bytes are discarded (no decryption): nothing read now is ever used. During a graceful stop, and
+ * for a peer that broke the protocol (c->no_linger: a flood, say, whose unread bytes are better
+ * answered with a reset), there is no lingering.
+ */
 #define LINGER_MS 5000
+#define LINGER_IDLE_MS 2000
+#define LINGER_TOTAL_MS 5000
+#define LINGER_READS 16 /* per event: then other connections' turn (epoll is level-triggered) */
 #define WRITE_SLICE 65536
 
 #define CONTAINER(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
@@ -45,6 +59,8 @@
  * handled from it right now (further up the stack). */
 static _Thread_local char scratch[TBP_CONN_RBUF];
 static _Thread_local int scratch_busy;
+/* Where LINGERING input goes: never read back. */
+static _Thread_local char sink[TBP_CONN_RBUF];
 
 #define TRIM_MIN_PEAK 256
 #define TRIM_INTERVAL_MS 1000
@@ -93,7 +109,7 @@ void tbp_conn_close(struct tbp_conn *c)
         return;
     if (c->proto != NULL && c->pd != NULL)
         c->proto->abort(c);
-    if (c->state != TBP_CONN_HANDSHAKE)
+    if (c->state == TBP_CONN_OPEN || c->state == TBP_CONN_CLOSING)
         (void)SSL_shutdown(c->ssl); /* best effort close_notify; never waits */
     ERR_clear_error();
     c->state = TBP_CONN_CLOSED;
@@ -126,12 +142,15 @@ void tbp_client_drain_all(struct tbp_worker *w)
         next = c->next;
         if (c->state == TBP_CONN_OPEN && c->proto->drain != NULL)
             c->proto->drain(c);
+        else if (c->state == TBP_CONN_LINGERING)
+            tbp_conn_close(c); /* a graceful stop does not wait for lingering clients */
     }
 }
 
 void tbp_conn_linger(struct tbp_conn *c)
 {
-    if (c->state == TBP_CONN_CLOSED || c->state == TBP_CONN_CLOSING)
+    if (c->state == TBP_CONN_CLOSED || c->state == TBP_CONN_CLOSING ||
+        c->state == TBP_CONN_LINGERING)
         return;
     c->state = TBP_CONN_CLOSING;
     tbp_timer_set(&c->w->loop, &c->timer, LINGER_MS);
@@ -139,7 +158,7 @@ void tbp_conn_linger(struct tbp_conn *c)
 
 int tbp_conn_append(struct tbp_conn *c, const void *p, size_t n)
 {
-    if (c->state == TBP_CONN_CLOSED)
+    if (c->state == TBP_CONN_CLOSED || c->state == TBP_CONN_LINGERING)
         return -1;
     if (tbp_buf_append(&c->out, p, n) != 0) {
         tbp_conn_close(c);
@@ -182,12 +201,70 @@ static void send_timeout(struct tbp_timer *t)
     tbp_conn_close(c);
 }
 
+/*
+ * Reads and discards what the client sends while LINGERING (LINGER_READS reads at most, the rest
+ * at the next event); closes at its end of the stream, on an error, or past linger_end.
+ */
+static void linger_read(struct tbp_conn *c)
+{
+    uint64_t now = tbp_loop_now(&c->w->loop);
+    int i;
+
+    for (i = 0; i < LINGER_READS; i++) {
+        ssize_t n = recv(c->io.fd, sink, sizeof(sink), MSG_DONTWAIT);
+
+        if (n > 0)
+            continue;
+        if (n == -1 && errno == EINTR)
+            continue;
+        if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        tbp_conn_close(c); /* the client closed (or reset): done */
+        return;
+    }
+    if (now >= c->linger_end) {
+        tbp_conn_close(c);
+        return;
+    }
+    /* LINGER_IDLE_MS from the last input, never past linger_end */
+    if (tbp_timer_set(&c->w->loop, &c->timer,
+                      c->linger_end - now < LINGER_IDLE_MS ? c->linger_end - now
+                                                            : LINGER_IDLE_MS) != 0)
+        tbp_conn_close(c); /* no timer: do not linger unbounded */
+}
+
+/* All output is sent: say so (close_notify, FIN) and linger; during a graceful stop, or for a
+ * peer that broke the protocol (c->no_linger), close. Returns -1 (no more output is taken). */
+static int linger_start(struct tbp_conn *c)
+{
+    if (c->w->draining || c->no_linger) {
+        tbp_conn_close(c);
+        return -1;
+    }
+    if (c->proto != NULL && c->pd != NULL)
+        c->proto->abort(c); /* no exchange may queue output any more */
+    ERR_clear_error();
+    (void)SSL_shutdown(c->ssl); /* close_notify: the output is empty, so it goes out now */
+    ERR_clear_error();
+    if (shutdown(c->io.fd, SHUT_WR) != 0) {
+        tbp_conn_close(c);
+        return -1;
+    }
+    c->state = TBP_CONN_LINGERING;
+    c->linger_end = tbp_loop_now(&c->w->loop) + LINGER_TOTAL_MS;
+    tbp_timer_cancel(&c->w->loop, &c->send_timer);
+    linger_read(c);
+    if (c->state == TBP_CONN_LINGERING)
+        tbp_conn_update(c);
+    return -1;
+}
+
 int tbp_conn_flush(struct tbp_conn *c)
 {
     size_t before = c->out.len;
     int n, progress = 0;
 
-    if (c->state == TBP_CONN_CLOSED)
+    if (c->state == TBP_CONN_CLOSED || c->state == TBP_CONN_LINGERING)
         return -1;
     c->ssl_want_write = 0;
     while (c->out.len > 0) {
@@ -215,10 +292,8 @@ int tbp_conn_flush(struct tbp_conn *c)
         if (c->state == TBP_CONN_CLOSED)
             return -1;
     }
-    if (c->state == TBP_CONN_CLOSING && c->out.len == 0) {
-        tbp_conn_close(c);
-        return -1;
-    }
+    if (c->state == TBP_CONN_CLOSING && c->out.len == 0)
+        return linger_start(c);
     return 0;
 }
 
@@ -226,7 +301,8 @@ static void conn_post_flush(struct tbp_post *p)
 {
     struct tbp_conn *c = CONTAINER(p, struct tbp_conn, post);
 
-    if (c->state == TBP_CONN_CLOSED || c->state == TBP_CONN_HANDSHAKE)
+    if (c->state == TBP_CONN_CLOSED || c->state == TBP_CONN_HANDSHAKE ||
+        c->state == TBP_CONN_LINGERING)
         return;
     if (tbp_conn_flush(c) == 0)
         tbp_conn_update(c);
@@ -409,6 +485,8 @@ void tbp_conn_update(struct tbp_conn *c)
         return;
     if (c->state == TBP_CONN_HANDSHAKE) {
         ev = c->ssl_want_write ? EPOLLOUT : EPOLLIN;
+    } else if (c->state == TBP_CONN_LINGERING) {
+        ev = EPOLLIN;
     } else {
         if (want_input(c) && c->roff == c->rlen)
             ev |= EPOLLIN;
@@ -422,6 +500,10 @@ void tbp_conn_update(struct tbp_conn *c)
 
 void tbp_conn_drive(struct tbp_conn *c)
 {
+    if (c->state == TBP_CONN_LINGERING) {
+        linger_read(c);
+        return;
+    }
     if (c->state == TBP_CONN_HANDSHAKE) {
         c->ssl_want_write = 0;
         handshake(c);
@@ -465,7 +547,7 @@ static void conn_timer(struct tbp_timer *t)
     }
     if (c->state == TBP_CONN_HANDSHAKE)
         tbp_metrics_inc(&c->w->metrics, TBP_M_TLS_FAILURES, TBP_ML_TLSF_TIMEOUT);
-    tbp_conn_close(c); /* handshake or linger timeout */
+    tbp_conn_close(c); /* handshake, linger or lingering timeout */
 }
 
 static void peer_text(struct tbp_conn *c, const struct sockaddr_storage *peer)

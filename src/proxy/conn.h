@@ -6,14 +6,17 @@
  * (struct tbp_protocol) owns its own state in c->pd and is driven through a small table of
  * callbacks: input bytes, whether it wants more input now, output drained, timer, graceful stop,
  * abort. States:
- * HANDSHAKE (TLS), OPEN (the protocol runs), CLOSING (send what is queued, then close), CLOSED
- * (freed after this loop turn: nothing may touch the SSL or the socket any more).
+ * HANDSHAKE (TLS), OPEN (the protocol runs), CLOSING (send what is queued, then linger),
+ * LINGERING (all sent, close_notify and FIN too: what the client still sends is read and
+ * discarded until it closes, so that the kernel does not answer unread input with a reset that
+ * would destroy the response before the client read it: a 413 to an upload in progress, say),
+ * CLOSED (freed after this loop turn: nothing may touch the SSL or the socket any more).
  *
  * A connection keeps the configuration it was accepted under (c->cfg) for its whole life, across
  * reloads: routes, Token Binding settings, cookie and JWT keys, timeouts, limits, upstream pools.
  *
  * Timeouts: c->timer is the handshake's, then the protocol's (header, body, idle: its `timeout`
- * callback), then the linger's. c->send_timer is the send timeout (timeouts.send), the same for
+ * callback), then the linger's (sending, then lingering: see conn.c). c->send_timer is the send timeout (timeouts.send), the same for
  * every protocol: while output is queued and the client takes none of it (its TCP window stays
  * shut: a slow-read attack), the connection is closed once timeouts.send passed without a byte
  * written. It is armed once when output becomes pending and only checked when it fires, so
@@ -48,7 +51,8 @@ struct tbp_conn;
 enum tbp_conn_state {
     TBP_CONN_HANDSHAKE, /* TLS handshake in progress */
     TBP_CONN_OPEN,      /* the protocol runs */
-    TBP_CONN_CLOSING,   /* sending what is queued, then close */
+    TBP_CONN_CLOSING,   /* sending what is queued, then linger */
+    TBP_CONN_LINGERING, /* all sent and the write side shut: discarding input until EOF */
     TBP_CONN_CLOSED,    /* closed; freed after this loop turn */
 };
 
@@ -101,6 +105,9 @@ struct tbp_conn {
     uint16_t port;
     int trusted;
     int ssl_want_write; /* the last SSL call asked for writability */
+    uint64_t linger_end; /* loop ms: LINGERING ends here at the latest */
+    int no_linger;       /* close as soon as the output is sent, without LINGERING: the peer
+                            broke the protocol (an HTTP/2 GOAWAY with an error code) */
     const struct tbp_protocol *proto;
     void *pd;             /* the protocol's state */
     struct tbp_post post; /* writes what callbacks queued during a loop turn */
@@ -131,7 +138,7 @@ void tbp_conn_update(struct tbp_conn *c);
 void tbp_conn_drive(struct tbp_conn *c);
 /* Closes now (protocol abort, socket closed, freed after the loop turn). */
 void tbp_conn_close(struct tbp_conn *c);
-/* Closes once the queued output is sent (at most the linger timeout). */
+/* Closes once the queued output is sent (at most the linger timeout), after lingering. */
 void tbp_conn_linger(struct tbp_conn *c);
 
 extern const struct tbp_protocol tbp_proto_h1;

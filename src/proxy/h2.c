@@ -746,12 +746,18 @@ static int on_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t 
     return 0;
 }
 
-/* A response that ended before its request did: ask the client to stop (RFC 9113 section 8.1). */
+/*
+ * A GOAWAY with an error code (ours or nghttp2's: a flood, a protocol error): the connection
+ * closes without lingering once it is out (conn.c). A response that ended before its request
+ * did: ask the client to stop (RFC 9113 section 8.1).
+ */
 static int on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *user)
 {
+    struct h2 *h = user;
     struct stream *st;
 
-    (void)user;
+    if (f->hd.type == NGHTTP2_GOAWAY && f->goaway.error_code != NGHTTP2_NO_ERROR)
+        h->c->no_linger = 1;
     if (!(f->hd.flags & NGHTTP2_FLAG_END_STREAM) ||
         (f->hd.type != NGHTTP2_DATA && f->hd.type != NGHTTP2_HEADERS))
         return 0;

@@ -537,6 +537,62 @@ Test(limits, body_size_h1,
                  v.total_bytes);
 }
 
+/*
+ * 1 when the proxy's socket is gone (closed, not lingering): a byte sent raw on it is answered
+ * with a reset, which the next send reports. 0 while the proxy still reads (and discards).
+ */
+static int proxy_socket_gone(int fd)
+{
+    int i;
+
+    for (i = 0; i < 3; i++) {
+        if (send(fd, "x", 1, MSG_NOSIGNAL) == -1)
+            return errno == EPIPE || errno == ECONNRESET;
+        usleep(100 * 1000);
+    }
+    return 0;
+}
+
+#define UPLOAD_BYTES (4u << 20)
+#define LINGER_IDLE_MS 2000 /* conn.c */
+
+/*
+ * The 413 comes while the client is still sending: the proxy sends it, ends its side (TLS
+ * close_notify and FIN) and reads and discards the rest, so the client's sends all succeed (a
+ * socket closed on unread input resets the connection: the client's send fails, its response
+ * may be lost). Once the client stays silent for the linger time, the proxy closes.
+ */
+Test(limits, body_size_h1_lingering_close,
+     .description = "max_body_size over HTTP/1.1 with the upload still coming: every send "
+                    "succeeds, then 413 and the end of the stream; the proxy closes once the "
+                    "client is silent for its linger time")
+{
+    static unsigned char block[64 * 1024];
+    char head[256];
+    size_t sent = 0;
+
+    memset(block, 'u', sizeof(block));
+    recorded(BODY_ROUTES);
+    h1_connect(&c1, px.port);
+    snprintf(head, sizeof(head),
+             "POST /small/x HTTP/1.1\r\nHost: localhost\r\nContent-Length: %u\r\n\r\n",
+             UPLOAD_BYTES);
+    send_str(&c1, head);
+    while (sent < UPLOAD_BYTES) {
+        cr_assert_eq(tbt_tls_send(&c1, block, sizeof(block)), 0,
+                     "send failed after %zu of %u body bytes: %s", sent, UPLOAD_BYTES, c1.err);
+        sent += sizeof(block);
+    }
+    cr_assert_eq(tbt_tls_read_response(&c1, &resp, 0, 0), 0, "response: %s", c1.err);
+    cr_expect_eq(resp.status, 413);
+    cr_expect(tbt_http_header_has(&resp, "Connection", "close"));
+    cr_expect_eq(wait_closed(&c1, 3000, NULL, 0), 1, "no end of stream after the 413");
+    cr_expect_eq(proxy_socket_gone(c1.fd), 0, "the proxy closed without lingering");
+    usleep((LINGER_IDLE_MS + 1500) * 1000);
+    cr_expect_eq(proxy_socket_gone(c1.fd), 1, "still lingering %d ms after the last byte",
+                 LINGER_IDLE_MS + 1500);
+}
+
 /* The response head arrived (and the one chunk), the proxy is cut off by the body. */
 Test(limits, body_size_h1_after_response,
      .description = "max_body_size over HTTP/1.1 once the origin's response began: the client "
