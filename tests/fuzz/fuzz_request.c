@@ -788,8 +788,9 @@ static void on_response(struct fz *f, const struct tbp_http_head *rh)
     struct resp_ctx rc = {rh, NULL, f->keep_alive, f->extra, rh->framing};
     struct reparse rp = {f, check_response_sent, &rc, 0, 0, 0, 0};
     struct tbp_buf out;
-    /* the connection's version from the status' parity: both names of the referral get fuzzed */
-    int ver = (rh->status & 1) ? TB_VERSION_RFC : TB_VERSION_DRAFT;
+    /* the connection's version from the parity of the status plus the heads so far: both names
+     * of the referral get fuzzed, each with every status */
+    int ver = ((unsigned)rh->status + f->heads) & 1 ? TB_VERSION_RFC : TB_VERSION_DRAFT;
     const char *refer = ver == TB_VERSION_RFC ? "include-referred-token-binding-id"
                                               : "include-referer-token-binding-id";
     int ret, in_msg, due;
@@ -798,7 +799,10 @@ static void on_response(struct fz *f, const struct tbp_http_head *rh)
     ret = tbp_exchange_response_edit(r, kr, f->tb ? tbh : NULL, ver, rh, &e, &fh, &co);
     CHECK(ret == 0 && fh != NULL);
     check_set_cookies(f, r, rh, fh, &co);
-    due = r != NULL && r->refer_token_binding && rh->status / 100 == 3 && rh->status != 304 &&
+    /* rfc asks on any redirect (3xx but 304), the draft on 301 and 302 only */
+    due = r != NULL && r->refer_token_binding &&
+          (ver == TB_VERSION_RFC ? rh->status / 100 == 3 && rh->status != 304
+                                 : rh->status == 301 || rh->status == 302) &&
           tbp_http_find(rh, "include-referer-token-binding-id") == NULL &&
           tbp_http_find(rh, "include-referred-token-binding-id") == NULL;
     CHECK(co.refer_added == due);
