@@ -542,22 +542,46 @@ static int parse_tb(struct tbp_loader *L, const config_setting_t *root)
     return 0;
 }
 
-/* Each element of an OpenSSL cipher string must name something, and the result be AEAD only. */
-static int check_ciphers(struct tbp_loader *L, const config_setting_t *s, const char *list)
+/*
+ * Each element of list (split at any of seps) must be known to OpenSSL: known(ctx, element) is 1
+ * (it may set the element on the loader's scratch context). Else "unknown <what> \"element\"".
+ */
+static int check_each(struct tbp_loader *L, const config_setting_t *s, const char *list,
+                      const char *seps, int (*known)(SSL_CTX *, const char *), const char *what)
 {
     char *copy, *tok, *save = NULL;
-    STACK_OF(SSL_CIPHER) * sk;
-    int i, ret = 0;
+    int ret = 0;
 
     if (L->ssl == NULL && (L->ssl = SSL_CTX_new(TLS_method())) == NULL)
         return tbp_cfg_fail_nomem(L);
     if ((copy = strdup(list)) == NULL)
         return tbp_cfg_fail_nomem(L);
-    for (tok = strtok_r(copy, ":, ", &save); tok != NULL && ret == 0;
-         tok = strtok_r(NULL, ":, ", &save))
-        if (strchr("!-+@", tok[0]) == NULL && SSL_CTX_set_cipher_list(L->ssl, tok) != 1)
-            ret = tbp_cfg_fail(L, s, "unknown cipher \"%s\"", tok);
+    for (tok = strtok_r(copy, seps, &save); tok != NULL && ret == 0;
+         tok = strtok_r(NULL, seps, &save))
+        if (known(L->ssl, tok) != 1)
+            ret = tbp_cfg_fail(L, s, "unknown %s \"%s\"", what, tok);
     free(copy);
+    ERR_clear_error();
+    return ret;
+}
+
+/* A cipher string element: an operator (!, -, +, @) or what names a cipher or an alias. */
+static int cipher_known(SSL_CTX *ctx, const char *tok)
+{
+    return strchr("!-+@", tok[0]) != NULL || SSL_CTX_set_cipher_list(ctx, tok) == 1;
+}
+
+static int group_known(SSL_CTX *ctx, const char *tok)
+{
+    return SSL_CTX_set1_groups_list(ctx, tok) == 1;
+}
+
+/* Each element of an OpenSSL cipher string must name something, and the result be AEAD only. */
+static int check_ciphers(struct tbp_loader *L, const config_setting_t *s, const char *list)
+{
+    STACK_OF(SSL_CIPHER) * sk;
+    int i, ret = check_each(L, s, list, ":, ", cipher_known, "cipher");
+
     if (ret == 0 && SSL_CTX_set_cipher_list(L->ssl, list) != 1)
         ret = tbp_cfg_fail(L, s, "no usable cipher in \"%s\"", list);
     sk = ret == 0 ? SSL_CTX_get_ciphers(L->ssl) : NULL;
@@ -565,6 +589,17 @@ static int check_ciphers(struct tbp_loader *L, const config_setting_t *s, const 
         if (!SSL_CIPHER_is_aead(sk_SSL_CIPHER_value(sk, i)))
             ret = tbp_cfg_fail(L, s, "cipher \"%s\" is not AEAD (only AEAD ciphers are allowed)",
                                SSL_CIPHER_get_name(sk_SSL_CIPHER_value(sk, i)));
+    ERR_clear_error();
+    return ret;
+}
+
+/* tls.groups: each name known to OpenSSL (X25519, P-256, secp384r1, ffdhe2048, ...). */
+static int check_groups(struct tbp_loader *L, const config_setting_t *s, const char *list)
+{
+    int ret = check_each(L, s, list, ":", group_known, "group");
+
+    if (ret == 0 && SSL_CTX_set1_groups_list(L->ssl, list) != 1)
+        ret = tbp_cfg_fail(L, s, "no usable group in \"%s\" (names separated by ':')", list);
     ERR_clear_error();
     return ret;
 }
@@ -611,21 +646,43 @@ static int parse_client_cert(struct tbp_loader *L, const config_setting_t *g,
     return 0;
 }
 
+/* The optional string g.name, checked by check, copied into the configuration at *out (left
+ * alone when absent). */
+static int opt_openssl_list(struct tbp_loader *L, const config_setting_t *g, const char *name,
+                            int (*check)(struct tbp_loader *, const config_setting_t *,
+                                         const char *),
+                            const char **out)
+{
+    const config_setting_t *s = config_setting_get_member(g, name);
+    const char *v = NULL;
+    int ret;
+
+    if (s == NULL)
+        return 0;
+    if ((ret = tbp_cfg_get_string(L, s, &v)) < 0 || (ret = check(L, s, v)) < 0)
+        return ret;
+    if ((*out = tbp_cfg_strdup(L->cfg, v)) == NULL)
+        return tbp_cfg_fail_nomem(L);
+    return 0;
+}
+
 static int parse_tls(struct tbp_loader *L, const config_setting_t *lst, struct tbp_tls_config *tls)
 {
     static const char *const known[] = {"cert",
                                         "key",
                                         "ciphers",
+                                        "groups",
                                         "tickets",
                                         "ticket_key_rotation",
                                         "client_certificate",
                                         "client_ca",
                                         "client_crl",
                                         NULL};
-    const config_setting_t *g = config_setting_get_member(lst, "tls"), *s;
+    const config_setting_t *g = config_setting_get_member(lst, "tls");
     int ret;
 
     tls->ciphers = TBP_DEF_CIPHERS;
+    tls->groups = TBP_DEF_GROUPS;
     tls->tickets = TBP_DEF_TICKETS;
     tls->ticket_key_rotation_ms = TBP_DEF_TICKET_KEY_ROTATION_MS;
     if (g == NULL)
@@ -638,13 +695,9 @@ static int parse_tls(struct tbp_loader *L, const config_setting_t *lst, struct t
                                     &tls->ticket_key_rotation_ms)) < 0 ||
         (ret = parse_client_cert(L, g, tls)) < 0)
         return ret;
-    if ((s = config_setting_get_member(g, "ciphers")) != NULL) {
-        if ((ret = tbp_cfg_get_string(L, s, &tls->ciphers)) < 0 ||
-            (ret = check_ciphers(L, s, tls->ciphers)) < 0)
-            return ret;
-        if ((tls->ciphers = tbp_cfg_strdup(L->cfg, tls->ciphers)) == NULL)
-            return tbp_cfg_fail_nomem(L);
-    }
+    if ((ret = opt_openssl_list(L, g, "ciphers", check_ciphers, &tls->ciphers)) < 0 ||
+        (ret = opt_openssl_list(L, g, "groups", check_groups, &tls->groups)) < 0)
+        return ret;
     return 0;
 }
 
@@ -1074,6 +1127,7 @@ int tbp_config_quick(const char *listen, const char *upstream, const char *cert,
         (ret = quick_file(c, "--key", key, &l->tls.key, &e)) < 0)
         goto Exit;
     l->tls.ciphers = TBP_DEF_CIPHERS;
+    l->tls.groups = TBP_DEF_GROUPS;
     l->tls.tickets = 1;
     l->tb_versions = c->tb.versions;
     l->tls.ticket_key_rotation_ms = TBP_DEF_TICKET_KEY_ROTATION_MS;

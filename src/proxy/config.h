@@ -45,6 +45,7 @@
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                                   \
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                                   \
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+#define TBP_DEF_GROUPS "X25519:P-256:P-384" /* no ffdhe: see tls.h */
 #define TBP_DEF_TICKETS 1
 #define TBP_DEF_TICKET_KEY_ROTATION_MS (3600u * 1000)
 #define TBP_DEF_TB_ENABLED 1
@@ -121,6 +122,8 @@ struct tbp_tls_config {
     const char *cert;                 /* required: PEM chain (leaf first), absolute path */
     const char *key;                  /* required: PEM private key, absolute path */
     const char *ciphers;              /* TLS 1.2 list, OpenSSL syntax, AEAD only: TBP_DEF_CIPHERS */
+    const char *groups;               /* key exchange groups, OpenSSL names, preference first:
+                                         TBP_DEF_GROUPS */
     int tickets;                      /* session tickets for resumption: 1 */
     uint32_t ticket_key_rotation_ms;  /* ticket key lifetime, >= 1 s: 3600 s */
     enum tbp_client_cert client_cert; /* `client_certificate`: TBP_CLIENT_CERT_OFF */

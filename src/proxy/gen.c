@@ -26,6 +26,7 @@ static void tls_settings(const struct tbp_config *cfg, size_t i, struct tbp_tls_
     s->cert = t->cert;
     s->key = t->key;
     s->ciphers = t->ciphers;
+    s->groups = t->groups;
     s->tickets = t->tickets;
     s->ticket_rotation = t->ticket_key_rotation_ms / 1000;
     s->tb_enabled = cfg->tb.enabled;

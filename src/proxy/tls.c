@@ -583,6 +583,10 @@ struct tbp_tls *tbp_tls_new(const struct tbp_tls_settings *s, char *err, size_t 
         tls_error(err, errlen, "cipher list", NULL);
         goto Fail;
     }
+    if (SSL_CTX_set1_groups_list(ctx, s->groups ? s->groups : TBP_TLS_GROUPS) != 1) {
+        tls_error(err, errlen, "groups", NULL);
+        goto Fail;
+    }
     if (SSL_CTX_use_certificate_chain_file(ctx, s->cert) != 1) {
         tls_error(err, errlen, "certificate", s->cert);
         goto Fail;

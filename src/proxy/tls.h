@@ -37,6 +37,10 @@
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"     \
     "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 
+/* Key exchange groups: no finite-field (ffdhe) group, which TLS 1.3 would otherwise let a client
+ * choose and make the server compute (ffdhe8192: a CPU cost for each handshake). */
+#define TBP_TLS_GROUPS "X25519:P-256:P-384"
+
 #define TBP_ALPN_H1 0
 #define TBP_ALPN_H2 1
 
@@ -44,6 +48,7 @@ struct tbp_tls_settings {
     const char *cert;         /* PEM, leaf first then chain */
     const char *key;          /* PEM private key */
     const char *ciphers;      /* TLS 1.2 cipher list; NULL: TBP_TLS12_CIPHERS */
+    const char *groups;       /* key exchange groups, preference first; NULL: TBP_TLS_GROUPS */
     int tickets;              /* session tickets on */
     unsigned ticket_rotation; /* seconds a ticket key encrypts before the next one takes over */
     int tb_enabled;

@@ -258,6 +258,7 @@ Test(config, shipped_conf_values_are_the_defaults)
     cr_expect_eq(s->workers, m->workers);
     cr_expect_eq(s->n_trusted, m->n_trusted);
     cr_expect_str_eq(s->listeners[0].tls.ciphers, m->listeners[0].tls.ciphers);
+    cr_expect_str_eq(s->listeners[0].tls.groups, m->listeners[0].tls.groups);
     cr_expect_eq(s->listeners[0].tls.tickets, m->listeners[0].tls.tickets);
     cr_expect_eq(s->listeners[0].tls.ticket_key_rotation_ms,
                  m->listeners[0].tls.ticket_key_rotation_ms);
@@ -289,6 +290,7 @@ Test(config, minimal_file_gets_every_default)
     snprintf(want, sizeof(want), "%s/cert.pem", dir);
     cr_expect_str_eq(t->cert, want);
     cr_expect_str_eq(t->ciphers, TBP_DEF_CIPHERS);
+    cr_expect_str_eq(t->groups, "X25519:P-256:P-384");
     cr_expect_eq(t->tickets, 1);
     cr_expect_eq(t->ticket_key_rotation_ms, 3600000);
     cr_expect_eq(t->client_cert, TBP_CLIENT_CERT_OFF);
@@ -341,7 +343,8 @@ Test(config, every_option_set)
     struct tbp_config *c = load_ok(
         "workers = 3;\n"
         "listen = ( { address = \"[::1]:9443\"; tls = { cert = \"cert.pem\"; key = \"key.pem\";\n"
-        "  ciphers = \"ECDHE-ECDSA-AES128-GCM-SHA256\"; tickets = false;\n"
+        "  ciphers = \"ECDHE-ECDSA-AES128-GCM-SHA256\"; groups = \"P-384:X25519\";\n"
+        "  tickets = false;\n"
         "  ticket_key_rotation = \"2h\"; }; },\n"
         "  { address = \"0.0.0.0:9444\"; tls = { cert = \"cert.pem\"; key = \"key.pem\"; }; } );\n"
         "token_binding = { enabled = true; version = \"draft\"; key_types = [ \"rsa2048\" ];\n"
@@ -371,6 +374,8 @@ Test(config, every_option_set)
     cr_expect_eq(c->listeners[0].addr.ss.ss_family, AF_INET6);
     cr_expect_eq(c->listeners[0].addr.len, sizeof(struct sockaddr_in6));
     cr_expect_str_eq(c->listeners[0].tls.ciphers, "ECDHE-ECDSA-AES128-GCM-SHA256");
+    cr_expect_str_eq(c->listeners[0].tls.groups, "P-384:X25519");
+    cr_expect_str_eq(c->listeners[1].tls.groups, TBP_DEF_GROUPS);
     cr_expect_eq(c->listeners[0].tls.tickets, 0);
     cr_expect_eq(c->listeners[0].tls.ticket_key_rotation_ms, 7200000);
     cr_expect_str_eq(c->listeners[1].addr.text, "0.0.0.0:9444");
@@ -755,6 +760,39 @@ Test(config, ciphers)
     expect_error("listen = ( { address = \"127.0.0.1:8443\"; tls = { cert = \"cert.pem\";\n"
                  " key = \"key.pem\"; ticket_key_rotation = \"500ms\"; }; } );\n" UPS ROUTES,
                  2, "listen[0].tls.ticket_key_rotation: 500ms is out of range (1s..168h)");
+}
+
+Test(config, groups)
+{
+    static const char *const ok[] = {"X25519", "P-256:P-384:P-521", "secp384r1:X448",
+                                     "ffdhe2048:X25519"};
+    char text[512];
+    size_t i;
+
+    expect_error("listen = ( { address = \"127.0.0.1:8443\"; tls = { cert = \"cert.pem\";\n"
+                 " key = \"key.pem\";\n"
+                 " groups = \"X25519:P-255\"; }; } );\n" UPS ROUTES,
+                 3, "listen[0].tls.groups: unknown group \"P-255\"");
+    expect_error("listen = ( { address = \"127.0.0.1:8443\"; tls = { cert = \"cert.pem\";\n"
+                 " key = \"key.pem\"; groups = \"\"; }; } );\n" UPS ROUTES,
+                 2, "listen[0].tls.groups: no usable group in \"\"");
+    expect_error("listen = ( { address = \"127.0.0.1:8443\"; tls = { cert = \"cert.pem\";\n"
+                 " key = \"key.pem\"; groups = \"X25519::P-256\"; }; } );\n" UPS ROUTES,
+                 2, "listen[0].tls.groups: no usable group in \"X25519::P-256\"");
+    expect_error("listen = ( { address = \"127.0.0.1:8443\"; tls = { cert = \"cert.pem\";\n"
+                 " key = \"key.pem\"; groups = [ \"X25519\" ]; }; } );\n" UPS ROUTES,
+                 2, "listen[0].tls.groups");
+    for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        struct tbp_config *c;
+
+        snprintf(text, sizeof(text),
+                 "listen = ( { address = \"127.0.0.1:8443\"; tls = { cert = \"cert.pem\";\n"
+                 " key = \"key.pem\"; groups = \"%s\"; }; } );\n" UPS ROUTES,
+                 ok[i]);
+        c = load_ok(text);
+        cr_expect_str_eq(c->listeners[0].tls.groups, ok[i]);
+        tbp_config_free(c);
+    }
 }
 
 Test(config, token_binding_errors)

@@ -1,7 +1,7 @@
 /*
- * tlsinfo (and tls.c's client certificates), in process: a listener context made by tbp_tls_new
- * and a client, joined by a memory BIO pair, handshake to the end; then tbp_tlsinfo_get on the
- * server side. Every `tls` result of the spec from a real handshake (pass, selfsigned, fail for
+ * tlsinfo (and tls.c's client certificates and key exchange groups), in process: a listener
+ * context made by tbp_tls_new and a client, joined by a memory BIO pair, handshake to the end;
+ * then tbp_tlsinfo_get on the server side. Every `tls` result of the spec from a real handshake (pass, selfsigned, fail for
  * an expired certificate, an unknown CA and a revoked one, temperror without a CRL, permerror
  * without a certificate, none without TLS), the properties (version, IANA cipher name, key length
  * and strength, subject, issuer, alternative names, fingerprint), required mode refusing what
@@ -69,8 +69,10 @@ TestSuite(tlsinfo, .init = setup, .fini = teardown, .timeout = 60);
 /* --- a listener and a client in one process ----------------------------------------------------
  */
 
-/* A listener context: client_cert mode, CA file, CRL file (NULL: none). */
-static struct tbp_tls *listener(int mode, const char *ca, const char *crl)
+/* A listener context: client_cert mode, CA file, CRL file (NULL: none), key exchange groups
+ * (NULL: tls.c's default). */
+static struct tbp_tls *listener_groups(int mode, const char *ca, const char *crl,
+                                       const char *groups)
 {
     struct tbp_tls_settings s = {
         .cert = path_server,
@@ -85,6 +87,7 @@ static struct tbp_tls *listener(int mode, const char *ca, const char *crl)
         .client_cert = mode,
         .client_ca = ca,
         .client_crl = crl,
+        .groups = groups,
     };
     char err[512] = "";
     struct tbp_tls *t = tbp_tls_new(&s, err, sizeof(err));
@@ -93,12 +96,18 @@ static struct tbp_tls *listener(int mode, const char *ca, const char *crl)
     return t;
 }
 
+static struct tbp_tls *listener(int mode, const char *ca, const char *crl)
+{
+    return listener_groups(mode, ca, crl, NULL);
+}
+
 struct client {
     X509 *cert;          /* presented when asked, or NULL */
     int max_version;     /* 0: TLS 1.3 */
     const char *ciphers; /* TLS 1.2 list, or NULL */
     const char *alpn;    /* one id, or NULL */
     SSL_SESSION *resume; /* borrowed */
+    const char *groups;  /* key exchange groups offered, or NULL: OpenSSL's default */
 };
 
 struct pair {
@@ -141,6 +150,8 @@ static void pair_connect(struct pair *p, struct tbp_tls *t, const struct client 
     cr_assert_eq(SSL_CTX_set_max_proto_version(p->cctx, cl->max_version), 1);
     if (cl->ciphers != NULL)
         cr_assert_eq(SSL_CTX_set_cipher_list(p->cctx, cl->ciphers), 1);
+    if (cl->groups != NULL)
+        cr_assert_eq(SSL_CTX_set1_groups_list(p->cctx, cl->groups), 1, "%s", cl->groups);
     if (cl->cert != NULL)
         cr_assert(SSL_CTX_use_certificate(p->cctx, cl->cert) == 1 &&
                   SSL_CTX_use_PrivateKey(p->cctx, pki.key) == 1);
@@ -807,4 +818,54 @@ Test(tlsinfo, unusable_files,
     expect_new_fails(TBP_TLS_CLIENT_CERT_REQUIRED, path_ca, junk, junk);
     expect_new_fails(TBP_TLS_CLIENT_CERT_OPTIONAL, NULL, NULL, "no client CA file");
     expect_new_fails(7, path_ca, NULL, "unknown mode");
+}
+
+/* --- key exchange groups (tls.c) ------------------------------------------------------------- */
+
+/* The group a handshake of a client offering `offered` (TLS 1.3, or 1.2) agrees on with t, or
+ * NID_undef when the handshake fails. */
+static int agreed_group(struct tbp_tls *t, const char *offered, int max_version)
+{
+    struct client cl = {.max_version = max_version, .groups = offered};
+    struct pair p;
+    int nid;
+
+    pair_connect(&p, t, &cl);
+    nid = p.ok ? SSL_get_negotiated_group(p.s) : NID_undef;
+    pair_free(&p);
+    return nid;
+}
+
+Test(tlsinfo, groups_default_has_no_ffdhe,
+     .description = "by default no finite-field group: a client offering only ffdhe fails, one "
+                    "that also offers X25519 gets it; P-256 and P-384 are taken, X448 not")
+{
+    struct tbp_tls *t = listener(TBP_TLS_CLIENT_CERT_OFF, NULL, NULL);
+
+    cr_expect_eq(agreed_group(t, "ffdhe2048", 0), NID_undef);
+    cr_expect_eq(agreed_group(t, "ffdhe8192:ffdhe2048", 0), NID_undef);
+    cr_expect_eq(agreed_group(t, "ffdhe2048:X25519", 0), NID_X25519);
+    cr_expect_eq(agreed_group(t, "P-256", 0), NID_X9_62_prime256v1);
+    cr_expect_eq(agreed_group(t, "P-384", 0), NID_secp384r1);
+    cr_expect_eq(agreed_group(t, "X448", 0), NID_undef);
+    /* TLS 1.2: the server's preference (a client's list must hold P-256 there anyway: the
+     * curve of the ECDSA certificate) */
+    cr_expect_eq(agreed_group(t, "P-384:P-256", TLS1_2_VERSION), NID_X9_62_prime256v1);
+    tbp_tls_free(t);
+}
+
+Test(tlsinfo, groups_configured,
+     .description = "tls.groups replaces the list: what it names is taken (ffdhe too, when "
+                    "asked for), what it leaves out is not; an unknown name fails the context")
+{
+    struct tbp_tls_settings s = {.cert = path_server, .key = path_key, .groups = "P-256:P-255"};
+    struct tbp_tls *t = listener_groups(TBP_TLS_CLIENT_CERT_OFF, NULL, NULL, "P-521:ffdhe2048");
+    char err[512] = "";
+
+    cr_expect_eq(agreed_group(t, "ffdhe2048", 0), NID_ffdhe2048);
+    cr_expect_eq(agreed_group(t, "P-521:X25519", 0), NID_secp521r1);
+    cr_expect_eq(agreed_group(t, "X25519", 0), NID_undef);
+    tbp_tls_free(t);
+    cr_expect_null(tbp_tls_new(&s, err, sizeof(err)));
+    cr_expect(strncmp(err, "groups", 6) == 0, "%s", err);
 }
