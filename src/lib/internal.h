@@ -77,4 +77,50 @@ void tb_jwt_cache_get_stats(struct tb_jwt_cache_stats *out);
 /* Frees the calling thread's cache and counters now (threads that exit have theirs freed). */
 void tb_jwt_cache_release(void);
 
+/* --- an intrusive LRU list (verify.c's key cache, jwt.c's token cache) --------------------- */
+
+struct tb_lru_node {
+    struct tb_lru_node *prev, *next;
+};
+
+struct tb_lru {
+    struct tb_lru_node *head, *tail; /* most recent at head; both NULL when empty */
+};
+
+/* The entry of type `type` whose member `member` is node n. */
+#define TB_LRU_ENTRY(n, type, member) ((type *)((char *)(n)-offsetof(type, member)))
+
+static inline void tb_lru_unlink(struct tb_lru *l, struct tb_lru_node *n)
+{
+    if (n->prev)
+        n->prev->next = n->next;
+    else
+        l->head = n->next;
+    if (n->next)
+        n->next->prev = n->prev;
+    else
+        l->tail = n->prev;
+    n->prev = n->next = NULL;
+}
+
+static inline void tb_lru_push_front(struct tb_lru *l, struct tb_lru_node *n)
+{
+    n->prev = NULL;
+    n->next = l->head;
+    if (l->head)
+        l->head->prev = n;
+    l->head = n;
+    if (l->tail == NULL)
+        l->tail = n;
+}
+
+/* n (in l) becomes the most recent. */
+static inline void tb_lru_touch(struct tb_lru *l, struct tb_lru_node *n)
+{
+    if (l->head != n) {
+        tb_lru_unlink(l, n);
+        tb_lru_push_front(l, n);
+    }
+}
+
 #endif

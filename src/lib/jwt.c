@@ -510,7 +510,7 @@ static int check_claims(json_t *c, const struct tb_jwt_policy *p, const char *tb
  */
 struct centry {
     struct centry *chain;       /* next in the same bucket */
-    struct centry *prev, *next; /* LRU list, most recent at head */
+    struct tb_lru_node lru;     /* in tcache.lru */
     uint8_t hash[SHA256_LEN];   /* SHA-256 of the token */
     uint64_t gen;               /* tb_jwt_keys.gen of the set its signature verified under */
     enum tb_jwt_alg alg;        /* the token's algorithm */
@@ -524,7 +524,7 @@ struct tcache {
     EVP_MD *sha256;    /* fetched once per thread */
     EVP_MD_CTX *mdctx; /* reused for every digest */
     struct centry *buckets[N_BUCKETS];
-    struct centry *head, *tail;
+    struct tb_lru lru;               /* every entry, most recent first */
     struct tb_jwt_cache_stats stats; /* entries and bytes kept current */
 };
 
@@ -536,13 +536,13 @@ static void centry_free(struct centry *e)
 
 static void tcache_free(struct tcache *c)
 {
-    struct centry *e, *next;
+    struct tb_lru_node *n, *next;
 
     if (c == NULL)
         return;
-    for (e = c->head; e != NULL; e = next) {
-        next = e->next;
-        centry_free(e);
+    for (n = c->lru.head; n != NULL; n = next) {
+        next = n->next;
+        centry_free(TB_LRU_ENTRY(n, struct centry, lru));
     }
     EVP_MD_CTX_free(c->mdctx);
     EVP_MD_free(c->sha256);
@@ -631,30 +631,6 @@ static size_t bucket_of(const uint8_t *hash, uint64_t gen)
     return (size_t)((h ^ (gen * 0x9e3779b97f4a7c15ull)) & (N_BUCKETS - 1));
 }
 
-static void lru_unlink(struct tcache *c, struct centry *e)
-{
-    if (e->prev)
-        e->prev->next = e->next;
-    else
-        c->head = e->next;
-    if (e->next)
-        e->next->prev = e->prev;
-    else
-        c->tail = e->prev;
-    e->prev = e->next = NULL;
-}
-
-static void lru_push_front(struct tcache *c, struct centry *e)
-{
-    e->prev = NULL;
-    e->next = c->head;
-    if (c->head)
-        c->head->prev = e;
-    c->head = e;
-    if (c->tail == NULL)
-        c->tail = e;
-}
-
 /* The entry for (hash, gen), made the most recent; NULL if none. The whole hash is compared. */
 static struct centry *cache_find(struct tcache *c, const uint8_t *hash, uint64_t gen)
 {
@@ -662,8 +638,7 @@ static struct centry *cache_find(struct tcache *c, const uint8_t *hash, uint64_t
 
     for (e = c->buckets[bucket_of(hash, gen)]; e != NULL; e = e->chain) {
         if (e->gen == gen && CRYPTO_memcmp(e->hash, hash, SHA256_LEN) == 0) {
-            lru_unlink(c, e);
-            lru_push_front(c, e);
+            tb_lru_touch(&c->lru, &e->lru);
             return e;
         }
     }
@@ -672,12 +647,13 @@ static struct centry *cache_find(struct tcache *c, const uint8_t *hash, uint64_t
 
 static void cache_evict_tail(struct tcache *c)
 {
-    struct centry *e = c->tail, **pp = &c->buckets[bucket_of(e->hash, e->gen)];
+    struct centry *e = TB_LRU_ENTRY(c->lru.tail, struct centry, lru);
+    struct centry **pp = &c->buckets[bucket_of(e->hash, e->gen)];
 
     while (*pp != e)
         pp = &(*pp)->chain;
     *pp = e->chain;
-    lru_unlink(c, e);
+    tb_lru_unlink(&c->lru, &e->lru);
     c->stats.entries--;
     c->stats.bytes -= e->cost;
     c->stats.evictions++;
@@ -694,7 +670,7 @@ static void cache_insert(struct tcache *c, const uint8_t *hash, uint64_t gen, en
 
     if (cost > TB_JWT_CACHE_BYTES || (e = calloc(1, sizeof(*e))) == NULL)
         return;
-    while (c->tail != NULL &&
+    while (c->lru.tail != NULL &&
            (c->stats.entries >= TB_JWT_CACHE_ENTRIES || c->stats.bytes + cost > TB_JWT_CACHE_BYTES))
         cache_evict_tail(c);
     memcpy(e->hash, hash, SHA256_LEN);
@@ -705,7 +681,7 @@ static void cache_insert(struct tcache *c, const uint8_t *hash, uint64_t gen, en
     b = bucket_of(hash, gen);
     e->chain = c->buckets[b];
     c->buckets[b] = e;
-    lru_push_front(c, e);
+    tb_lru_push_front(&c->lru, &e->lru);
     c->stats.entries++;
     c->stats.bytes += cost;
     c->stats.inserts++;

@@ -31,7 +31,7 @@
 
 struct entry {
     struct entry *chain;       /* next in the same bucket */
-    struct entry *prev, *next; /* LRU list, most recent at head */
+    struct tb_lru_node lru;    /* in tb_verifier.lru */
     uint64_t hash;
     uint8_t version;
     EVP_PKEY *pkey;
@@ -48,7 +48,7 @@ struct tb_verifier {
     uint64_t seed;
     size_t capacity, count, mask;
     struct entry **buckets;
-    struct entry *head, *tail;
+    struct tb_lru lru; /* every entry, most recent first */
     struct tb_verifier_stats stats;
 };
 
@@ -76,30 +76,6 @@ static void entry_free(struct entry *e)
     free(e);
 }
 
-static void lru_unlink(struct tb_verifier *v, struct entry *e)
-{
-    if (e->prev)
-        e->prev->next = e->next;
-    else
-        v->head = e->next;
-    if (e->next)
-        e->next->prev = e->prev;
-    else
-        v->tail = e->prev;
-    e->prev = e->next = NULL;
-}
-
-static void lru_push_front(struct tb_verifier *v, struct entry *e)
-{
-    e->prev = NULL;
-    e->next = v->head;
-    if (v->head)
-        v->head->prev = e;
-    v->head = e;
-    if (v->tail == NULL)
-        v->tail = e;
-}
-
 static struct entry *cache_find(struct tb_verifier *v, uint8_t version, const struct tb_slice *id,
                                 uint64_t hash)
 {
@@ -120,21 +96,21 @@ static void cache_remove(struct tb_verifier *v, struct entry *e)
     while (*pp != e)
         pp = &(*pp)->chain;
     *pp = e->chain;
-    lru_unlink(v, e);
+    tb_lru_unlink(&v->lru, &e->lru);
     v->count--;
 }
 
 static void cache_insert(struct tb_verifier *v, struct entry *e)
 {
     if (v->count == v->capacity) {
-        struct entry *old = v->tail;
+        struct entry *old = TB_LRU_ENTRY(v->lru.tail, struct entry, lru);
         cache_remove(v, old);
         entry_free(old);
         v->stats.evictions++;
     }
     e->chain = v->buckets[e->hash & v->mask];
     v->buckets[e->hash & v->mask] = e;
-    lru_push_front(v, e);
+    tb_lru_push_front(&v->lru, &e->lru);
     v->count++;
 }
 
@@ -166,13 +142,13 @@ struct tb_verifier *tb_verifier_new(size_t capacity)
 
 void tb_verifier_free(struct tb_verifier *v)
 {
-    struct entry *e, *next;
+    struct tb_lru_node *n, *next;
 
     if (v == NULL)
         return;
-    for (e = v->head; e != NULL; e = next) {
-        next = e->next;
-        entry_free(e);
+    for (n = v->lru.head; n != NULL; n = next) {
+        next = n->next;
+        entry_free(TB_LRU_ENTRY(n, struct entry, lru));
     }
     free(v->buckets);
     EVP_PKEY_CTX_free(v->rsa_from);
@@ -398,8 +374,7 @@ int tb_verify_binding(struct tb_verifier *v, enum tb_version version, const stru
     e = cache_find(v, (uint8_t)version, &b->id, hash);
     if (e != NULL) {
         v->stats.hits++;
-        lru_unlink(v, e);
-        lru_push_front(v, e);
+        tb_lru_touch(&v->lru, &e->lru);
     } else {
         v->stats.misses++;
         if ((ret = entry_new(v, version, b, hash, &fresh)) != 0)
