@@ -588,9 +588,9 @@ Test(limits, body_size_h1_lingering_close,
     cr_expect(tbt_http_header_has(&resp, "Connection", "close"));
     cr_expect_eq(wait_closed(&c1, 3000, NULL, 0), 1, "no end of stream after the 413");
     cr_expect_eq(proxy_socket_gone(c1.fd), 0, "the proxy closed without lingering");
-    usleep((LINGER_IDLE_MS + 1500) * 1000);
+    usleep((LINGER_IDLE_MS + SLACK_MS) * 1000);
     cr_expect_eq(proxy_socket_gone(c1.fd), 1, "still lingering %d ms after the last byte",
-                 LINGER_IDLE_MS + 1500);
+                 LINGER_IDLE_MS + SLACK_MS);
 }
 
 /* The response head arrived (and the one chunk), the proxy is cut off by the body. */
