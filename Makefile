@@ -183,9 +183,9 @@ $(BUILD)/fuzz/obj/proxy/%.o: src/proxy/%.c
 $(BUILD)/fuzz/obj/llhttp/%.o: $(LLHTTP_DIR)/%.c
 	@mkdir -p $(@D)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJ)
+$(BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(FUZZ_OBJ)
 	@mkdir -p $(@D)
-	clang $(FUZZ_CFLAGS) $(WARN) -fsanitize=fuzzer $^ -o $@ $(LDLIBS)
+	clang $(FUZZ_CFLAGS) $(WARN) -fsanitize=fuzzer $(filter-out %.h,$^) -o $@ $(LDLIBS)
 
 .PHONY: fuzz-long
 fuzz: $(FUZZ_BIN)

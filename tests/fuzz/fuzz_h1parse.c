@@ -19,9 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "h1parse.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 struct fz {
     struct tbp_h1_parser p;
@@ -29,12 +28,6 @@ struct fz {
     size_t fed, body;
     int mode, paused, body_calls, in_head_cb;
 };
-
-#define CHECK(x)                                                                                   \
-    do {                                                                                           \
-        if (!(x))                                                                                  \
-            abort();                                                                               \
-    } while (0)
 
 static void check_slice(const struct fz *f, struct tbp_str s)
 {

@@ -12,11 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "tb/error.h"
 #include "tb/jwt.h"
 #include "tb/tbh.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define NOW 1700000100
 

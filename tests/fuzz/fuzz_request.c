@@ -58,20 +58,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "cookies.h"
 #include "exchange.h"
 #include "forward.h"
 #include "h1parse.h"
 #include "jwtcheck.h"
 #include "tb/tb.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(x)                                                                                   \
-    do {                                                                                           \
-        if (!(x))                                                                                  \
-            abort();                                                                               \
-    } while (0)
 
 #define NOW 1700000100
 #define MAX_PAIRS 64 /* cookie pairs checked one by one (quadratic) */

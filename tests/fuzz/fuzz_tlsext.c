@@ -27,15 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "tb/tb.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(x)                                                                                   \
-    do {                                                                                           \
-        if (!(x))                                                                                  \
-            abort();                                                                               \
-    } while (0)
 
 /* Server preference lists, enum tb_key_params values (and odd ones a caller could pass). */
 static const int prefs_p256[] = {TB_KP_ECDSAP256, TB_KP_RSA2048_PSS, TB_KP_RSA2048_PKCS1};
